@@ -1,0 +1,64 @@
+"""Graph breaks: the stable codes, with the reason, the user's location and a hint.
+
+A graph break is how a capture strategy says "this program (or this path of it) cannot be compiled".
+Codes are stable strings that documentation, tests and ``xcs explain`` refer to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.ir import Loc
+
+CODES: dict[str, str] = {
+    "branch-on-output": "an if/while/and/or/conditional decides on a value an operator returned; "
+    "the path depends on a result that does not exist before the call",
+    "iterate-over-output": "a loop or comprehension iterates over a value an operator returned",
+    "unpack-output": "a value an operator returned is unpacked with ** or a key-dependent merge",
+    "unknown-call": "a call of a function or class the compiler cannot prove pure",
+    "mutation": "an attribute assignment, or an in-place change of an input, an operator's output "
+    "or a non-local value",
+    "unsupported-bytecode": "a construct the capture does not model (try, with, yield, await, "
+    "global/nonlocal writes, ...)",
+    "unrenderable-value": "a value used by the graph that is neither a literal, an attribute path of "
+    "the operator, nor a module-level name",
+    "raise": "forward raised an exception on the captured path",
+    "recursion": "helper functions nest deeper than the capture follows",
+}
+
+HINTS: dict[str, str] = {
+    "branch-on-output": "move the decision into an operator, or branch on an input or static attribute",
+    "iterate-over-output": "return a fixed structure from the operator, or iterate over an input",
+    "unpack-output": "index the keys you need instead of unpacking the whole mapping",
+    "unknown-call": "call it inside an operator's forward, or make it a module-level pure function",
+    "mutation": "build a new value instead of changing one in place; operators are frozen",
+    "unsupported-bytecode": "move the construct into a sub-operator's forward",
+    "unrenderable-value": "store the value as an attribute of the operator or as a module global",
+    "raise": "validate inputs before calling the jitted operator, or raise inside a sub-operator",
+    "recursion": "flatten the helpers",
+}
+
+
+@dataclass(frozen=True)
+class Break:
+    code: str
+    reason: str
+    loc: Loc = Loc()
+
+    @property
+    def hint(self) -> str:
+        return HINTS[self.code]
+
+    def __str__(self) -> str:
+        where = f"{self.loc}: " if self.loc.file else ""
+        text = f"\n    {self.loc.text}" if self.loc.text else ""
+        return f"{where}graph break [{self.code}]: {self.reason}{text}\n    hint: {self.hint}"
+
+
+class GraphBreak(Exception):
+    """Raised inside a capture strategy; carries the ``Break``."""
+
+    def __init__(self, code: str, reason: str, loc: Loc = Loc()):
+        assert code in CODES, code
+        self.brk = Break(code, reason, loc)
+        super().__init__(str(self.brk))

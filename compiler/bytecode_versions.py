@@ -1,0 +1,157 @@
+"""Every CPython 3.11/3.12/3.13 bytecode difference, in one place.
+
+``normalize(code)`` turns a code object into a version-independent list of ``Ins`` that the
+interpreter in ``compiler.interpreter`` executes. What is normalised:
+
+- calls: ``PRECALL`` dropped; ``KW_NAMES`` (3.11/3.12) and ``LOAD_CONST names; CALL_KW`` (3.13) both
+  become ``KW_NAMES names`` before ``CALL``; the NULL slot may sit below or above the callable (the
+  interpreter's CALL takes the non-NULL one of the two slots);
+- attributes: ``LOAD_METHOD`` (3.11) and ``LOAD_ATTR (True, name)`` (3.12+) become ``LOAD_METHOD``,
+  pushing the bound attribute plus a NULL; ``LOAD_GLOBAL (push_null, name)`` becomes ``LOAD_GLOBAL``
+  (+ ``PUSH_NULL``);
+- comparisons and binary operators become their source symbols (``==``, ``+``); 3.13's ``*_CAST``
+  bits and in-place variants are dropped;
+- f-strings: ``FORMAT_VALUE flags`` (3.11/3.12) and ``CONVERT_VALUE``/``FORMAT_SIMPLE``/
+  ``FORMAT_WITH_SPEC`` (3.13) become ``CONVERT conv`` + ``FORMAT has_spec``;
+- 3.13 super-instructions are split; ``TO_BOOL``, ``RESUME``, ``NOP``, ``PRECALL``, ``CACHE`` vanish;
+- loops: ``FOR_ITER`` carries whether exhaustion pops the iterator (3.11) or jumps to ``END_FOR``
+  (3.12+); ``END_FOR`` becomes ``POP n`` with the version's count;
+- conditional jumps become ``JUMP_IF (pop, when)``: 3.11's directed and ``*_OR_POP`` forms included.
+
+Jump targets are instruction indexes. Exception-table pseudo-instructions are dropped: the interpreter
+breaks the graph on any ``try``/``with`` before it would need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+
+from bytecode import Bytecode, Compare, Instr, Label
+
+VERSION = sys.version_info[:2]
+
+COMPARE_SYMBOLS = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="}
+BINARY_SYMBOLS = {
+    "ADD": "+", "SUBTRACT": "-", "MULTIPLY": "*", "TRUE_DIVIDE": "/", "FLOOR_DIVIDE": "//",
+    "REMAINDER": "%", "POWER": "**", "MATRIX_MULTIPLY": "@", "AND": "&", "OR": "|", "XOR": "^",
+    "LSHIFT": "<<", "RSHIFT": ">>",
+}
+CONVERSIONS = {0: "", 1: "s", 2: "r", 3: "a"}
+DROPPED = frozenset({"RESUME", "NOP", "PRECALL", "CACHE", "TO_BOOL", "EXTENDED_ARG", "COPY_FREE_VARS", "MAKE_CELL"})
+
+
+@dataclass(frozen=True)
+class Ins:
+    """One normalised instruction: ``op`` and ``arg``, plus the source line and column span."""
+
+    op: str
+    arg: Any = None
+    line: int | None = None
+    col: int | None = None
+
+
+def _jump_if(name: str) -> tuple[bool, str] | None:
+    """(pops the value, condition) for every conditional jump spelling across versions."""
+    if name.endswith("_OR_POP"):  # 3.11: JUMP_IF_FALSE_OR_POP keeps the value when it jumps
+        return False, "false" if "FALSE" in name else "true"
+    if name.startswith("POP_JUMP"):
+        for when in ("NOT_NONE", "NONE", "FALSE", "TRUE"):
+            if name.endswith("IF_" + when):
+                return True, when.lower()
+    return None
+
+
+def normalize(code: CodeType) -> list[Ins]:
+    """The version-independent instruction list of ``code``; labels resolved to indexes."""
+    out: list[Ins] = []
+    labels: dict[Label, int] = {}
+    pending_jumps: list[int] = []
+    for item in Bytecode.from_code(code):
+        if isinstance(item, Label):
+            labels[item] = len(out)
+            continue
+        if not isinstance(item, Instr):
+            continue  # SetLineno, TryBegin, TryEnd
+        name, arg = item.name, item.arg
+        loc = item.location
+        line, col = (loc.lineno, loc.col_offset) if loc is not None else (None, None)
+
+        def emit(op: str, value: Any = None) -> None:
+            out.append(Ins(op, value, line, col))
+
+        if name in DROPPED:
+            continue
+        if name == "LOAD_GLOBAL":
+            push_null, gname = arg
+            emit("LOAD_GLOBAL", gname)
+            if push_null:
+                emit("PUSH_NULL")
+        elif name == "LOAD_METHOD":
+            emit("LOAD_METHOD", arg)
+        elif name == "LOAD_ATTR":
+            if isinstance(arg, tuple):
+                emit("LOAD_METHOD" if arg[0] else "LOAD_ATTR", arg[1])
+            else:
+                emit("LOAD_ATTR", arg)
+        elif name == "CALL_KW":  # 3.13: the names tuple was pushed by the previous LOAD_CONST
+            names = out.pop()
+            if names.op != "LOAD_CONST" or not isinstance(names.arg, tuple):
+                raise NotImplementedError("CALL_KW without a constant names tuple")
+            emit("KW_NAMES", names.arg)
+            emit("CALL", arg)
+        elif name in ("COMPARE_OP",):
+            emit("COMPARE_OP", COMPARE_SYMBOLS[arg.name.removesuffix("_CAST")] if isinstance(arg, Compare) else arg)
+        elif name == "BINARY_OP":
+            emit("BINARY_OP", BINARY_SYMBOLS[arg.name.removeprefix("INPLACE_")])
+        elif name == "FORMAT_VALUE":  # 3.11/3.12
+            if arg & 3:
+                emit("CONVERT", CONVERSIONS[arg & 3])
+            emit("FORMAT", bool(arg & 4))
+        elif name == "CONVERT_VALUE":  # 3.13
+            emit("CONVERT", CONVERSIONS[int(arg)])
+        elif name == "FORMAT_SIMPLE":
+            emit("FORMAT", False)
+        elif name == "FORMAT_WITH_SPEC":
+            emit("FORMAT", True)
+        elif name == "LOAD_FAST_LOAD_FAST":
+            emit("LOAD_FAST", arg[0])
+            emit("LOAD_FAST", arg[1])
+        elif name == "STORE_FAST_LOAD_FAST":
+            emit("STORE_FAST", arg[0])
+            emit("LOAD_FAST", arg[1])
+        elif name == "STORE_FAST_STORE_FAST":
+            emit("STORE_FAST", arg[0])
+            emit("STORE_FAST", arg[1])
+        elif name in ("LOAD_FAST_CHECK",):
+            emit("LOAD_FAST", arg)
+        elif name in ("LOAD_DEREF", "STORE_DEREF", "LOAD_CLOSURE", "DELETE_DEREF"):
+            emit(name, arg.name)
+        elif name == "FOR_ITER":
+            pending_jumps.append(len(out))
+            emit("FOR_ITER", (arg, VERSION >= (3, 12)))
+        elif name == "END_FOR":
+            emit("POP", 2 if VERSION == (3, 12) else 1)
+        elif name == "RETURN_CONST":
+            emit("LOAD_CONST", arg)
+            emit("RETURN_VALUE")
+        elif name in ("JUMP_FORWARD", "JUMP_BACKWARD", "JUMP", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_NO_INTERRUPT"):
+            pending_jumps.append(len(out))
+            emit("JUMP", arg)
+        elif (cond := _jump_if(name)) is not None:
+            pending_jumps.append(len(out))
+            emit("JUMP_IF", (arg, *cond))
+        else:
+            emit(name, arg)
+    for index in pending_jumps:  # labels -> instruction indexes
+        ins = out[index]
+        if ins.op == "FOR_ITER":
+            arg = (labels[ins.arg[0]], ins.arg[1])
+        elif ins.op == "JUMP_IF":
+            arg = (labels[ins.arg[0]], *ins.arg[1:])
+        else:
+            arg = labels[ins.arg]
+        out[index] = Ins(ins.op, arg, ins.line, ins.col)
+    return out

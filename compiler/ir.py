@@ -1,0 +1,283 @@
+"""The graph IR: plain frozen dataclasses for a captured operator graph, its lint and its oracle.
+
+A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed set:
+
+- ``Input``: the operator's ``inputs`` mapping (always the first node, named ``inputs``);
+- ``OperatorCall``: a call of a sub-operator (``target`` is a static path or a module global);
+- ``Glue``: a pure expression between calls (subscript, container, arithmetic, format, pure call...);
+- ``Guard``: a condition on the inputs that must hold for a traced plan to be valid;
+- ``Output``: the value ``forward`` returns (always the last node).
+
+Operands are ``Ref`` (a node by name), ``Const`` (a literal), ``Static`` (an attribute path of the
+root operator, rendered as ``ops.<path>``) or ``Global`` (a module-level name). Every node has a stable
+name derived from the source and a ``Loc``. Nothing here depends on object identity or hash order.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import operator as _operator
+from dataclasses import dataclass
+from typing import Any, Mapping, Union
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A user source location: repository-relative file, line, and the stripped source line."""
+
+    file: str = ""
+    line: int = 0
+    text: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.file else ""
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Static:
+    """A path from the root operator: ``members[0]``, ``tools['search']``, ``judge``."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Global:
+    """A module-level name; ``qualname`` may be dotted (``json.dumps``)."""
+
+    module: str
+    qualname: str
+
+
+Operand = Union[Ref, Const, Static, Global]
+
+# Glue operations: name -> arity description (checked by lint). "call" and "method" take
+# positional operands then keyword operands named by ``keys``.
+GLUE_OPS = frozenset(
+    {
+        "getitem", "getattr", "list", "tuple", "set", "dict", "binop", "unary", "not",
+        "compare", "contains", "is", "format", "string", "call", "method", "slice", "truth",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str = "inputs"
+    loc: Loc = Loc()
+
+
+@dataclass(frozen=True)
+class OperatorCall:
+    name: str
+    target: Operand  # Static or Global
+    args: tuple[Operand, ...] = ()
+    kwargs: tuple[tuple[str, Operand], ...] = ()
+    loc: Loc = Loc()
+
+
+@dataclass(frozen=True)
+class Glue:
+    """``op`` with ``operands``; ``detail`` carries the operator symbol, attribute or method name,
+    and ``keys`` the keyword names of a call's trailing operands."""
+
+    name: str
+    op: str
+    operands: tuple[Operand, ...] = ()
+    detail: str = ""
+    keys: tuple[str, ...] = ()
+    loc: Loc = Loc()
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Holds when ``value`` == ``expected``; a traced plan runs only when all its guards hold."""
+
+    name: str
+    value: Operand
+    expected: Any
+    loc: Loc = Loc()
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    value: Operand
+    loc: Loc = Loc()
+
+
+Node = Union[Input, OperatorCall, Glue, Guard, Output]
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: tuple[Node, ...]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    @property
+    def calls(self) -> tuple[OperatorCall, ...]:
+        return tuple(n for n in self.nodes if isinstance(n, OperatorCall))
+
+    @property
+    def guards(self) -> tuple[Guard, ...]:
+        return tuple(n for n in self.nodes if isinstance(n, Guard))
+
+    @property
+    def output(self) -> Output:
+        return self.nodes[-1]  # type: ignore[return-value]
+
+
+def operands(node: Node) -> tuple[Operand, ...]:
+    """Every operand a node reads, in order."""
+    if isinstance(node, OperatorCall):
+        return (node.target, *node.args, *(v for _, v in node.kwargs))
+    if isinstance(node, Glue):
+        return node.operands
+    if isinstance(node, (Guard, Output)):
+        return (node.value,)
+    return ()
+
+
+class LintError(ValueError):
+    """The graph breaks an IR invariant."""
+
+
+def lint(graph: Graph) -> None:
+    """Check order, names, defined-before-use and one output; raise ``LintError`` on the first problem."""
+    nodes = graph.nodes
+    if not nodes or not isinstance(nodes[0], Input):
+        raise LintError("the first node must be the Input")
+    if not isinstance(nodes[-1], Output):
+        raise LintError("the last node must be the Output")
+    seen: set[str] = set()
+    for node in nodes:
+        if not node.name.isidentifier():
+            raise LintError(f"node name {node.name!r} is not an identifier")
+        if node.name in seen:
+            raise LintError(f"duplicate node name {node.name!r}")
+        if isinstance(node, Input) and node is not nodes[0]:
+            raise LintError("more than one Input")
+        if isinstance(node, Output) and node is not nodes[-1]:
+            raise LintError("more than one Output")
+        if isinstance(node, Glue) and node.op not in GLUE_OPS:
+            raise LintError(f"{node.name}: unknown glue op {node.op!r}")
+        for operand in operands(node):
+            if isinstance(operand, Ref) and operand.name not in seen:
+                raise LintError(f"{node.name} uses {operand.name!r} before it is defined")
+        seen.add(node.name)
+
+
+BINARY = {
+    "+": _operator.add, "-": _operator.sub, "*": _operator.mul, "/": _operator.truediv,
+    "//": _operator.floordiv, "%": _operator.mod, "**": _operator.pow, "@": _operator.matmul,
+    "&": _operator.and_, "|": _operator.or_, "^": _operator.xor, "<<": _operator.lshift,
+    ">>": _operator.rshift,
+}
+COMPARE = {
+    "==": _operator.eq, "!=": _operator.ne, "<": _operator.lt, "<=": _operator.le,
+    ">": _operator.gt, ">=": _operator.ge,
+}
+UNARY = {"-": _operator.neg, "+": _operator.pos, "~": _operator.invert}
+
+
+def resolve_global(operand: Global) -> Any:
+    value: Any = builtins if operand.module == "builtins" else importlib.import_module(operand.module)
+    for part in operand.qualname.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def resolve_static(root: Any, path: str) -> Any:
+    """Follow a static path (``members[0].tools['a']``) from ``root``."""
+    return eval("ops" + ("" if path.startswith("[") else ".") + path, {}, {"ops": root}) if path else root
+
+
+def evaluate_glue(op: str, detail: str, keys: tuple[str, ...], values: list[Any]) -> Any:
+    """The meaning of one glue operation (shared by the interpreter below and the tracer)."""
+    if op == "getitem":
+        return values[0][values[1]]
+    if op == "getattr":
+        return getattr(values[0], detail)
+    if op == "list":
+        return list(values)
+    if op == "tuple":
+        return tuple(values)
+    if op == "set":
+        return set(values)
+    if op == "dict":
+        return {values[i]: values[i + 1] for i in range(0, len(values), 2)}
+    if op == "binop":
+        return BINARY[detail](values[0], values[1])
+    if op == "unary":
+        return UNARY[detail](values[0])
+    if op == "not":
+        return not values[0]
+    if op == "truth":
+        return bool(values[0])
+    if op == "compare":
+        return COMPARE[detail](values[0], values[1])
+    if op == "contains":
+        return (values[0] in values[1]) != (detail == "not in")
+    if op == "is":
+        return (values[0] is values[1]) != (detail == "is not")
+    if op == "format":
+        value = {"r": repr, "s": str, "a": ascii}.get(detail, lambda v: v)(values[0])
+        return format(value, values[1] if len(values) > 1 else "")
+    if op == "string":
+        return "".join(values)
+    if op == "slice":
+        return values[0][slice(*values[1:])]
+    npos = len(values) - len(keys)
+    args, kwargs = values[:npos], dict(zip(keys, values[npos:]))
+    if op == "call":
+        return args[0](*args[1:], **kwargs)
+    if op == "method":
+        return getattr(args[0], detail)(*args[1:], **kwargs)
+    raise LintError(f"unknown glue op {op!r}")
+
+
+def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
+    """The reference interpreter: run the graph node by node. The oracle for codegen in tests.
+
+    Raises ``AssertionError`` naming the guard when a guard does not hold.
+    """
+    env: dict[str, Any] = {}
+
+    def value(operand: Operand) -> Any:
+        if isinstance(operand, Ref):
+            return env[operand.name]
+        if isinstance(operand, Const):
+            return operand.value
+        if isinstance(operand, Static):
+            return resolve_static(root, operand.path)
+        return resolve_global(operand)
+
+    for node in graph.nodes:
+        if isinstance(node, Input):
+            env[node.name] = inputs
+        elif isinstance(node, OperatorCall):
+            call = value(node.target)
+            env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
+        elif isinstance(node, Glue):
+            env[node.name] = evaluate_glue(node.op, node.detail, node.keys, [value(o) for o in node.operands])
+        elif isinstance(node, Guard):
+            if value(node.value) != node.expected:
+                raise AssertionError(f"guard {node.name} does not hold")
+        else:
+            return value(node.value)
+    raise LintError("graph has no Output")

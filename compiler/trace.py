@@ -1,0 +1,1040 @@
+"""Trace capture: run ``forward``'s bytecode under an interpreter that records the dataflow.
+
+The first call runs the operator's ``forward`` instruction by instruction (``compiler.bytecode_versions``
+normalises the three CPython versions). Every value carries its provenance (``Val.kind`` and
+``Val.expr``): static values (the operator tree, literals, module globals) fold away; values derived
+from the inputs or from operator outputs become IR nodes. Sub-operator calls become ``OperatorCall``
+steps and really run, so the traced call's result is the eager result. A decision on an input value
+becomes a ``Guard``; a decision on an operator's output (or any other construct the trace does not
+model) is a graph break: the interpreter records it and finishes the call natively, with real values,
+so nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import linecache
+import math
+import operator as _operator
+import os
+import re
+import sys
+import types
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
+from compiler.breaks import Break, GraphBreak
+from compiler.bytecode_versions import Ins, normalize
+from compiler.ir import (
+    Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Static, evaluate_glue,
+)
+from runtime.errors import OperatorInputError, StepError
+
+STATIC, INPUT, STEP = 0, 1, 2
+MAX_DEPTH = 16
+
+
+class _Sentinel:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NULL = _Sentinel("NULL")
+UNBOUND = _Sentinel("UNBOUND")
+
+
+class Val:
+    """A value in the traced program: the concrete value, its provenance and, for containers
+    built inside forward, the traced items (``box``: list of Val, or dict key -> Val)."""
+
+    __slots__ = ("value", "expr", "kind", "box", "conv", "receiver")
+
+    def __init__(self, value: Any, expr: Any = None, kind: int = STATIC, box: Any = None):
+        self.value = value
+        self.expr = expr
+        self.kind = kind
+        self.box = box
+        self.conv = ""  # pending f-string conversion (3.13 CONVERT_VALUE)
+        self.receiver: Val | None = None  # set by LOAD_METHOD
+
+
+class Cell:
+    __slots__ = ("val",)
+
+    def __init__(self, val: Val | None = None):
+        self.val = val
+
+
+@dataclass
+class Interpreted:
+    """A function made by MAKE_FUNCTION inside forward (comprehension bodies on 3.11, lambdas)."""
+
+    code: types.CodeType
+    globals: dict
+    closure: tuple = ()
+    defaults: tuple = ()
+    kwdefaults: dict = field(default_factory=dict)
+
+
+class IterState:
+    __slots__ = ("items", "index")
+
+    def __init__(self, items: list[Val]):
+        self.items = items
+        self.index = 0
+
+
+def is_literal(value: Any) -> bool:
+    if value is None or type(value) in (bool, int, str, bytes):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is tuple:
+        return all(is_literal(v) for v in value)
+    return False
+
+
+IMMUTABLE = (str, bytes, int, float, bool, tuple, frozenset, type(None), complex)
+PURE_METHODS = {
+    dict: {"get", "keys", "values", "items", "copy"},
+    list: {"index", "count", "copy"},
+    set: {"union", "intersection", "difference", "symmetric_difference", "issubset", "issuperset", "copy"},
+}
+BOX_MUTATORS = {"append", "extend", "update"}
+PURE_BUILTINS = frozenset(
+    getattr(builtins, n)
+    for n in (
+        "len str int float bool repr ascii abs round min max sum sorted any all list tuple dict set "
+        "frozenset isinstance range divmod pow ord chr format hex oct bin"
+    ).split()
+)
+PURE_MODULES = (math, _operator)
+PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch})
+
+
+def relative_file(filename: str) -> str:
+    """A deterministic, repository-relative spelling of a source file."""
+    path = os.path.abspath(filename)
+    if not os.path.exists(path):
+        return os.path.basename(filename)
+    directory = os.path.dirname(path)
+    while True:
+        if any(os.path.exists(os.path.join(directory, m)) for m in ("pyproject.toml", ".git", "setup.py")):
+            return os.path.relpath(path, directory).replace(os.sep, "/")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return os.path.basename(path)
+        directory = parent
+
+
+@lru_cache(maxsize=4096)
+def _instructions(code: types.CodeType) -> tuple[Ins, ...]:
+    return tuple(normalize(code))
+
+
+@lru_cache(maxsize=4096)
+def _loc(filename: str, line: int | None) -> Loc:
+    if not line:
+        return Loc(relative_file(filename), 0, "")
+    return Loc(relative_file(filename), line, linecache.getline(filename, line).strip())
+
+
+def step_name(expr: Any) -> str:
+    """A readable identifier for an operator call from its path: ``members[0]`` -> ``members_0``."""
+    text = expr.path if isinstance(expr, Static) else expr.qualname.lower()
+    name = re.sub(r"\W+", "_", text).strip("_")
+    return name if name and not name[0].isdigit() else f"op_{name}"
+
+
+class Builder:
+    """Accumulates IR nodes with unique, stable names."""
+
+    def __init__(self) -> None:
+        self.nodes: list = [Input()]
+        self.names = {"inputs"}
+
+    def fresh(self, base: str) -> str:
+        name, n = base, 0
+        while name in self.names:
+            n += 1
+            name = f"{base}_{n}"
+        self.names.add(name)
+        return name
+
+
+class Frame:
+    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames")
+
+    def __init__(self, code: types.CodeType, globals_: dict):
+        self.code = code
+        self.ins = _instructions(code)
+        self.locals: dict[str, Val] = {}
+        self.cells: dict[str, Cell] = {}
+        self.stack: list = []
+        self.globals = globals_
+        self.pc = 0
+        self.kwnames: tuple = ()
+
+
+class Tracer:
+    """Interprets one call of ``forward`` and records its graph (see the module docstring)."""
+
+    def __init__(self, root: Any, operator_name: str, is_operator: Callable[[Any], bool]):
+        self.root = root
+        self.operator_name = operator_name
+        self.is_operator = is_operator
+        self.builder = Builder()
+        self.recording = True
+        self.brk: Break | None = None
+        self.required: list[str] = []
+        self.depth = 0
+        self.loc = Loc()
+
+    # ------------------------------------------------------------------ entry point
+    def run(self, forward: Callable, inputs: Mapping[str, Any]) -> tuple[Any, Graph | None]:
+        """Run ``forward(self=root, inputs=inputs)``; the eager result and the graph (None on a break)."""
+        func = forward.__func__ if isinstance(forward, types.MethodType) else forward
+        args = [Val(self.root, Static(""))] if isinstance(forward, types.MethodType) else []
+        in_val = Val(inputs, Ref("inputs"), INPUT)
+        try:
+            self.prescan(func.__code__)
+        except GraphBreak as exc:
+            self.brk = exc.brk
+            return forward(inputs=inputs), None
+        result = self.call_function(func, args, {"inputs": in_val})
+        if not self.recording:
+            return result.value, None
+        try:
+            out = self.operand(result)
+        except GraphBreak as exc:
+            self.brk = exc.brk
+            return result.value, None
+        self.builder.nodes.append(Output(self.builder.fresh("output"), out, self.loc))
+        return result.value, Graph(tuple(self.builder.nodes))
+
+    def prescan(self, code: types.CodeType) -> None:
+        for ins in _instructions(code):
+            if ins.op not in HANDLED:
+                raise GraphBreak(
+                    "unsupported-bytecode",
+                    f"{ins.op.lower().replace('_', ' ')} is not modelled by the trace",
+                    _loc(code.co_filename, ins.line),
+                )
+
+    # ------------------------------------------------------------------ breaks
+    def breaks(self, code: str, reason: str) -> None:
+        """Record a graph break and continue natively (the rest of the call runs eagerly)."""
+        if self.recording:
+            self.brk = Break(code, reason, self.loc)
+            self.recording = False
+
+    def kind(self, *vals: Val) -> int:
+        if not self.recording:
+            return STATIC
+        return max((v.kind for v in vals), default=STATIC)
+
+    # ------------------------------------------------------------------ IR helpers
+    def operand(self, val: Val) -> Any:
+        """The IR operand that recomputes ``val`` in a plan."""
+        if val.box is not None:
+            if isinstance(val.box, dict):
+                flat = []
+                for key, item in val.box.items():
+                    if not is_literal(key):
+                        raise GraphBreak("unrenderable-value", f"dict key {key!r} is not a literal", self.loc)
+                    flat += [Const(key), self.operand(item)]
+                return self.node(Glue(self.builder.fresh("dict"), "dict", tuple(flat), loc=self.loc))
+            op = "tuple" if isinstance(val.value, tuple) else "list"
+            items = tuple(self.operand(v) for v in val.box)
+            if op == "tuple" and all(isinstance(i, Const) for i in items):
+                return Const(tuple(i.value for i in items))
+            return self.node(Glue(self.builder.fresh(op), op, items, loc=self.loc))
+        if val.expr is not None:
+            return val.expr
+        if is_literal(val.value):
+            return Const(val.value)
+        raise GraphBreak(
+            "unrenderable-value",
+            f"a {type(val.value).__name__} value built during the call is used by the graph",
+            self.loc,
+        )
+
+    def node(self, node: Any) -> Ref:
+        self.builder.nodes.append(node)
+        return Ref(node.name)
+
+    def glue(self, op: str, vals: list[Val], detail: str = "", keys: tuple[str, ...] = ()) -> Val:
+        """Apply a pure operation: folded when every operand is static, recorded otherwise."""
+        value = evaluate_glue(op, detail, keys, [v.value for v in vals])
+        kind = self.kind(*vals)
+        if kind == STATIC:
+            return Val(value, self.static_expr(op, vals, detail, value))
+        ref = self.node(Glue(self.builder.fresh(op), op, tuple(self.operand(v) for v in vals), detail, keys, self.loc))
+        return Val(value, ref, kind)
+
+    def static_expr(self, op: str, vals: list[Val], detail: str, value: Any) -> Any:
+        base = vals[0].expr if vals else None
+        if op == "getattr":
+            if isinstance(vals[0].value, types.ModuleType):
+                return Global(vals[0].value.__name__, detail)
+            if isinstance(base, Static):
+                return Static(f"{base.path}.{detail}" if base.path else detail)
+            if isinstance(base, Global):
+                return Global(base.module, f"{base.qualname}.{detail}")
+        if op == "getitem" and isinstance(base, Static) and is_literal(vals[1].value):
+            return Static(f"{base.path}[{vals[1].value!r}]")
+        return Const(value) if is_literal(value) else None
+
+    def guard(self, val: Val, expected: Any) -> None:
+        """Record that ``val`` must equal ``expected`` for the traced path to be valid."""
+        self.builder.nodes.append(Guard(self.builder.fresh("guard"), self.operand(val), expected, self.loc))
+
+    def concretize(self, val: Val) -> Any:
+        """A concrete value the trace may specialise on: guarded if it came from the inputs."""
+        kind = self.kind(val)
+        if kind == INPUT and val.box is None:
+            if not is_literal(val.value):
+                self.breaks("unrenderable-value", f"the trace specialises on a {type(val.value).__name__} input")
+            else:
+                self.guard(val, val.value)
+        elif kind == STEP and val.box is None:
+            self.breaks("branch-on-output", "the program specialises on a value an operator returned")
+        return val.value
+
+    # ------------------------------------------------------------------ iteration
+    def iterate(self, val: Val) -> list[Val]:
+        """The traced items of an iterable (guarded on its length or keys when it came from inputs)."""
+        if isinstance(val.value, IterState):
+            items = val.value.items[val.value.index:]
+            val.value.index = len(val.value.items)
+            return items
+        if not self.recording:
+            return [Val(v) for v in val.value]
+        if val.box is not None:
+            return list(val.box) if not isinstance(val.box, dict) else [Val(k, Const(k)) for k in val.box]
+        value, kind = val.value, self.kind(val)
+        if kind == STEP:
+            self.breaks("iterate-over-output", "the loop's length depends on an operator's output")
+            return [Val(v) for v in value]
+        if isinstance(value, Mapping):
+            keys = tuple(value)
+            if kind == INPUT:
+                self.guard(self.glue("call", [Val(tuple, Global("builtins", "tuple")), val]), keys)
+            return [Val(k, Const(k) if is_literal(k) else None) for k in keys]
+        if kind == STATIC:
+            items = list(value)
+            if isinstance(val.expr, Static) and isinstance(value, (list, tuple)):
+                return [self.glue("getitem", [val, Val(i, Const(i))]) for i in range(len(items))]
+            return [Val(v, Const(v) if is_literal(v) else None) for v in items]
+        if not hasattr(value, "__getitem__") or not hasattr(value, "__len__"):
+            self.breaks("unknown-call", f"iterating a {type(value).__name__} input")
+            return [Val(v) for v in value]
+        self.guard(self.glue("call", [Val(len, Global("builtins", "len")), val]), len(value))
+        return [self.glue("getitem", [val, Val(i, Const(i))]) for i in range(len(value))]
+
+    def make_box(self, items: list[Val], kind: type) -> Val:
+        if kind is dict:
+            raise AssertionError
+        return Val(kind(v.value for v in items), None, self.kind(*items), list(items))
+
+    def make_dict(self, pairs: list[tuple[Val, Val]]) -> Val:
+        box: dict = {}
+        for key, item in pairs:
+            box[self.concretize(key)] = item
+        return Val({k: v.value for k, v in box.items()}, None, self.kind(*box.values()), box)
+
+    # ------------------------------------------------------------------ calls
+    def call(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
+        target = fn.value
+        if isinstance(target, Interpreted):
+            return self.call_interpreted(target, args, kwargs)
+        if not self.recording:
+            return Val(target(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()}))
+        if self.is_operator(target):
+            return self.call_operator(fn, args, kwargs)
+        special = SPECIAL_CALLS.get(target) if _hashable(target) else None
+        if special is not None and not kwargs and all(self.traceable(a, target) for a in args):
+            return special(self, args)
+        receiver = fn.receiver
+        if (
+            receiver is not None
+            and not isinstance(receiver.value, types.ModuleType)
+            and isinstance(target, (types.BuiltinMethodType, types.MethodWrapperType))
+        ):
+            return self.call_method(receiver, fn, args, kwargs)
+        if target in PURE_FUNCTIONS or (_hashable(target) and target in PURE_BUILTINS) or getattr(target, "__module__", None) in ("math", "_operator", "operator"):
+            return self.glue("call", [fn, *args, *kwargs.values()], keys=tuple(kwargs))
+        if isinstance(target, types.MethodType) and isinstance(target.__func__, types.FunctionType):
+            owner = fn.receiver if fn.receiver is not None else Val(target.__self__)
+            return self.call_function(target.__func__, [owner, *args], kwargs)
+        if isinstance(target, types.FunctionType):
+            return self.call_function(target, args, kwargs)
+        self.breaks("unknown-call", f"call of {getattr(target, '__qualname__', type(target).__name__)}")
+        return self.call(fn, args, kwargs)
+
+    def traceable(self, arg: Val, target: Any) -> bool:
+        """Whether a special call may look at ``arg``'s items (guarding input lengths if it must)."""
+        if arg.box is not None or arg.kind == STATIC or isinstance(arg.value, IterState):
+            return True
+        return arg.kind == INPUT and target in (zip, enumerate, reversed)
+
+    def call_method(self, receiver: Val, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
+        name = fn.value.__name__
+        recv_type = type(receiver.value)
+        if receiver.box is not None and name in BOX_MUTATORS:
+            if isinstance(receiver.box, dict):
+                for src in args:
+                    for key, item in self.mapping_items(src):
+                        receiver.box[key] = item
+                        receiver.value[key] = item.value
+            else:
+                items = [args[0]] if name == "append" else self.iterate(args[0])
+                receiver.box.extend(items)
+                receiver.value.extend(i.value for i in items)
+                if receiver.box:
+                    receiver.kind = max(receiver.kind, self.kind(*items))
+            return Val(None, Const(None))
+        if receiver.box is not None and name in ("keys", "values", "items") and isinstance(receiver.box, dict):
+            keys = [Val(k, Const(k)) for k in receiver.box]
+            pick = {"keys": keys, "values": list(receiver.box.values()),
+                    "items": [self.make_box([k, v], tuple) for k, v in zip(keys, receiver.box.values())]}[name]
+            return self.make_box(pick, list)
+        if isinstance(receiver.value, IMMUTABLE) or name in PURE_METHODS.get(recv_type, ()):
+            if receiver.kind == STATIC and receiver.box is None and name == "items" and isinstance(receiver.expr, Static):
+                return self.make_box([self.make_box([Val(k, Const(k)), self.glue("getitem", [receiver, Val(k, Const(k))])], tuple) for k in receiver.value], list)
+            return self.glue("method", [receiver, *args, *kwargs.values()], detail=name, keys=tuple(kwargs))
+        self.breaks("mutation" if receiver.kind != STATIC else "unknown-call", f"call of {recv_type.__name__}.{name}")
+        return self.call(fn, args, kwargs)
+
+    def mapping_items(self, src: Val) -> list[tuple[Any, Val]]:
+        if src.box is not None and isinstance(src.box, dict):
+            return list(src.box.items())
+        keys = [k.value for k in self.iterate(src)]
+        return [(k, self.glue("getitem", [src, Val(k, Const(k))])) for k in keys]
+
+    def call_operator(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
+        target = fn.expr
+        if not isinstance(target, (Static, Global)) or (isinstance(target, Static) and not target.path):
+            self.breaks("unrenderable-value", "an operator that is not reachable from the jitted operator")
+            return self.call(fn, args, kwargs)
+        name = self.builder.fresh(step_name(target))
+        node = OperatorCall(
+            name, target, tuple(self.operand(a) for a in args),
+            tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
+        )
+        self.builder.nodes.append(node)
+        try:
+            value = fn.value(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()})
+        except Exception as exc:
+            raise StepError(name, str(self.loc), self.loc.text, exc) from exc
+        return Val(value, Ref(name), STEP)
+
+    def call_function(self, func: types.FunctionType, args: list[Val], kwargs: dict[str, Val]) -> Val:
+        if not self.recording:
+            return Val(func(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()}))
+        closure = tuple(Cell(Val(c.cell_contents) if _cell_full(c) else None) for c in (func.__closure__ or ()))
+        defaults = tuple(Val(d, Const(d) if is_literal(d) else None) for d in (func.__defaults__ or ()))
+        kwdefaults = {k: Val(d, Const(d) if is_literal(d) else None) for k, d in (func.__kwdefaults__ or {}).items()}
+        return self.call_interpreted(Interpreted(func.__code__, func.__globals__, closure, defaults, kwdefaults), args, kwargs)
+
+    def call_interpreted(self, fn: Interpreted, args: list[Val], kwargs: dict[str, Val]) -> Val:
+        if not self.recording:
+            native = types.FunctionType(
+                fn.code, fn.globals, None, tuple(d.value for d in fn.defaults) or None,
+                tuple(types.CellType(c.val.value if c.val else None) for c in fn.closure) or None,
+            )
+            if fn.kwdefaults:
+                native.__kwdefaults__ = {k: v.value for k, v in fn.kwdefaults.items()}
+            return Val(native(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()}))
+        if self.depth >= MAX_DEPTH:
+            self.breaks("recursion", f"helpers nest deeper than {MAX_DEPTH} calls")
+            return self.call_interpreted(fn, args, kwargs)
+        try:
+            self.prescan(fn.code)
+        except GraphBreak as exc:
+            self.breaks(exc.brk.code, exc.brk.reason)
+            return self.call_interpreted(fn, args, kwargs)
+        frame = Frame(fn.code, fn.globals)
+        self.bind(frame, fn, args, kwargs)
+        self.depth += 1
+        try:
+            return self.execute(frame)
+        finally:
+            self.depth -= 1
+
+    def bind(self, frame: Frame, fn: Interpreted, args: list[Val], kwargs: dict[str, Val]) -> None:
+        code = fn.code
+        names = code.co_varnames
+        npos, nkw = code.co_argcount, code.co_kwonlyargcount
+        bound: dict[str, Val] = {}
+        for name, val in zip(names[:npos], args):
+            bound[name] = val
+        index = npos + nkw
+        if code.co_flags & 0x04:  # *args
+            bound[names[index]] = self.make_box(args[npos:], tuple)
+            index += 1
+        elif len(args) > npos:
+            raise TypeError(f"{code.co_name}() takes {npos} positional arguments but {len(args)} were given")
+        extra = {}
+        for key, val in kwargs.items():
+            if key in names[: npos + nkw]:
+                bound[key] = val
+            else:
+                extra[key] = val
+        if code.co_flags & 0x08:  # **kwargs
+            bound[names[index]] = self.make_dict([(Val(k, Const(k)), v) for k, v in extra.items()])
+        elif extra:
+            raise TypeError(f"{code.co_name}() got an unexpected keyword argument {next(iter(extra))!r}")
+        for name, val in zip(names[npos - len(fn.defaults):npos], fn.defaults):
+            bound.setdefault(name, val)
+        for name, val in fn.kwdefaults.items():
+            bound.setdefault(name, val)
+        for name in names[: npos + nkw]:
+            if name not in bound:
+                raise TypeError(f"{code.co_name}() missing required argument: {name!r}")
+        for name in code.co_cellvars:
+            frame.cells[name] = Cell(bound.pop(name, None))
+        for name, cell in zip(code.co_freevars, fn.closure):
+            frame.cells[name] = cell
+        frame.locals.update(bound)
+
+    # ------------------------------------------------------------------ the loop
+    def execute(self, frame: Frame) -> Val:
+        ins = frame.ins
+        while True:
+            instr = ins[frame.pc]
+            frame.pc += 1
+            if instr.line:
+                self.loc = _loc(frame.code.co_filename, instr.line)
+            result = HANDLERS[instr.op](self, frame, instr.arg)
+            if result is not None:
+                return result
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _cell_full(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------- special calls
+def _len(t: Tracer, args: list[Val]) -> Val:
+    (val,) = args
+    if val.box is not None:
+        return Val(len(val.box), Const(len(val.box)))
+    return Val(len(val.value), Const(len(val.value)))
+
+
+def _sequence(kind: type) -> Callable[[Tracer, list[Val]], Val]:
+    def build(t: Tracer, args: list[Val]) -> Val:
+        return t.make_box(t.iterate(args[0]) if args else [], kind)
+    return build
+
+
+def _zip(t: Tracer, args: list[Val]) -> Val:
+    columns = [t.iterate(a) for a in args]
+    return t.make_box([t.make_box(list(row), tuple) for row in zip(*columns)], list)
+
+
+def _enumerate(t: Tracer, args: list[Val]) -> Val:
+    start = args[1].value if len(args) > 1 else 0
+    return t.make_box([t.make_box([Val(i, Const(i)), v], tuple) for i, v in enumerate(t.iterate(args[0]), start)], list)
+
+
+def _reversed(t: Tracer, args: list[Val]) -> Val:
+    return t.make_box(list(reversed(t.iterate(args[0]))), list)
+
+
+SPECIAL_CALLS: dict[Any, Callable[[Tracer, list[Val]], Val]] = {
+    len: _len, list: _sequence(list), tuple: _sequence(tuple), zip: _zip, enumerate: _enumerate,
+    reversed: _reversed,
+}
+
+
+# ---------------------------------------------------------------------- instruction handlers
+HANDLERS: dict[str, Callable[[Tracer, Frame, Any], Val | None]] = {}
+
+
+def handles(*names: str):
+    def register(fn):
+        for name in names:
+            HANDLERS[name] = fn
+        return fn
+    return register
+
+
+@handles("LOAD_CONST")
+def _load_const(t: Tracer, f: Frame, arg: Any) -> None:
+    f.stack.append(Val(arg, Const(arg) if is_literal(arg) else None))
+
+
+@handles("LOAD_FAST")
+def _load_fast(t: Tracer, f: Frame, name: str) -> None:
+    if name in f.cells and name not in f.locals:  # 3.13: LOAD_FAST of a cell builds a closure
+        f.stack.append(Val(f.cells[name]))
+        return
+    val = f.locals.get(name)
+    if val is None:
+        raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
+    f.stack.append(val)
+
+
+@handles("LOAD_FAST_AND_CLEAR")
+def _load_fast_and_clear(t: Tracer, f: Frame, name: str) -> None:
+    f.stack.append(f.locals.pop(name, None) or Val(UNBOUND))
+
+
+@handles("STORE_FAST")
+def _store_fast(t: Tracer, f: Frame, name: str) -> None:
+    val = f.stack.pop()
+    if val.value is UNBOUND:
+        f.locals.pop(name, None)
+    else:
+        f.locals[name] = val
+
+
+@handles("DELETE_FAST")
+def _delete_fast(t: Tracer, f: Frame, name: str) -> None:
+    f.locals.pop(name, None)
+
+
+@handles("LOAD_DEREF")
+def _load_deref(t: Tracer, f: Frame, name: str) -> None:
+    cell = f.cells[name]
+    if cell.val is None:
+        raise NameError(f"free variable {name!r} referenced before assignment")
+    f.stack.append(cell.val)
+
+
+@handles("STORE_DEREF")
+def _store_deref(t: Tracer, f: Frame, name: str) -> None:
+    f.cells[name].val = f.stack.pop()
+
+
+@handles("LOAD_CLOSURE")
+def _load_closure(t: Tracer, f: Frame, name: str) -> None:
+    f.stack.append(Val(f.cells[name]))
+
+
+@handles("LOAD_GLOBAL")
+def _load_global(t: Tracer, f: Frame, name: str) -> None:
+    if name in f.globals:
+        value = f.globals[name]
+        module = f.globals.get("__name__", "__main__")
+        expr = Global(value.__name__, "") if isinstance(value, types.ModuleType) else Global(module, name)
+        f.stack.append(Val(value, expr))
+    elif hasattr(builtins, name):
+        f.stack.append(Val(getattr(builtins, name), Global("builtins", name)))
+    else:
+        raise NameError(f"name {name!r} is not defined")
+
+
+@handles("PUSH_NULL")
+def _push_null(t: Tracer, f: Frame, arg: Any) -> None:
+    f.stack.append(NULL)
+
+
+@handles("LOAD_ATTR")
+def _load_attr(t: Tracer, f: Frame, name: str) -> None:
+    obj = f.stack.pop()
+    if t.recording and obj.box is not None:
+        val = Val(getattr(obj.value, name))
+    else:
+        val = t.glue("getattr", [obj], detail=name)
+    val.receiver = obj
+    f.stack.append(val)
+
+
+@handles("LOAD_METHOD")
+def _load_method(t: Tracer, f: Frame, name: str) -> None:
+    _load_attr(t, f, name)
+    f.stack.append(NULL)  # every version has two call slots: here one of them is NULL
+
+
+@handles("KW_NAMES")
+def _kw_names(t: Tracer, f: Frame, names: tuple) -> None:
+    f.kwnames = names
+
+
+@handles("CALL")
+def _call(t: Tracer, f: Frame, argc: int) -> None:
+    args = f.stack[len(f.stack) - argc:]
+    del f.stack[len(f.stack) - argc:]
+    second, first = f.stack.pop(), f.stack.pop()
+    if first is NULL:
+        fn = second
+    elif second is NULL:
+        fn = first
+    else:  # (method, self) or (function, iterator) on 3.11
+        fn, args = first, [second, *args]
+    names, f.kwnames = f.kwnames, ()
+    npos = len(args) - len(names)
+    f.stack.append(t.call(fn, args[:npos], dict(zip(names, args[npos:]))))
+
+
+@handles("CALL_FUNCTION_EX")
+def _call_function_ex(t: Tracer, f: Frame, flags: int) -> None:
+    kwargs = f.stack.pop() if flags & 1 else None
+    posargs = f.stack.pop()
+    second, first = f.stack.pop(), f.stack.pop()
+    fn = second if first is NULL else first
+    args = t.iterate(posargs)
+    kw: dict[str, Val] = {}
+    if kwargs is not None:
+        if kwargs.box is None and t.kind(kwargs) == STEP:
+            t.breaks("unpack-output", "**kwargs from an operator's output")
+        for key, item in (kwargs.box.items() if kwargs.box is not None else t.mapping_items(kwargs)):
+            kw[key] = item
+    f.stack.append(t.call(fn, args, kw))
+
+
+@handles("MAKE_FUNCTION")
+def _make_function(t: Tracer, f: Frame, flags: Any) -> None:
+    code = f.stack.pop().value
+    fn = Interpreted(code, f.globals)
+    flags = flags if isinstance(flags, int) else 0
+    for bit in (0x08, 0x04, 0x02, 0x01):
+        if flags & bit:
+            _set_attribute(fn, bit, f.stack.pop())
+    f.stack.append(Val(fn))
+
+
+def _set_attribute(fn: Interpreted, bit: int, val: Val) -> None:
+    if bit == 0x08:
+        fn.closure = tuple(c.value for c in val.box) if val.box is not None else tuple(val.value)
+    elif bit == 0x01:
+        fn.defaults = tuple(val.box) if val.box is not None else tuple(Val(v, Const(v)) for v in val.value)
+    elif bit == 0x02:
+        fn.kwdefaults = dict(val.box) if val.box is not None else {k: Val(v, Const(v)) for k, v in val.value.items()}
+
+
+@handles("SET_FUNCTION_ATTRIBUTE")
+def _set_function_attribute(t: Tracer, f: Frame, flag: Any) -> None:
+    fn = f.stack.pop()
+    _set_attribute(fn.value, int(flag), f.stack.pop())
+    f.stack.append(fn)
+
+
+@handles("RETURN_VALUE")
+def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
+    return f.stack.pop()
+
+
+@handles("POP_TOP")
+def _pop_top(t: Tracer, f: Frame, arg: Any) -> None:
+    f.stack.pop()
+
+
+@handles("POP")
+def _pop(t: Tracer, f: Frame, count: int) -> None:
+    del f.stack[len(f.stack) - count:]
+
+
+@handles("COPY")
+def _copy(t: Tracer, f: Frame, n: int) -> None:
+    f.stack.append(f.stack[-n])
+
+
+@handles("SWAP")
+def _swap(t: Tracer, f: Frame, n: int) -> None:
+    f.stack[-1], f.stack[-n] = f.stack[-n], f.stack[-1]
+
+
+@handles("JUMP")
+def _jump(t: Tracer, f: Frame, target: int) -> None:
+    f.pc = target
+
+
+@handles("JUMP_IF")
+def _jump_if(t: Tracer, f: Frame, arg: tuple) -> None:
+    target, pops, when = arg
+    cond = f.stack.pop() if pops else f.stack[-1]
+    if when in ("none", "not_none"):
+        is_none = t.glue("is", [cond, Val(None, Const(None))])
+        taken = t.concretize(is_none) if is_none.kind else is_none.value
+        jump = taken if when == "none" else not taken
+    else:
+        truth = Val(bool(cond.box), Const(bool(cond.box))) if cond.box is not None and t.recording else t.glue("truth", [cond])
+        value = t.concretize(truth) if truth.kind else truth.value
+        jump = value if when == "true" else not value
+    if jump:
+        f.pc = target
+
+
+@handles("GET_ITER")
+def _get_iter(t: Tracer, f: Frame, arg: Any) -> None:
+    val = f.stack.pop()
+    if isinstance(val.value, IterState):
+        f.stack.append(val)
+    else:
+        f.stack.append(Val(IterState(t.iterate(val))))
+
+
+@handles("FOR_ITER")
+def _for_iter(t: Tracer, f: Frame, arg: tuple) -> None:
+    target, to_end_for = arg
+    state = f.stack[-1].value
+    if state.index < len(state.items):
+        f.stack.append(state.items[state.index])
+        state.index += 1
+        return
+    if to_end_for:
+        f.stack.append(NULL)  # popped with the iterator by the normalised END_FOR
+    else:
+        f.stack.pop()
+    f.pc = target
+
+
+@handles("UNPACK_SEQUENCE")
+def _unpack_sequence(t: Tracer, f: Frame, n: int) -> None:
+    items = t.iterate(f.stack.pop())
+    if len(items) != n:
+        raise ValueError(f"expected {n} values to unpack, got {len(items)}")
+    f.stack.extend(reversed(items))
+
+
+@handles("BUILD_LIST", "BUILD_TUPLE", "BUILD_SET")
+def _build_sequence(t: Tracer, f: Frame, n: int) -> None:
+    items = f.stack[len(f.stack) - n:] if n else []
+    del f.stack[len(f.stack) - n:]
+    kind = HANDLER_KIND.get(f.ins[f.pc - 1].op, list)
+    if kind is set:
+        f.stack.append(t.glue("set", items))
+    else:
+        f.stack.append(t.make_box(items, kind))
+
+
+HANDLER_KIND = {"BUILD_LIST": list, "BUILD_TUPLE": tuple, "BUILD_SET": set}
+
+
+@handles("BUILD_MAP")
+def _build_map(t: Tracer, f: Frame, n: int) -> None:
+    flat = f.stack[len(f.stack) - 2 * n:] if n else []
+    del f.stack[len(f.stack) - 2 * n:]
+    f.stack.append(t.make_dict([(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]))
+
+
+@handles("BUILD_CONST_KEY_MAP")
+def _build_const_key_map(t: Tracer, f: Frame, n: int) -> None:
+    keys = f.stack.pop().value
+    values = f.stack[len(f.stack) - n:]
+    del f.stack[len(f.stack) - n:]
+    f.stack.append(t.make_dict([(Val(k, Const(k)), v) for k, v in zip(keys, values)]))
+
+
+@handles("LIST_APPEND", "SET_ADD")
+def _list_append(t: Tracer, f: Frame, i: int) -> None:
+    item = f.stack.pop()
+    target = f.stack[-i]
+    if target.box is None:
+        target.value.add(item.value) if isinstance(target.value, set) else target.value.append(item.value)
+        if t.recording:
+            t.breaks("unsupported-bytecode", "a set comprehension over runtime values")
+        return
+    target.box.append(item)
+    target.value.append(item.value)
+    target.kind = max(target.kind, t.kind(item))
+
+
+@handles("LIST_EXTEND")
+def _list_extend(t: Tracer, f: Frame, i: int) -> None:
+    src = f.stack.pop()
+    target = f.stack[-i]
+    items = t.iterate(src)
+    target.box.extend(items)
+    target.value.extend(v.value for v in items)
+    target.kind = max(target.kind, t.kind(*items)) if items else target.kind
+
+
+@handles("MAP_ADD")
+def _map_add(t: Tracer, f: Frame, i: int) -> None:
+    item = f.stack.pop()
+    key = t.concretize(f.stack.pop())
+    target = f.stack[-i]
+    target.box[key] = item
+    target.value[key] = item.value
+    target.kind = max(target.kind, t.kind(item))
+
+
+@handles("DICT_UPDATE", "DICT_MERGE")
+def _dict_update(t: Tracer, f: Frame, i: int) -> None:
+    src = f.stack.pop()
+    target = f.stack[-i]
+    if t.kind(src) == STEP and src.box is None:
+        t.breaks("unpack-output", "** of a mapping an operator returned")
+    for key, item in t.mapping_items(src):
+        target.box[key] = item
+        target.value[key] = item.value
+        target.kind = max(target.kind, t.kind(item))
+
+
+@handles("CALL_INTRINSIC_1")
+def _call_intrinsic_1(t: Tracer, f: Frame, which: Any) -> None:
+    val = f.stack.pop()
+    name = getattr(which, "name", str(which))
+    if name == "INTRINSIC_LIST_TO_TUPLE":
+        f.stack.append(t.make_box(t.iterate(val), tuple))
+    elif name == "INTRINSIC_UNARY_POSITIVE":
+        f.stack.append(t.glue("unary", [val], "+"))
+    else:
+        raise GraphBreak("unsupported-bytecode", f"intrinsic {name}", t.loc)
+
+
+@handles("BINARY_SUBSCR")
+def _binary_subscr(t: Tracer, f: Frame, arg: Any) -> None:
+    key = f.stack.pop()
+    container = f.stack.pop()
+    f.stack.append(subscript(t, container, key))
+
+
+def subscript(t: Tracer, container: Val, key: Val) -> Val:
+    if isinstance(key.value, slice) and key.box is not None:
+        if t.recording and container.box is not None and all(k.kind == STATIC for k in key.box):
+            items = container.box[slice(*(k.value for k in key.box))]
+            return t.make_box(items, type(container.value))
+        return t.glue("slice", [container, *key.box])
+    if t.recording and container.box is not None:
+        index = t.concretize(key)
+        if not t.recording:
+            return Val(container.value[index])
+        return container.box[index]
+    if t.recording and t.kind(container) == STATIC and t.kind(key) == INPUT and not isinstance(container.value, (str, bytes)):
+        t.concretize(key)  # selecting a static element (an operator) by an input: guarded
+        return t.glue("getitem", [container, Val(key.value, Const(key.value) if is_literal(key.value) else None)])
+    if t.recording and isinstance(container.expr, Ref) and container.expr.name == "inputs" and isinstance(key.expr, Const):
+        if key.value not in container.value:
+            raise OperatorInputError(
+                f"{t.operator_name}: missing input key {key.value!r} (inputs have: "
+                f"{', '.join(repr(k) for k in container.value) or 'no keys'})"
+            )
+        if key.value not in t.required:
+            t.required.append(key.value)
+    return t.glue("getitem", [container, key])
+
+
+@handles("BUILD_SLICE")
+def _build_slice(t: Tracer, f: Frame, n: int) -> None:
+    parts = f.stack[len(f.stack) - n:]
+    del f.stack[len(f.stack) - n:]
+    f.stack.append(Val(slice(*(p.value for p in parts)), None, STATIC, list(parts)))
+
+
+@handles("BINARY_SLICE")
+def _binary_slice(t: Tracer, f: Frame, arg: Any) -> None:
+    stop, start = f.stack.pop(), f.stack.pop()
+    container = f.stack.pop()
+    f.stack.append(subscript(t, container, Val(slice(start.value, stop.value), None, STATIC, [start, stop])))
+
+
+@handles("STORE_SUBSCR")
+def _store_subscr(t: Tracer, f: Frame, arg: Any) -> None:
+    key, container, value = f.stack.pop(), f.stack.pop(), f.stack.pop()
+    if t.recording and container.box is not None:
+        index = t.concretize(key)
+        if t.recording:
+            container.box[index] = value
+            container.kind = max(container.kind, t.kind(value))
+        container.value[index] = value.value
+        return
+    t.breaks("mutation", "item assignment on a value not built inside forward")
+    container.value[key.value] = value.value
+
+
+@handles("STORE_ATTR")
+def _store_attr(t: Tracer, f: Frame, name: str) -> None:
+    obj, value = f.stack.pop(), f.stack.pop()
+    t.breaks("mutation", f"assignment to attribute {name!r}")
+    setattr(obj.value, name, value.value)
+
+
+@handles("BINARY_OP")
+def _binary_op(t: Tracer, f: Frame, symbol: str) -> None:
+    right, left = f.stack.pop(), f.stack.pop()
+    if t.recording and left.box is not None and right.box is not None and symbol == "+" and not isinstance(left.box, dict):
+        f.stack.append(t.make_box(left.box + right.box, type(left.value)))
+        return
+    f.stack.append(t.glue("binop", [left, right], symbol))
+
+
+@handles("COMPARE_OP")
+def _compare_op(t: Tracer, f: Frame, symbol: str) -> None:
+    right, left = f.stack.pop(), f.stack.pop()
+    f.stack.append(t.glue("compare", [left, right], symbol))
+
+
+@handles("IS_OP")
+def _is_op(t: Tracer, f: Frame, invert: int) -> None:
+    right, left = f.stack.pop(), f.stack.pop()
+    f.stack.append(t.glue("is", [left, right], "is not" if invert else "is"))
+
+
+@handles("CONTAINS_OP")
+def _contains_op(t: Tracer, f: Frame, invert: int) -> None:
+    right, left = f.stack.pop(), f.stack.pop()
+    f.stack.append(t.glue("contains", [left, right], "not in" if invert else "in"))
+
+
+@handles("UNARY_NOT")
+def _unary_not(t: Tracer, f: Frame, arg: Any) -> None:
+    f.stack.append(t.glue("not", [f.stack.pop()]))
+
+
+@handles("UNARY_NEGATIVE", "UNARY_INVERT", "UNARY_POSITIVE")
+def _unary(t: Tracer, f: Frame, arg: Any) -> None:
+    op = f.ins[f.pc - 1].op
+    f.stack.append(t.glue("unary", [f.stack.pop()], {"UNARY_NEGATIVE": "-", "UNARY_INVERT": "~"}.get(op, "+")))
+
+
+@handles("CONVERT")
+def _convert(t: Tracer, f: Frame, conv: str) -> None:
+    val = f.stack.pop()
+    marked = Val(val.value, val.expr, val.kind, val.box)
+    marked.conv = conv
+    f.stack.append(marked)
+
+
+@handles("FORMAT")
+def _format(t: Tracer, f: Frame, has_spec: bool) -> None:
+    spec = f.stack.pop() if has_spec else None
+    val = f.stack.pop()
+    operands = [val] if spec is None else [val, spec]
+    f.stack.append(t.glue("format", operands, val.conv))
+
+
+@handles("BUILD_STRING")
+def _build_string(t: Tracer, f: Frame, n: int) -> None:
+    parts = f.stack[len(f.stack) - n:]
+    del f.stack[len(f.stack) - n:]
+    f.stack.append(t.glue("string", parts))
+
+
+@handles("LOAD_ASSERTION_ERROR")
+def _load_assertion_error(t: Tracer, f: Frame, arg: Any) -> None:
+    f.stack.append(Val(AssertionError))
+
+
+@handles("RAISE_VARARGS")
+def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
+    t.breaks("raise", "forward raised on the captured path")
+    if n == 0:
+        raise RuntimeError("No active exception to reraise")
+    exc = f.stack.pop().value if n == 1 else f.stack[-2].value
+    raise exc
+
+
+HANDLED = frozenset(HANDLERS)

@@ -1,0 +1,103 @@
+"""``Operator``: the unit users compose. Mapping in, mapping out, frozen after ``__init__``.
+
+``op(inputs={...})`` or ``op(key=value, ...)`` validates the inputs, runs ``forward`` (or the compiled
+plan when the operator is jitted) and validates the output. Sub-operators are found in attributes and in
+lists, tuples and dicts held by attributes, with stable paths such as ``members[2]`` and
+``tools['search']``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from runtime.errors import FrozenOperatorError, OperatorInputError, OperatorOutputError
+
+
+class OperatorMeta(type):
+    """Freezes every instance once construction returns, then runs ahead-of-time compilation."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        op = super().__call__(*args, **kwargs)
+        object.__setattr__(op, "_xcs_frozen", True)
+        jit = cls.__xcs_jit__
+        if jit is not None:
+            jit.constructed(op)
+        return op
+
+
+class Operator(metaclass=OperatorMeta):
+    """Base class of operators: define ``forward(self, *, inputs)`` returning a mapping."""
+
+    __xcs_jit__: Any = None  # set by ``xcs.jit`` on a class or an instance
+
+    def forward(self, *, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        raise NotImplementedError(f"{type(self).__qualname__} must define forward(self, *, inputs)")
+
+    def __call__(self, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> Mapping[str, Any]:
+        if inputs is None:
+            inputs = kwargs
+        elif kwargs:
+            raise OperatorInputError(
+                f"{type(self).__qualname__}: pass inputs={{...}} or keyword inputs, not both "
+                f"(got inputs= and {', '.join(kwargs)})"
+            )
+        if not isinstance(inputs, Mapping):
+            raise OperatorInputError(
+                f"{type(self).__qualname__}: inputs must be a mapping, got {type(inputs).__name__}"
+            )
+        jit = self.__xcs_jit__
+        if jit is not None:
+            return jit.call(self, inputs)
+        return check_output(self, self.forward(inputs=inputs))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_xcs_frozen"):
+            raise FrozenOperatorError(
+                f"{type(self).__qualname__}.{name}: operators are frozen after __init__ "
+                "(a compiled plan is keyed by the operator's structure); build a new operator instead"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self.__dict__.get("_xcs_frozen"):
+            raise FrozenOperatorError(f"{type(self).__qualname__}.{name}: operators are frozen after __init__")
+        object.__delattr__(self, name)
+
+    def __repr__(self) -> str:
+        lines = [type(self).__qualname__]
+        for path, child in sub_operators(self):
+            depth = path.count(".") + path.count("[")
+            lines.append("  " * max(depth, 1) + f"{path}: {type(child).__qualname__}")
+        return "\n".join(lines)
+
+
+def check_output(op: Any, output: Any) -> Mapping[str, Any]:
+    if isinstance(output, Mapping):
+        return output
+    name = getattr(type(op), "__qualname__", str(op))
+    if output is None:
+        raise OperatorOutputError(f"{name}.forward returned None; it must return a mapping (did you forget 'return'?)")
+    raise OperatorOutputError(f"{name}.forward must return a mapping, got {type(output).__name__}")
+
+
+def is_operator(value: Any) -> bool:
+    return isinstance(value, Operator)
+
+
+def sub_operators(op: Operator, prefix: str = "") -> Iterator[tuple[str, Operator]]:
+    """Every operator below ``op`` with its path, depth first, in attribute order."""
+    for name, value in vars(op).items():
+        if not name.startswith("_xcs"):
+            yield from _walk(value, f"{prefix}.{name}" if prefix else name)
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, Operator]]:
+    if isinstance(value, Operator):
+        yield path, value
+        yield from sub_operators(value, path)
+    elif type(value) in (list, tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+    elif type(value) is dict:
+        for key, item in value.items():
+            yield from _walk(item, f"{path}[{key!r}]")
