@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
-from bytecode import Bytecode, Compare, Instr, Label
+from bytecode import Bytecode, Compare, Instr, Label, TryBegin
 
 VERSION = sys.version_info[:2]
 
@@ -69,10 +69,13 @@ def normalize(code: CodeType) -> list[Ins]:
     out: list[Ins] = []
     labels: dict[Label, int] = {}
     pending_jumps: list[int] = []
+    handlers: list[Label] = []
     for item in Bytecode.from_code(code):
         if isinstance(item, Label):
             labels[item] = len(out)
             continue
+        if isinstance(item, TryBegin):
+            handlers.append(item.target)
         if not isinstance(item, Instr):
             continue  # SetLineno, TryBegin, TryEnd
         name, arg = item.name, item.arg
@@ -154,4 +157,33 @@ def normalize(code: CodeType) -> list[Ins]:
         else:
             arg = labels[ins.arg]
         out[index] = Ins(ins.op, arg, ins.line, ins.col)
-    return out
+    return _prune(out, [labels[h] for h in handlers])
+
+
+ENDS = frozenset({"JUMP", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE"})
+
+
+def _prune(out: list[Ins], handlers: list[int]) -> list[Ins]:
+    """Replace code reached only through the exception table by ``UNREACHABLE``.
+
+    Inlined comprehensions (3.12+) carry a handler that restores shadowed names and re-raises: pure
+    bookkeeping. A handler that starts with ``PUSH_EXC_INFO`` is the user's try/except/finally or with:
+    it becomes ``TRY`` so that the capture reports it.
+    """
+    reachable: set[int] = set()
+    todo = [0]
+    while todo:
+        pc = todo.pop()
+        if pc in reachable or pc >= len(out):
+            continue
+        reachable.add(pc)
+        ins = out[pc]
+        if ins.op not in ENDS:
+            todo.append(pc + 1)
+        if ins.op in ("JUMP", "JUMP_IF", "FOR_ITER"):
+            todo.append(ins.arg if ins.op == "JUMP" else ins.arg[0])
+    user_handlers = {h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"}
+    return [
+        ins if pc in reachable else Ins("TRY" if pc in user_handlers else "UNREACHABLE", None, ins.line, ins.col)
+        for pc, ins in enumerate(out)
+    ]

@@ -108,11 +108,10 @@ def code_fingerprint(func: Any) -> str:
     known = _FINGERPRINTS.get(code)
     if known is None:
         digest = hashlib.sha256()
-        _code_parts(code, digest)
-        try:
+        try:  # the source is the same on every Python version; bytecode only where there is none
             digest.update(inspect.getsource(func).encode())
         except (OSError, TypeError):
-            pass
+            _code_parts(code, digest)
         known = _FINGERPRINTS[code] = digest.hexdigest()[:16]
     return known
 

@@ -220,10 +220,9 @@ class Tracer:
     def prescan(self, code: types.CodeType) -> None:
         for ins in _instructions(code):
             if ins.op not in HANDLED:
+                what = CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
                 raise GraphBreak(
-                    "unsupported-bytecode",
-                    f"{ins.op.lower().replace('_', ' ')} is not modelled by the trace",
-                    _loc(code.co_filename, ins.line),
+                    "unsupported-bytecode", f"{what} is not modelled by the trace", _loc(code.co_filename, ins.line)
                 )
 
     # ------------------------------------------------------------------ breaks
@@ -1037,4 +1036,14 @@ def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
     raise exc
 
 
+HANDLERS["UNREACHABLE"] = lambda t, f, arg: None
 HANDLED = frozenset(HANDLERS)
+CONSTRUCTS = {
+    "TRY": "try/except/finally", "BEFORE_WITH": "a with statement", "BEFORE_ASYNC_WITH": "async with",
+    "YIELD_VALUE": "yield", "RETURN_GENERATOR": "a generator", "GET_AWAITABLE": "await",
+    "SEND": "await/yield from", "STORE_GLOBAL": "a global write", "DELETE_GLOBAL": "a global delete",
+    "IMPORT_NAME": "an import inside forward", "LOAD_BUILD_CLASS": "a class definition",
+    "SETUP_ANNOTATIONS": "annotations", "MATCH_CLASS": "a match statement", "MATCH_MAPPING": "a match statement",
+    "MATCH_SEQUENCE": "a match statement", "GET_AITER": "async for", "DELETE_ATTR": "an attribute delete",
+    "DELETE_SUBSCR": "an item delete",
+}

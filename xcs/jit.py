@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -28,6 +29,7 @@ from xcs.operator import Operator, check_output, is_operator
 MODES = ("auto", "trace")
 FUTURE_MODES = ("structural", "enhanced")
 PLANS = PlanCache()
+PYTHON = sys.version_info[:2]  # plans are cached per Python version; their text is the same on all
 
 
 class GraphBreakWarning(UserWarning):
@@ -65,7 +67,7 @@ class JitConfig:
             self.call(op, self.sample_input)
 
     def call(self, op: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        key = (self.structure(op), signature(inputs))
+        key = (self.structure(op), signature(inputs), PYTHON)
         entries = PLANS.get(key)
         if entries is not None:
             for entry in entries:
