@@ -135,20 +135,35 @@ def topological_order(deps: Deps) -> tuple[str, ...]:
 def transitive_closure(deps: Deps) -> dict[str, frozenset[str]]:
     """Every node -> all of its ancestors (direct and indirect dependencies, never itself).
 
-    Computed with one arbitrary-precision int per node as a bitset over node indices, OR-ed along the
-    topological order; the output is keyed in node order. Raises like ``topological_order``.
+    Keyed in node order; raises like ``topological_order``. Along the topological order each node
+    gets an int bitset over node indices (the OR of its dependencies' sets and bits), and its
+    frozenset is a copy of its largest dependency's frozenset plus that dependency plus the names of
+    the bits that set lacks. So the cost is the output size plus ``O(edges * nodes / 64)`` word
+    operations in C, with no per-ancestor Python work when ancestor sets nest (chains, layers).
     """
     names, adj = _index(deps)
     bits = [0] * len(adj)
+    sets = [frozenset()] * len(adj)
     for node in _order(names, adj):
-        acc = 0
-        for dep in adj[node]:
-            acc |= bits[dep] | (1 << dep)
-        bits[node] = acc
-    return {
-        name: frozenset(compress(names, bin(mask)[:1:-1].encode().translate(_BITS)))
-        for name, mask in zip(names, bits)
-    }
+        row = adj[node]
+        if not row:
+            continue
+        mask = 0
+        big = row[0]
+        for dep in row:
+            mask |= bits[dep] | (1 << dep)
+            if len(sets[dep]) > len(sets[big]):
+                big = dep
+        bits[node] = mask
+        rest = mask & ~(bits[big] | (1 << big))
+        sets[node] = sets[big].union((names[big],), _members(names, rest) if rest else ())
+    return dict(zip(names, sets))
+
+
+def _members(names: list[str], mask: int) -> Iterable[str]:
+    """The names whose index bit is set in ``mask``, selected in C via ``itertools.compress``."""
+    # bin() is most-significant first: reverse it so that character i is bit i.
+    return compress(names, bin(mask)[:1:-1].encode().translate(_BITS))
 
 
 def waves(deps: Deps) -> tuple[tuple[str, ...], ...]:

@@ -15,7 +15,7 @@ from runtime.errors import (
 )
 from runtime.options import ExecutionOptions, execution_options
 from runtime.schedulers import Scheduler, create_scheduler
-from xcs.jit import GraphBreakWarning, jit
+from xcs.jit import GraphBreakWarning, dump, jit
 from xcs.operator import Operator
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __all__ = [
     "StepError",
     "XCSError",
     "create_scheduler",
+    "dump",
     "execution_options",
     "jit",
 ]

@@ -67,24 +67,28 @@ class JitConfig:
             self.call(op, self.sample_input)
 
     def call(self, op: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self.run(op, inputs)[0]
+
+    def run(self, op: Any, inputs: Mapping[str, Any]) -> tuple[Mapping[str, Any], Compiled]:
+        """The call's result and the cache entry that produced it."""
         key = (self.structure(op), signature(inputs), PYTHON)
         entries = PLANS.get(key)
         if entries is not None:
             for entry in entries:
                 plan = entry.plan
                 if type(plan) is Eager:
-                    return check_output(op, forward_of(op)(inputs=inputs))
+                    return check_output(op, forward_of(op)(inputs=inputs)), entry
                 if plan.guard is None or plan.guard(op, inputs):
-                    return check_output(op, execute(plan, op, inputs))
+                    return check_output(op, execute(plan, op, inputs)), entry
         with PLANS.compile_lock(key):
             entries = PLANS.get(key) or []
             for entry in entries:  # another thread compiled it while we waited
                 plan = entry.plan
                 if type(plan) is not Eager and (plan.guard is None or plan.guard(op, inputs)):
-                    return check_output(op, execute(plan, op, inputs))
+                    return check_output(op, execute(plan, op, inputs)), entry
             result, compiled = self.capture(op, inputs, key)
             PLANS.add(key, compiled)
-            return check_output(op, result)
+            return check_output(op, result), compiled
 
     # ------------------------------------------------------------------ capture
     def capture(self, op: Any, inputs: Mapping[str, Any], key: tuple) -> tuple[Any, Compiled]:
@@ -117,6 +121,29 @@ class JitConfig:
                 known = structure_hash(op, is_operator)
             object.__setattr__(op, "_xcs_structure", known)
         return known
+
+
+def compiled(op: Any, inputs: Mapping[str, Any]) -> Compiled:
+    """The cache entry for ``op`` called on ``inputs``: found, or captured now (which runs the call)."""
+    config = getattr(op, "__xcs_jit__", None)
+    if config is None:
+        config = JitConfig()
+        if isinstance(op, Operator):
+            return config.run(op, inputs)[1]
+        raise JitError(f"expected an Operator or a jitted function, got {type(op).__name__}")
+    return config.run(op, inputs)[1]
+
+
+def dump(op: Any, inputs: Mapping[str, Any]) -> str:
+    """The plan text for ``op`` on ``inputs``' signature: what the plan file and snapshots contain.
+
+    Compiling with the trace strategy runs the call once (its operators really run).
+    Raises ``JitError`` naming the graph break when the signature runs eagerly.
+    """
+    entry = compiled(op, inputs)
+    if isinstance(entry.plan, Eager):
+        raise JitError(f"{operator_label(op)} has no plan for these inputs: {entry.plan.brk}")
+    return entry.source
 
 
 class JittedFunction:
