@@ -8,11 +8,13 @@ interpreter in ``compiler.interpreter`` executes. What is normalised:
   interpreter's CALL takes the non-NULL one of the two slots);
 - attributes: ``LOAD_METHOD`` (3.11) and ``LOAD_ATTR (True, name)`` (3.12+) become ``LOAD_METHOD``,
   pushing the bound attribute plus a NULL; ``LOAD_GLOBAL (push_null, name)`` becomes ``LOAD_GLOBAL``
-  (+ ``PUSH_NULL``);
+  plus a ``PUSH_NULL`` where the version puts it (below the global on 3.11/3.12, above on 3.13), so a
+  ``LOAD_ATTR`` that follows (``math.sqrt``) finds the global on top;
 - comparisons and binary operators become their source symbols (``==``, ``+``); 3.13's ``*_CAST``
   bits and in-place variants are dropped;
-- f-strings: ``FORMAT_VALUE flags`` (3.11/3.12) and ``CONVERT_VALUE``/``FORMAT_SIMPLE``/
-  ``FORMAT_WITH_SPEC`` (3.13) become ``CONVERT conv`` + ``FORMAT has_spec``;
+- f-strings: ``FORMAT_VALUE flags`` (3.11/3.12) becomes ``FORMAT (has_spec, conv)`` (its conversion
+  applies to the value *below* the spec); ``CONVERT_VALUE`` (3.13, before the spec is pushed) becomes
+  ``CONVERT conv`` and ``FORMAT_SIMPLE``/``FORMAT_WITH_SPEC`` become ``FORMAT (has_spec, "")``;
 - 3.13 super-instructions are split; ``TO_BOOL``, ``RESUME``, ``NOP``, ``PRECALL``, ``CACHE`` vanish;
 - loops: ``FOR_ITER`` carries whether exhaustion pops the iterator (3.11) or jumps to ``END_FOR``
   (3.12+); ``END_FOR`` becomes ``POP n`` with the version's count;
@@ -69,18 +71,20 @@ def normalize(code: CodeType) -> list[Ins]:
     out: list[Ins] = []
     labels: dict[Label, int] = {}
     pending_jumps: list[int] = []
-    handlers: list[Label] = []
+    handlers: dict[Label, int | None] = {}  # handler -> the line that opened its try (for errors)
+    last_line: int | None = None
     for item in Bytecode.from_code(code):
         if isinstance(item, Label):
             labels[item] = len(out)
             continue
         if isinstance(item, TryBegin):
-            handlers.append(item.target)
+            handlers.setdefault(item.target, last_line)
         if not isinstance(item, Instr):
             continue  # SetLineno, TryBegin, TryEnd
         name, arg = item.name, item.arg
         loc = item.location
         line, col = (loc.lineno, loc.col_offset) if loc is not None else (None, None)
+        last_line = line or last_line  # the ``try:`` line is only on a NOP, dropped below
 
         def emit(op: str, value: Any = None) -> None:
             out.append(Ins(op, value, line, col))
@@ -89,8 +93,10 @@ def normalize(code: CodeType) -> list[Ins]:
             continue
         if name == "LOAD_GLOBAL":
             push_null, gname = arg
+            if push_null and VERSION < (3, 13):  # the NULL goes below the global on 3.11/3.12
+                emit("PUSH_NULL")
             emit("LOAD_GLOBAL", gname)
-            if push_null:
+            if push_null and VERSION >= (3, 13):  # and above it on 3.13
                 emit("PUSH_NULL")
         elif name == "LOAD_METHOD":
             emit("LOAD_METHOD", arg)
@@ -110,15 +116,13 @@ def normalize(code: CodeType) -> list[Ins]:
         elif name == "BINARY_OP":
             emit("BINARY_OP", BINARY_SYMBOLS[arg.name.removeprefix("INPLACE_")])
         elif name == "FORMAT_VALUE":  # 3.11/3.12
-            if arg & 3:
-                emit("CONVERT", CONVERSIONS[arg & 3])
-            emit("FORMAT", bool(arg & 4))
+            emit("FORMAT", (bool(arg & 4), CONVERSIONS[arg & 3]))
         elif name == "CONVERT_VALUE":  # 3.13
             emit("CONVERT", CONVERSIONS[int(arg)])
         elif name == "FORMAT_SIMPLE":
-            emit("FORMAT", False)
+            emit("FORMAT", (False, ""))
         elif name == "FORMAT_WITH_SPEC":
-            emit("FORMAT", True)
+            emit("FORMAT", (True, ""))
         elif name == "LOAD_FAST_LOAD_FAST":
             emit("LOAD_FAST", arg[0])
             emit("LOAD_FAST", arg[1])
@@ -157,18 +161,18 @@ def normalize(code: CodeType) -> list[Ins]:
         else:
             arg = labels[ins.arg]
         out[index] = Ins(ins.op, arg, ins.line, ins.col)
-    return _prune(out, [labels[h] for h in handlers])
+    return _prune(out, {labels[h]: line for h, line in handlers.items()})
 
 
 ENDS = frozenset({"JUMP", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE"})
 
 
-def _prune(out: list[Ins], handlers: list[int]) -> list[Ins]:
+def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
     """Replace code reached only through the exception table by ``UNREACHABLE``.
 
     Inlined comprehensions (3.12+) carry a handler that restores shadowed names and re-raises: pure
     bookkeeping. A handler that starts with ``PUSH_EXC_INFO`` is the user's try/except/finally or with:
-    it becomes ``TRY`` so that the capture reports it.
+    it becomes ``TRY`` (at the line of the ``try``/``with`` statement) so that the capture reports it.
     """
     reachable: set[int] = set()
     todo = [0]
@@ -184,6 +188,8 @@ def _prune(out: list[Ins], handlers: list[int]) -> list[Ins]:
             todo.append(ins.arg if ins.op == "JUMP" else ins.arg[0])
     user_handlers = {h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"}
     return [
-        ins if pc in reachable else Ins("TRY" if pc in user_handlers else "UNREACHABLE", None, ins.line, ins.col)
+        ins if pc in reachable
+        else Ins("TRY", None, handlers[pc] or ins.line, ins.col) if pc in user_handlers
+        else Ins("UNREACHABLE", None, ins.line, ins.col)
         for pc, ins in enumerate(out)
     ]

@@ -269,11 +269,16 @@ class Tracer:
 
     def glue(self, op: str, vals: list[Val], detail: str = "", keys: tuple[str, ...] = ()) -> Val:
         """Apply a pure operation: folded when every operand is static, recorded otherwise."""
-        value = evaluate_glue(op, detail, keys, [v.value for v in vals])
+        value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
         kind = self.kind(*vals)
         if kind == STATIC:
             return Val(value, self.static_expr(op, vals, detail, value))
-        ref = self.node(Glue(self.builder.fresh(op), op, tuple(self.operand(v) for v in vals), detail, keys, self.loc))
+        try:
+            operands = tuple(self.operand(v) for v in vals)
+        except GraphBreak as exc:  # e.g. a lambda passed to sorted(): the rest of the call runs natively
+            self.breaks(exc.brk.code, exc.brk.reason)
+            return Val(value)
+        ref = self.node(Glue(self.builder.fresh(op), op, operands, detail, keys, self.loc))
         return Val(value, ref, kind)
 
     def static_expr(self, op: str, vals: list[Val], detail: str, value: Any) -> Any:
@@ -286,7 +291,10 @@ class Tracer:
             if isinstance(base, Global):
                 return Global(base.module, f"{base.qualname}.{detail}")
         if op == "getitem" and isinstance(base, Static) and is_literal(vals[1].value):
-            return Static(f"{base.path}[{vals[1].value!r}]")
+            key = vals[1].value
+            if type(key) is int and key < 0 and type(vals[0].value) in (list, tuple):
+                key += len(vals[0].value)  # one spelling per element: ``members[-1]`` is ``members[2]``
+            return Static(f"{base.path}[{key!r}]")
         return Const(value) if is_literal(value) else None
 
     def guard(self, val: Val, expected: Any) -> None:
@@ -353,7 +361,7 @@ class Tracer:
         if isinstance(target, Interpreted):
             return self.call_interpreted(target, args, kwargs)
         if not self.recording:
-            return Val(target(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()}))
+            return Val(target(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
         if self.is_operator(target):
             return self.call_operator(fn, args, kwargs)
         special = SPECIAL_CALLS.get(target) if _hashable(target) else None
@@ -422,10 +430,14 @@ class Tracer:
             self.breaks("unrenderable-value", "an operator that is not reachable from the jitted operator")
             return self.call(fn, args, kwargs)
         name = self.builder.fresh(step_name(target))
-        node = OperatorCall(
-            name, target, tuple(self.operand(a) for a in args),
-            tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
-        )
+        try:
+            node = OperatorCall(
+                name, target, tuple(self.operand(a) for a in args),
+                tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
+            )
+        except GraphBreak as exc:  # an argument the plan could not rebuild: this call runs natively
+            self.breaks(exc.brk.code, exc.brk.reason)
+            return self.call(fn, args, kwargs)
         self.builder.nodes.append(node)
         try:
             value = fn.value(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()})
@@ -435,7 +447,7 @@ class Tracer:
 
     def call_function(self, func: types.FunctionType, args: list[Val], kwargs: dict[str, Val]) -> Val:
         if not self.recording:
-            return Val(func(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()}))
+            return Val(func(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
         closure = tuple(Cell(Val(c.cell_contents) if _cell_full(c) else None) for c in (func.__closure__ or ()))
         defaults = tuple(Val(d, Const(d) if is_literal(d) else None) for d in (func.__defaults__ or ()))
         kwdefaults = {k: Val(d, Const(d) if is_literal(d) else None) for k, d in (func.__kwdefaults__ or {}).items()}
@@ -443,13 +455,7 @@ class Tracer:
 
     def call_interpreted(self, fn: Interpreted, args: list[Val], kwargs: dict[str, Val]) -> Val:
         if not self.recording:
-            native = types.FunctionType(
-                fn.code, fn.globals, None, tuple(d.value for d in fn.defaults) or None,
-                tuple(types.CellType(c.val.value if c.val else None) for c in fn.closure) or None,
-            )
-            if fn.kwdefaults:
-                native.__kwdefaults__ = {k: v.value for k, v in fn.kwdefaults.items()}
-            return Val(native(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()}))
+            return Val(_native_function(fn)(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
         if self.depth >= MAX_DEPTH:
             self.breaks("recursion", f"helpers nest deeper than {MAX_DEPTH} calls")
             return self.call_interpreted(fn, args, kwargs)
@@ -513,6 +519,29 @@ class Tracer:
             result = HANDLERS[instr.op](self, frame, instr.arg)
             if result is not None:
                 return result
+
+
+def _native(val: Val) -> Any:
+    """The value native code sees: a traced iterator (a 3.11 comprehension's argument) becomes a real
+    one, a function made inside forward (a lambda) a real function."""
+    value = val.value
+    if isinstance(value, IterState):
+        items = value.items[value.index:]
+        value.index = len(value.items)
+        return iter([item.value for item in items])
+    if isinstance(value, Interpreted):
+        return _native_function(value)
+    return value
+
+
+def _native_function(fn: Interpreted) -> types.FunctionType:
+    native = types.FunctionType(
+        fn.code, fn.globals, None, tuple(d.value for d in fn.defaults) or None,
+        tuple(types.CellType(c.val.value if c.val else None) for c in fn.closure) or None,
+    )
+    if fn.kwdefaults:
+        native.__kwdefaults__ = {k: v.value for k, v in fn.kwdefaults.items()}
+    return native
 
 
 def _hashable(value: Any) -> bool:
@@ -773,6 +802,8 @@ def _jump_if(t: Tracer, f: Frame, arg: tuple) -> None:
         jump = value if when == "true" else not value
     if jump:
         f.pc = target
+    elif not pops:  # 3.11's JUMP_IF_*_OR_POP keeps the value only when it jumps
+        f.stack.pop()
 
 
 @handles("GET_ITER")
@@ -906,6 +937,12 @@ def subscript(t: Tracer, container: Val, key: Val) -> Val:
         if t.recording and container.box is not None and all(k.kind == STATIC for k in key.box):
             items = container.box[slice(*(k.value for k in key.box))]
             return t.make_box(items, type(container.value))
+        if (
+            t.recording and isinstance(container.expr, Static) and type(container.value) in (list, tuple)
+            and all(k.kind == STATIC for k in key.box)
+        ):  # a static slice of the operator tree (``self.members[1:]``): a sequence of static paths
+            indexes = range(len(container.value))[key.value]
+            return t.make_box([t.glue("getitem", [container, Val(i, Const(i))]) for i in indexes], type(container.value))
         return t.glue("slice", [container, *key.box])
     if t.recording and container.box is not None:
         index = t.concretize(key)
@@ -1008,11 +1045,12 @@ def _convert(t: Tracer, f: Frame, conv: str) -> None:
 
 
 @handles("FORMAT")
-def _format(t: Tracer, f: Frame, has_spec: bool) -> None:
+def _format(t: Tracer, f: Frame, arg: tuple[bool, str]) -> None:
+    has_spec, conv = arg
     spec = f.stack.pop() if has_spec else None
     val = f.stack.pop()
     operands = [val] if spec is None else [val, spec]
-    f.stack.append(t.glue("format", operands, val.conv))
+    f.stack.append(t.glue("format", operands, conv or val.conv))
 
 
 @handles("BUILD_STRING")

@@ -1,0 +1,30 @@
+"""Shared test fixtures: a private plan-file directory for the whole run, and a clean plan cache."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def xcs_cache_dir(tmp_path_factory):
+    """Plan files go to a temporary ``XCS_CACHE_DIR``, never to the user's cache directory."""
+    path = tmp_path_factory.mktemp("xcs-cache")
+    previous = os.environ.get("XCS_CACHE_DIR")
+    os.environ["XCS_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("XCS_CACHE_DIR", None)
+    else:
+        os.environ["XCS_CACHE_DIR"] = previous
+
+
+@pytest.fixture
+def fresh_plans():
+    """An empty in-memory plan cache before and after the test, so every test sees its own captures."""
+    from xcs.jit import PLANS
+
+    PLANS.clear()
+    yield PLANS
+    PLANS.clear()

@@ -1,0 +1,230 @@
+"""Bad input and failures: each raises an ``XCSError`` whose message names what went wrong and where."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import corpus
+import xcs
+from compiler.analysis import topological_order, waves
+from xcs import (
+    CycleError,
+    JitError,
+    Operator,
+    OperatorInputError,
+    OperatorOutputError,
+    StepError,
+    XCSError,
+    execution_options,
+    jit,
+)
+
+pytestmark = pytest.mark.usefixtures("fresh_plans")
+
+SCHEDULERS = ("sequential", "topological", "wave", "parallel", "auto")
+
+
+class Flaky(Operator):
+    """Fails on the query 'fail'."""
+
+    def forward(self, *, inputs):
+        if inputs["query"] == "fail":
+            raise ValueError(f"flaky failed on {inputs['query']!r}")
+        return {"answer": inputs["query"]}
+
+
+class App(Operator):
+    """One good step, then a step that may fail."""
+
+    def __init__(self):
+        self.first = corpus.Echo("app-first")
+        self.flaky = Flaky()
+
+    def forward(self, *, inputs):
+        a = self.first(inputs=inputs)
+        b = self.flaky(query=inputs["query"])
+        return {"a": a["answer"], "b": b["answer"]}
+
+
+class NoReturn(Operator):
+    """Forgets to return."""
+
+    def forward(self, *, inputs):
+        inputs["x"]
+
+
+class ReturnsList(Operator):
+    """Returns a list, not a mapping."""
+
+    def forward(self, *, inputs):
+        return [inputs["x"]]
+
+
+class CallsNoReturn(Operator):
+    """Calls a sub-operator that returns None."""
+
+    def __init__(self):
+        self.child = NoReturn()
+
+    def forward(self, *, inputs):
+        return {"y": self.child(x=inputs["x"])}
+
+
+def line_of(cls, text):
+    """``tests/test_errors.py:N`` of the line of ``cls``'s source containing ``text``."""
+    lines, start = inspect.getsourcelines(cls)
+    for offset, line in enumerate(lines):
+        if text in line:
+            return f"tests/test_errors.py:{start + offset}"
+    raise AssertionError(text)
+
+
+def both(make):
+    """The operator un-jitted and jitted."""
+    return [make(), jit(make())]
+
+
+# ---------------------------------------------------------------------- inputs
+def test_missing_input_key_names_the_key_and_the_operator():
+    with pytest.raises(KeyError):  # eager: the user's own subscript fails
+        corpus.Chain()(txt="x")
+    corpus.CALLS.clear()
+    with pytest.raises(OperatorInputError) as info:
+        jit(corpus.Chain())(txt="x")
+    assert str(info.value) == "Chain: missing input key 'text' (inputs have: 'txt')"
+    assert isinstance(info.value, XCSError)
+    assert corpus.CALLS == {}  # no operator ran
+
+
+def test_missing_input_key_after_a_plan_exists():
+    op = jit(corpus.Chain())
+    op(text="ok")
+    with pytest.raises(OperatorInputError, match=r"^Chain: missing input key 'text' \(inputs have: no keys\)$"):
+        op(inputs={})
+
+
+@pytest.mark.parametrize("bad", [[1, 2], "text", 3, 2.5, ("text", "x")])
+def test_non_mapping_inputs(bad):
+    name = type(bad).__name__
+    for op in both(corpus.Chain):
+        with pytest.raises(OperatorInputError, match=rf"^Chain: inputs must be a mapping, got {name}$"):
+            op(inputs=bad)
+
+
+def test_non_mapping_inputs_to_a_jitted_function():
+    fn = jit(corpus.pipeline)
+    with pytest.raises(OperatorInputError, match=r"inputs must be a mapping, got tuple"):
+        fn(inputs=("text",))
+
+
+# ---------------------------------------------------------------------- outputs
+def test_operator_returning_none():
+    message = r"^NoReturn\.forward returned None; it must return a mapping \(did you forget 'return'\?\)$"
+    op = jit(NoReturn())
+    for target in (NoReturn(), op, op):  # eager, the capture, the plan
+        with pytest.raises(OperatorOutputError, match=message):
+            target(x=1)
+
+
+def test_non_mapping_output():
+    op = jit(ReturnsList())
+    for target in (ReturnsList(), op, op):
+        with pytest.raises(OperatorOutputError, match=r"^ReturnsList\.forward must return a mapping, got list$"):
+            target(x=1)
+
+
+def test_sub_operator_returning_none_names_the_step():
+    op = jit(CallsNoReturn())
+    for _ in range(2):  # the capture, then the plan
+        with pytest.raises(StepError) as info:
+            op(x=1)
+        assert info.value.step == "child"
+        assert isinstance(info.value.__cause__, OperatorOutputError)
+        assert "NoReturn.forward returned None" in str(info.value)
+
+
+# ---------------------------------------------------------------------- jit misuse
+@pytest.mark.parametrize("target", [42, "Chain", object(), [corpus.Chain()], corpus.Note])
+def test_jit_on_something_that_is_not_an_operator(target):
+    with pytest.raises(
+        JitError,
+        match=r"^jit expects an Operator subclass, an Operator instance, or a function taking `\*, inputs`; "
+        rf"got {type(target).__name__}$",
+    ):
+        jit(target)
+
+
+def test_jit_on_a_function_without_inputs():
+    def positional(x):
+        return {"x": x}
+
+    with pytest.raises(JitError, match=r"^jit\(.*positional\): a function must take the keyword argument 'inputs'"):
+        jit(positional)
+
+    def star_inputs(*inputs):
+        return {}
+
+    with pytest.raises(JitError, match="must take the keyword argument 'inputs'"):
+        jit(star_inputs)
+
+
+def test_sample_input_must_be_a_mapping():
+    with pytest.raises(JitError, match=r"^sample_input must be a mapping, got list$"):
+        jit(corpus.Chain(), sample_input=["text"])
+
+
+def test_jit_errors_are_xcs_errors():
+    assert issubclass(JitError, XCSError) and issubclass(JitError, TypeError)
+
+
+# ---------------------------------------------------------------------- cycles
+def test_cycle_is_a_cycle_error_from_analysis():
+    deps = {"retrieve": ["rank"], "rank": ["answer"], "answer": ["retrieve"]}
+    for analyse in (topological_order, waves):
+        with pytest.raises(CycleError, match=r"^dependency cycle: retrieve -> rank -> answer -> retrieve$") as info:
+            analyse(deps)
+        assert info.value.cycle == ("retrieve", "rank", "answer", "retrieve")
+    assert xcs.CycleError is CycleError and issubclass(CycleError, XCSError)
+
+
+def test_self_loop_is_a_cycle():
+    with pytest.raises(CycleError, match=r"^dependency cycle: a -> a$"):
+        topological_order({"a": ["a"]})
+
+
+# ---------------------------------------------------------------------- failing operators
+def test_exception_in_a_sub_operator_during_capture():
+    op = jit(App())
+    with pytest.raises(StepError) as info:
+        op(query="fail")
+    error = info.value
+    location = line_of(App, "b = self.flaky(")
+    assert error.step == "flaky"
+    assert error.location == location
+    assert str(error) == (
+        f"step 'flaky' at {location} failed: ValueError: flaky failed on 'fail'\n"
+        '    b = self.flaky(query=inputs["query"])'
+    )
+    assert isinstance(error.__cause__, ValueError)
+    assert str(error.__cause__) == "flaky failed on 'fail'"
+    with pytest.raises(ValueError, match="flaky failed"):  # eager raises the original
+        App()(query="fail")
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_exception_in_a_sub_operator_in_a_plan(scheduler):
+    op = jit(App())
+    assert op(query="ok") == {"a": "app-first:ok", "b": "ok"}  # captured
+    with execution_options(scheduler=scheduler):
+        with pytest.raises(StepError) as info:
+            op(query="fail")
+        assert op(query="fine") == {"a": "app-first:fine", "b": "fine"}  # the plan still works
+    error = info.value
+    assert error.step == "flaky"
+    assert error.location == line_of(App, "b = self.flaky(")
+    assert error.source == 'b = self.flaky(query=inputs["query"])'
+    assert f"step 'flaky' at {error.location} failed: ValueError: flaky failed on 'fail'" in str(error)
+    assert isinstance(error.__cause__, ValueError)
+    assert isinstance(error, XCSError) and isinstance(error, RuntimeError)
