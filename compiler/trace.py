@@ -46,21 +46,42 @@ class _Sentinel:
 
 NULL = _Sentinel("NULL")
 UNBOUND = _Sentinel("UNBOUND")
+PENDING = _Sentinel("PENDING")  # a dry capture's operator output: recorded, never computed
+
+
+class NeedsValue(Exception):
+    """A dry capture needed a value it does not have (an operator output) or met a graph break."""
 
 
 class Val:
     """A value in the traced program: the concrete value, its provenance and, for containers
     built inside forward, the traced items (``box``: list of Val, or dict key -> Val)."""
 
-    __slots__ = ("value", "expr", "kind", "box", "conv", "receiver")
+    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver")
 
     def __init__(self, value: Any, expr: Any = None, kind: int = STATIC, box: Any = None):
-        self.value = value
+        self.raw = value  # PENDING for an operator output in a dry capture; containers may hold it
         self.expr = expr
         self.kind = kind
         self.box = box
         self.conv = ""  # pending f-string conversion (3.13 CONVERT_VALUE)
         self.receiver: Val | None = None  # set by LOAD_METHOD
+
+    @property
+    def value(self) -> Any:
+        if self.raw is PENDING:
+            raise NeedsValue("an operator's output is needed during a dry capture")
+        return self.raw
+
+
+def pending(val: Val) -> bool:
+    """Whether ``val`` is, or holds, an operator output a dry capture never computed."""
+    if val.raw is PENDING:
+        return True
+    box = val.box
+    if box is None:
+        return False
+    return any(pending(item) for item in (box.values() if isinstance(box, dict) else box))
 
 
 class Cell:
@@ -184,7 +205,8 @@ class Frame:
 class Tracer:
     """Interprets one call of ``forward`` and records its graph (see the module docstring)."""
 
-    def __init__(self, root: Any, operator_name: str, is_operator: Callable[[Any], bool]):
+    def __init__(self, root: Any, operator_name: str, is_operator: Callable[[Any], bool], dry: bool = False):
+        self.dry = dry  # record operator calls without running them; stop (NeedsValue) at any break
         self.root = root
         self.operator_name = operator_name
         self.is_operator = is_operator
@@ -204,6 +226,8 @@ class Tracer:
         try:
             self.prescan(func.__code__)
         except GraphBreak as exc:
+            if self.dry:
+                raise NeedsValue(exc.brk.code) from None
             self.brk = exc.brk
             return forward(inputs=inputs), None
         result = self.call_function(func, args, {"inputs": in_val})
@@ -212,10 +236,12 @@ class Tracer:
         try:
             out = self.operand(result)
         except GraphBreak as exc:
+            if self.dry:
+                raise NeedsValue(exc.brk.code) from None
             self.brk = exc.brk
             return result.value, None
         self.builder.nodes.append(Output(self.builder.fresh("output"), out, self.loc))
-        return result.value, Graph(tuple(self.builder.nodes))
+        return (None if self.dry else result.value), Graph(tuple(self.builder.nodes))
 
     def prescan(self, code: types.CodeType) -> None:
         for ins in _instructions(code):
@@ -228,6 +254,8 @@ class Tracer:
     # ------------------------------------------------------------------ breaks
     def breaks(self, code: str, reason: str) -> None:
         """Record a graph break and continue natively (the rest of the call runs eagerly)."""
+        if self.dry:
+            raise NeedsValue(code)
         if self.recording:
             self.brk = Break(code, reason, self.loc)
             self.recording = False
@@ -248,7 +276,7 @@ class Tracer:
                         raise GraphBreak("unrenderable-value", f"dict key {key!r} is not a literal", self.loc)
                     flat += [Const(key), self.operand(item)]
                 return self.node(Glue(self.builder.fresh("dict"), "dict", tuple(flat), loc=self.loc))
-            op = "tuple" if isinstance(val.value, tuple) else "list"
+            op = "tuple" if isinstance(val.raw, tuple) else "list"
             items = tuple(self.operand(v) for v in val.box)
             if op == "tuple" and all(isinstance(i, Const) for i in items):
                 return Const(tuple(i.value for i in items))
@@ -269,7 +297,10 @@ class Tracer:
 
     def glue(self, op: str, vals: list[Val], detail: str = "", keys: tuple[str, ...] = ()) -> Val:
         """Apply a pure operation: folded when every operand is static, recorded otherwise."""
-        value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
+        if self.dry and any(pending(v) for v in vals):
+            value = PENDING
+        else:
+            value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
         kind = self.kind(*vals)
         if kind == STATIC:
             return Val(value, self.static_expr(op, vals, detail, value))
@@ -316,9 +347,9 @@ class Tracer:
     # ------------------------------------------------------------------ iteration
     def iterate(self, val: Val) -> list[Val]:
         """The traced items of an iterable (guarded on its length or keys when it came from inputs)."""
-        if isinstance(val.value, IterState):
-            items = val.value.items[val.value.index:]
-            val.value.index = len(val.value.items)
+        if isinstance(val.raw, IterState):
+            items = val.raw.items[val.raw.index:]
+            val.raw.index = len(val.raw.items)
             return items
         if not self.recording:
             return [Val(v) for v in val.value]
@@ -347,13 +378,13 @@ class Tracer:
     def make_box(self, items: list[Val], kind: type) -> Val:
         if kind is dict:
             raise AssertionError
-        return Val(kind(v.value for v in items), None, self.kind(*items), list(items))
+        return Val(kind(v.raw for v in items), None, self.kind(*items), list(items))
 
     def make_dict(self, pairs: list[tuple[Val, Val]]) -> Val:
         box: dict = {}
         for key, item in pairs:
             box[self.concretize(key)] = item
-        return Val({k: v.value for k, v in box.items()}, None, self.kind(*box.values()), box)
+        return Val({k: v.raw for k, v in box.items()}, None, self.kind(*box.values()), box)
 
     # ------------------------------------------------------------------ calls
     def call(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
@@ -370,7 +401,7 @@ class Tracer:
         receiver = fn.receiver
         if (
             receiver is not None
-            and not isinstance(receiver.value, types.ModuleType)
+            and not isinstance(receiver.raw, types.ModuleType)
             and isinstance(target, (types.BuiltinMethodType, types.MethodWrapperType))
         ):
             return self.call_method(receiver, fn, args, kwargs)
@@ -386,7 +417,7 @@ class Tracer:
 
     def traceable(self, arg: Val, target: Any) -> bool:
         """Whether a special call may look at ``arg``'s items (guarding input lengths if it must)."""
-        if arg.box is not None or arg.kind == STATIC or isinstance(arg.value, IterState):
+        if arg.box is not None or arg.kind == STATIC or isinstance(arg.raw, IterState):
             return True
         return arg.kind == INPUT and target in (zip, enumerate, reversed)
 
@@ -398,11 +429,11 @@ class Tracer:
                 for src in args:
                     for key, item in self.mapping_items(src):
                         receiver.box[key] = item
-                        receiver.value[key] = item.value
+                        receiver.raw[key] = item.raw
             else:
                 items = [args[0]] if name == "append" else self.iterate(args[0])
                 receiver.box.extend(items)
-                receiver.value.extend(i.value for i in items)
+                receiver.raw.extend(i.raw for i in items)
                 if receiver.box:
                     receiver.kind = max(receiver.kind, self.kind(*items))
             return Val(None, Const(None))
@@ -439,6 +470,8 @@ class Tracer:
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call(fn, args, kwargs)
         self.builder.nodes.append(node)
+        if self.dry:
+            return Val(PENDING, Ref(name), STEP)
         try:
             value = fn.value(*[a.value for a in args], **{k: v.value for k, v in kwargs.items()})
         except Exception as exc:
@@ -630,7 +663,7 @@ def _load_fast_and_clear(t: Tracer, f: Frame, name: str) -> None:
 @handles("STORE_FAST")
 def _store_fast(t: Tracer, f: Frame, name: str) -> None:
     val = f.stack.pop()
-    if val.value is UNBOUND:
+    if val.raw is UNBOUND:
         f.locals.pop(name, None)
     else:
         f.locals[name] = val
@@ -681,7 +714,7 @@ def _push_null(t: Tracer, f: Frame, arg: Any) -> None:
 def _load_attr(t: Tracer, f: Frame, name: str) -> None:
     obj = f.stack.pop()
     if t.recording and obj.box is not None:
-        val = Val(getattr(obj.value, name))
+        val = Val(getattr(obj.raw, name))
     else:
         val = t.glue("getattr", [obj], detail=name)
     val.receiver = obj
@@ -809,7 +842,7 @@ def _jump_if(t: Tracer, f: Frame, arg: tuple) -> None:
 @handles("GET_ITER")
 def _get_iter(t: Tracer, f: Frame, arg: Any) -> None:
     val = f.stack.pop()
-    if isinstance(val.value, IterState):
+    if isinstance(val.raw, IterState):
         f.stack.append(val)
     else:
         f.stack.append(Val(IterState(t.iterate(val))))
@@ -818,7 +851,7 @@ def _get_iter(t: Tracer, f: Frame, arg: Any) -> None:
 @handles("FOR_ITER")
 def _for_iter(t: Tracer, f: Frame, arg: tuple) -> None:
     target, to_end_for = arg
-    state = f.stack[-1].value
+    state = f.stack[-1].raw
     if state.index < len(state.items):
         f.stack.append(state.items[state.index])
         state.index += 1
@@ -877,7 +910,7 @@ def _list_append(t: Tracer, f: Frame, i: int) -> None:
             t.breaks("unsupported-bytecode", "a set comprehension over runtime values")
         return
     target.box.append(item)
-    target.value.append(item.value)
+    target.raw.append(item.raw)
     target.kind = max(target.kind, t.kind(item))
 
 
@@ -887,7 +920,7 @@ def _list_extend(t: Tracer, f: Frame, i: int) -> None:
     target = f.stack[-i]
     items = t.iterate(src)
     target.box.extend(items)
-    target.value.extend(v.value for v in items)
+    target.raw.extend(v.raw for v in items)
     target.kind = max(target.kind, t.kind(*items)) if items else target.kind
 
 
@@ -897,7 +930,7 @@ def _map_add(t: Tracer, f: Frame, i: int) -> None:
     key = t.concretize(f.stack.pop())
     target = f.stack[-i]
     target.box[key] = item
-    target.value[key] = item.value
+    target.raw[key] = item.raw
     target.kind = max(target.kind, t.kind(item))
 
 
@@ -909,7 +942,7 @@ def _dict_update(t: Tracer, f: Frame, i: int) -> None:
         t.breaks("unpack-output", "** of a mapping an operator returned")
     for key, item in t.mapping_items(src):
         target.box[key] = item
-        target.value[key] = item.value
+        target.raw[key] = item.raw
         target.kind = max(target.kind, t.kind(item))
 
 
@@ -933,10 +966,10 @@ def _binary_subscr(t: Tracer, f: Frame, arg: Any) -> None:
 
 
 def subscript(t: Tracer, container: Val, key: Val) -> Val:
-    if isinstance(key.value, slice) and key.box is not None:
+    if isinstance(key.raw, slice) and key.box is not None:
         if t.recording and container.box is not None and all(k.kind == STATIC for k in key.box):
             items = container.box[slice(*(k.value for k in key.box))]
-            return t.make_box(items, type(container.value))
+            return t.make_box(items, type(container.raw))
         if (
             t.recording and isinstance(container.expr, Static) and type(container.value) in (list, tuple)
             and all(k.kind == STATIC for k in key.box)
@@ -985,7 +1018,7 @@ def _store_subscr(t: Tracer, f: Frame, arg: Any) -> None:
         if t.recording:
             container.box[index] = value
             container.kind = max(container.kind, t.kind(value))
-        container.value[index] = value.value
+        container.raw[index] = value.raw
         return
     t.breaks("mutation", "item assignment on a value not built inside forward")
     container.value[key.value] = value.value
@@ -1002,7 +1035,7 @@ def _store_attr(t: Tracer, f: Frame, name: str) -> None:
 def _binary_op(t: Tracer, f: Frame, symbol: str) -> None:
     right, left = f.stack.pop(), f.stack.pop()
     if t.recording and left.box is not None and right.box is not None and symbol == "+" and not isinstance(left.box, dict):
-        f.stack.append(t.make_box(left.box + right.box, type(left.value)))
+        f.stack.append(t.make_box(left.box + right.box, type(left.raw)))
         return
     f.stack.append(t.glue("binop", [left, right], symbol))
 
@@ -1039,7 +1072,7 @@ def _unary(t: Tracer, f: Frame, arg: Any) -> None:
 @handles("CONVERT")
 def _convert(t: Tracer, f: Frame, conv: str) -> None:
     val = f.stack.pop()
-    marked = Val(val.value, val.expr, val.kind, val.box)
+    marked = Val(val.raw, val.expr, val.kind, val.box)
     marked.conv = conv
     f.stack.append(marked)
 

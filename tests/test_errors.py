@@ -228,3 +228,13 @@ def test_exception_in_a_sub_operator_in_a_plan(scheduler):
     assert f"step 'flaky' at {error.location} failed: ValueError: flaky failed on 'fail'" in str(error)
     assert isinstance(error.__cause__, ValueError)
     assert isinstance(error, XCSError) and isinstance(error, RuntimeError)
+
+
+def test_missing_key_on_the_first_call_fails_before_any_operator_runs(fresh_plans):
+    """The capture records the whole graph before running anything, so a key the plan reads is
+    checked up front even on the very first call."""
+    corpus.CALLS.clear()
+    op = jit(corpus.Ensemble())
+    with pytest.raises(OperatorInputError, match=r"Ensemble: missing input key 'query' \(inputs have: 'q'\)"):
+        op(inputs={"q": "hi"})
+    assert sum(corpus.CALLS.values()) == 0
