@@ -24,6 +24,12 @@ CODES: dict[str, str] = {
     "the operator, nor a module-level name",
     "raise": "forward raised an exception on the captured path",
     "recursion": "helper functions nest deeper than the capture follows",
+    "runtime-branch": "a decision on a runtime value that a branch region cannot express (one side "
+    "returns and the other does not, or a side changes a container built before it)",
+    "runtime-loop": "a loop over runtime data that a map region cannot express (a while loop, state "
+    "carried between iterations, break/return inside it, or unpacking a sequence of unknown length)",
+    "runtime-value": "the static capture needs a value only the run has: a method of an operator's "
+    "output, an index or key computed at run time, or a call whose purity depends on its argument",
 }
 
 HINTS: dict[str, str] = {
@@ -36,6 +42,9 @@ HINTS: dict[str, str] = {
     "unrenderable-value": "store the value as an attribute of the operator or as a module global",
     "raise": "validate inputs before calling the jitted operator, or raise inside a sub-operator",
     "recursion": "flatten the helpers",
+    "runtime-branch": "assign the same variables on both sides, or move the decision into an operator",
+    "runtime-loop": "write the loop as a comprehension or an append per element, or use vmap",
+    "runtime-value": "let the trace strategy specialise on it (mode='trace'), or move it into an operator",
 }
 
 

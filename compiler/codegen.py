@@ -13,7 +13,9 @@ import keyword
 from dataclasses import dataclass
 
 from compiler import analysis
-from compiler.ir import Const, Global, Glue, Graph, Guard, Input, OperatorCall, Ref, Static
+from compiler.ir import (
+    Branch, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static, operands,
+)
 
 VERSION = "0.1.0"
 CODEGEN_VERSION = "1"
@@ -39,12 +41,31 @@ class Header:
     structure: str
 
 
+def is_step(node) -> bool:
+    """Operator calls and regions that contain them are scheduled; a pure branch is inline glue."""
+    if isinstance(node, (OperatorCall, MapRegion)):
+        return True
+    return isinstance(node, Branch) and any(is_step(n) for n in node.then_body + node.else_body)
+
+
+def _walk(nodes):
+    for node in nodes:
+        yield node
+        if isinstance(node, MapRegion):
+            yield from _walk(node.body)
+        elif isinstance(node, Branch):
+            yield from _walk(node.then_body)
+            yield from _walk(node.else_body)
+
+
 class Emitter:
     def __init__(self, graph: Graph):
         self.graph = graph
-        self.nodes = {n.name: n for n in graph.nodes}
-        self.calls = graph.calls
+        self.nodes = {n.name: n for n in _walk(graph.nodes)}
+        self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)}
+        self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
+        self.uses_map = any(isinstance(n, MapRegion) for n in self.nodes.values())
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
 
@@ -60,11 +81,11 @@ class Emitter:
             return frozenset()
         name = operand.name
         if name not in self._deps:
-            node = self.nodes[name]
-            if isinstance(node, OperatorCall):
+            node = self.nodes.get(name)
+            if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, Glue):
-                result = frozenset().union(*(self._refs(o) for o in node.operands))
+            elif isinstance(node, (Glue, OperatorCall, MapRegion, Branch)):  # glue, or a region's inside
+                result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
             self._deps[name] = result
@@ -87,14 +108,19 @@ class Emitter:
                 return operand.qualname, ATOM
             self.modules.add(operand.module)
             return ".".join(p for p in (operand.module, operand.qualname) if p), ATOM
-        node = self.nodes[operand.name]
-        if isinstance(node, (Input, OperatorCall)):
-            return node.name, ATOM
+        node = self.nodes.get(operand.name)
+        if node is None or isinstance(node, (Input, OperatorCall, MapRegion, Branch)):
+            return operand.name, ATOM  # a map element, an input, a step or a region's result
         return self.glue(node)
 
     def glue(self, node: Glue) -> tuple[str, int]:
         op, ops, e = node.op, node.operands, self.expr
         if op == "getitem":
+            chosen = self.nodes.get(ops[0].name) if isinstance(ops[0], Ref) else None
+            if isinstance(chosen, Branch) and not is_step(chosen):  # a pure branch: inline
+                i = ops[1].value
+                text = f"{e(chosen.then_out[i], 1)} if {self.condition(chosen.cond, 1)} else {e(chosen.else_out[i], 0)}"
+                return text, 0
             return f"{e(ops[0], ATOM)}[{e(ops[1])}]", ATOM
         if op == "getattr":
             return f"{e(ops[0], ATOM)}.{node.detail}", ATOM
@@ -165,6 +191,48 @@ class Emitter:
                 rendered.append(self.expr(part))
         return rendered[0] if len(rendered) == 1 else "''.join([" + ", ".join(rendered) + "])"
 
+    def statements(self, nodes, indent: str) -> list[str]:
+        """The statements that compute the steps among ``nodes`` (glue is inlined where used)."""
+        lines: list[str] = []
+        for node in nodes:
+            if isinstance(node, OperatorCall):
+                lines.append(f"{indent}{node.name} = {self.call(node)}")
+            elif isinstance(node, (MapRegion, Branch)) and is_step(node):
+                lines += self.region(node, indent, assign=node.name)
+        return lines
+
+    def region(self, node, indent: str, assign: str = "", returns: bool = False) -> list[str]:
+        """A map region (a per-element function and ``map_each``) or a branch (``if``/``else``)."""
+        finish = (lambda text: f"{indent}return {text}") if returns else (lambda text: f"{indent}{assign} = {text}")
+        if isinstance(node, MapRegion):
+            fn = f"{node.name}_body"
+            result = self.expr(node.result) if node.result is not None else "None"
+            lines = [f"{indent}def {fn}({node.item}):", *self.statements(node.body, indent + "    ")]
+            lines.append(f"{indent}    return {result}")
+            return lines + [finish(f"map_each({fn}, {self.expr(node.over)})")]
+        inner = indent + "    "
+        lines = [f"{indent}if {self.condition(node.cond)}:", *self.statements(node.then_body, inner)]
+        lines.append(f"{inner}{'return' if returns else assign + ' ='} {self.tuple(node.then_out)}")
+        if returns:
+            return lines + self.statements(node.else_body, indent) + [f"{indent}return {self.tuple(node.else_out)}"]
+        lines += [f"{indent}else:", *self.statements(node.else_body, inner)]
+        return lines + [f"{inner}{assign} = {self.tuple(node.else_out)}"]
+
+    def condition(self, operand, need: int = 0) -> str:
+        """``operand`` in a boolean context: ``bool(x)`` is written ``x``."""
+        node = self.nodes.get(operand.name) if isinstance(operand, Ref) else None
+        if isinstance(node, Glue) and node.op == "truth":
+            return self.expr(node.operands[0], max(need, NOT + 1))
+        return self.expr(operand, need)
+
+    def tuple(self, outs) -> str:
+        return "(" + ", ".join(self.expr(o) for o in outs) + ("," if len(outs) == 1 else "") + ")"
+
+    def step_body(self, node, indent: str) -> list[str]:
+        if isinstance(node, OperatorCall):
+            return [f"{indent}return {self.call(node)}"]
+        return self.region(node, indent, returns=True)
+
     def call(self, node: OperatorCall) -> str:
         args = [self.expr(a) for a in node.args] + [f"{k}={self.expr(v)}" for k, v in node.kwargs]
         return f"{self.expr(node.target, ATOM)}({', '.join(args)})"
@@ -185,17 +253,18 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
     """The plan module's source for ``graph``."""
     em = Emitter(graph)
     calls = em.calls
-    deps = {c.name: tuple(calls[i].name for i in em.step_deps(_call_operands(c))) for c in calls}
+    step_deps = [em.step_deps(_step_operands(c)) for c in calls]
+    deps = {c.name: tuple(calls[i].name for i in d) for c, d in zip(calls, step_deps)}
     waves = analysis.waves(deps) if calls else ()
     width = max((len(w) for w in waves), default=1)
     output = graph.output
     out_deps = em.step_deps((output.value,))
 
     body: list[str] = []
-    for call in calls:
-        params = ", ".join(["ops", "inputs", *(calls[i].name for i in em.step_deps(_call_operands(call)))])
-        body += ["", "", f"def {call.name}({params}):", f"    # {call.loc}  {call.loc.text}".rstrip(),
-                 f"    return {em.call(call)}"]
+    for call, dep in zip(calls, step_deps):
+        params = ", ".join(["ops", "inputs", *(calls[i].name for i in dep)])
+        body += ["", "", f"def {call.name}({params}):", f"    # {call.loc}  {call.loc.text}".rstrip()]
+        body += em.step_body(call, "    ")
     guards = [em.guard(g) for g in graph.guards]
     if guards:
         body += ["", "", "def guard(ops, inputs):"]
@@ -210,19 +279,20 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
     run_lines: list[tuple[int, int]] = []  # (offset inside ``run``, step index)
     for index, call in enumerate(calls):
         run_lines.append((len(run), index))
-        run.append(f"    {call.name} = {em.call(call)}")
+        run += em.statements((call,), "    ")
     run_lines.append((len(run), len(calls)))
     run.append(f"    return {out_text}")
 
     steps = [
-        f"        Step({c.name!r}, {c.name}, {em.step_deps(_call_operands(c))!r}, {str(c.loc)!r}, {c.loc.text!r}),"
-        for c in calls
+        f"        Step({c.name!r}, {c.name}, {d!r}, {str(c.loc)!r}, {c.loc.text!r}),"
+        for c, d in zip(calls, step_deps)
     ]
     head = [
         f"# ember-xcs plan: {header.operator}   strategy: {header.strategy}   ember-xcs {VERSION}",
         f"# signature: {header.signature}   structure: {header.structure}   steps: {len(calls)}"
         f"   waves: {len(waves)}   width: {width}",
         "from runtime.plan import Plan, Step",
+        *(["from runtime.regions import map_each"] if em.uses_map else []),
         *(f"import {m}" for m in sorted(em.modules)),
     ]
     before_run = len(head) + len(body)
@@ -246,5 +316,8 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
     return "\n".join(head + body + run + tail) + "\n"
 
 
-def _call_operands(call: OperatorCall):
-    return (*call.args, *(v for _, v in call.kwargs))
+def _step_operands(node):
+    """What a step reads: a call's arguments, or everything a region reads from outside it."""
+    if isinstance(node, OperatorCall):
+        return (*node.args, *(v for _, v in node.kwargs))
+    return operands(node)

@@ -6,7 +6,9 @@ A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed se
 - ``OperatorCall``: a call of a sub-operator (``target`` is a static path or a module global);
 - ``Glue``: a pure expression between calls (subscript, container, arithmetic, format, pure call...);
 - ``Guard``: a condition on the inputs that must hold for a traced plan to be valid;
-- ``Output``: the value ``forward`` returns (always the last node).
+- ``Output``: the value ``forward`` returns (always the last node);
+- ``MapRegion``: a body of nodes run once per element of a runtime sequence (concurrently);
+- ``Branch``: two bodies, of which only the side the runtime condition selects runs.
 
 Operands are ``Ref`` (a node by name), ``Const`` (a literal), ``Static`` (an attribute path of the
 root operator, rendered as ``ops.<path>``) or ``Global`` (a module-level name). Every node has a stable
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import math
 import operator as _operator
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
@@ -116,7 +119,35 @@ class Output:
     loc: Loc = Loc()
 
 
-Node = Union[Input, OperatorCall, Glue, Guard, Output]
+@dataclass(frozen=True)
+class MapRegion:
+    """Runs ``body`` once per element of ``over`` (the element is ``Ref(item)`` inside the body); the
+    region's value is the list of the per-element ``result`` values, in order (``None`` when the loop
+    only has effects)."""
+
+    name: str
+    over: Operand
+    item: str
+    body: tuple = ()
+    result: Operand | None = None
+    loc: Loc = Loc()
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Evaluates ``cond``, runs only the chosen side's body; its value is that side's ``*_out`` tuple."""
+
+    name: str
+    cond: Operand
+    then_body: tuple = ()
+    then_out: tuple = ()
+    else_body: tuple = ()
+    else_out: tuple = ()
+    loc: Loc = Loc()
+
+
+Node = Union[Input, OperatorCall, Glue, Guard, Output, MapRegion, Branch]
+REGIONS = (MapRegion, Branch)
 
 
 @dataclass(frozen=True)
@@ -131,7 +162,13 @@ class Graph:
 
     @property
     def calls(self) -> tuple[OperatorCall, ...]:
+        """The top-level operator calls (calls inside regions belong to their region)."""
         return tuple(n for n in self.nodes if isinstance(n, OperatorCall))
+
+    @property
+    def steps(self) -> tuple:
+        """What the plan schedules: top-level operator calls and regions, in order."""
+        return tuple(n for n in self.nodes if isinstance(n, (OperatorCall, MapRegion, Branch)))
 
     @property
     def guards(self) -> tuple[Guard, ...]:
@@ -150,7 +187,27 @@ def operands(node: Node) -> tuple[Operand, ...]:
         return node.operands
     if isinstance(node, (Guard, Output)):
         return (node.value,)
+    if isinstance(node, MapRegion):
+        inner = _free(node.body, (node.result,) if node.result is not None else (), {node.item})
+        return (node.over, *inner)
+    if isinstance(node, Branch):
+        return (node.cond, *_free(node.then_body, node.then_out, set()), *_free(node.else_body, node.else_out, set()))
     return ()
+
+
+def _free(body: tuple, outs: tuple, bound: set[str]) -> tuple[Operand, ...]:
+    """The operands a region body reads from outside it, in order of first use."""
+    bound = set(bound)
+    found: list[Operand] = []
+    for node in body:
+        for operand in operands(node):
+            if not (isinstance(operand, Ref) and operand.name in bound) and operand not in found:
+                found.append(operand)
+        bound.add(node.name)
+    for operand in outs:
+        if not (isinstance(operand, Ref) and operand.name in bound) and operand not in found:
+            found.append(operand)
+    return tuple(found)
 
 
 class LintError(ValueError):
@@ -164,22 +221,49 @@ def lint(graph: Graph) -> None:
         raise LintError("the first node must be the Input")
     if not isinstance(nodes[-1], Output):
         raise LintError("the last node must be the Output")
-    seen: set[str] = set()
+    _lint_body(nodes, set(), top=True)
+
+
+def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
     for node in nodes:
+        if not top and isinstance(node, (Input, Output, Guard)):
+            raise LintError(f"{node.name}: a region body holds only calls, glue and regions")
         if not node.name.isidentifier():
             raise LintError(f"node name {node.name!r} is not an identifier")
         if node.name in seen:
             raise LintError(f"duplicate node name {node.name!r}")
-        if isinstance(node, Input) and node is not nodes[0]:
+        if top and isinstance(node, Input) and node is not nodes[0]:
             raise LintError("more than one Input")
-        if isinstance(node, Output) and node is not nodes[-1]:
+        if top and isinstance(node, Output) and node is not nodes[-1]:
             raise LintError("more than one Output")
+        if isinstance(node, MapRegion):
+            _lint_body(node.body, seen | {node.item}) if node.item not in seen else _dup(node.item)
+            _lint_outs(node.name, (node.result,) if node.result is not None else (), seen | {node.item} | _names(node.body))
+        if isinstance(node, Branch):
+            _lint_body(node.then_body, set(seen))
+            _lint_body(node.else_body, set(seen))
+            _lint_outs(node.name, node.then_out, seen | _names(node.then_body))
+            _lint_outs(node.name, node.else_out, seen | _names(node.else_body))
         if isinstance(node, Glue) and node.op not in GLUE_OPS:
             raise LintError(f"{node.name}: unknown glue op {node.op!r}")
-        for operand in operands(node):
+        for operand in (operands(node) if not isinstance(node, REGIONS) else (node.over if isinstance(node, MapRegion) else node.cond,)):
             if isinstance(operand, Ref) and operand.name not in seen:
                 raise LintError(f"{node.name} uses {operand.name!r} before it is defined")
         seen.add(node.name)
+
+
+def _names(body: tuple) -> set[str]:
+    return {n.name for n in body}
+
+
+def _dup(name: str) -> None:
+    raise LintError(f"duplicate node name {name!r}")
+
+
+def _lint_outs(region: str, outs: tuple, scope: set[str]) -> None:
+    for operand in outs:
+        if isinstance(operand, Ref) and operand.name not in scope:
+            raise LintError(f"{region} returns {operand.name!r}, which its body does not define")
 
 
 BINARY = {
@@ -193,6 +277,16 @@ COMPARE = {
     ">": _operator.gt, ">=": _operator.ge,
 }
 UNARY = {"-": _operator.neg, "+": _operator.pos, "~": _operator.invert}
+
+
+def is_literal(value: Any) -> bool:
+    if value is None or type(value) in (bool, int, str, bytes):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is tuple:
+        return all(is_literal(v) for v in value)
+    return False
 
 
 def resolve_global(operand: Global) -> Any:
@@ -267,17 +361,34 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
             return resolve_static(root, operand.path)
         return resolve_global(operand)
 
-    for node in graph.nodes:
-        if isinstance(node, Input):
-            env[node.name] = inputs
-        elif isinstance(node, OperatorCall):
-            call = value(node.target)
-            env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
-        elif isinstance(node, Glue):
-            env[node.name] = evaluate_glue(node.op, node.detail, node.keys, [value(o) for o in node.operands])
-        elif isinstance(node, Guard):
-            if value(node.value) != node.expected:
-                raise AssertionError(f"guard {node.name} does not hold")
-        else:
-            return value(node.value)
-    raise LintError("graph has no Output")
+    def run(nodes: tuple) -> Any:
+        for node in nodes:
+            if isinstance(node, Input):
+                env[node.name] = inputs
+            elif isinstance(node, OperatorCall):
+                call = value(node.target)
+                env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
+            elif isinstance(node, Glue):
+                env[node.name] = evaluate_glue(node.op, node.detail, node.keys, [value(o) for o in node.operands])
+            elif isinstance(node, Guard):
+                if value(node.value) != node.expected:
+                    raise AssertionError(f"guard {node.name} does not hold")
+            elif isinstance(node, MapRegion):
+                results = []
+                for element in value(node.over):
+                    env[node.item] = element
+                    run(node.body)
+                    results.append(value(node.result) if node.result is not None else None)
+                env[node.name] = results
+            elif isinstance(node, Branch):
+                taken = bool(value(node.cond))
+                run(node.then_body if taken else node.else_body)
+                env[node.name] = tuple(value(o) for o in (node.then_out if taken else node.else_out))
+            else:
+                return value(node.value)
+        return None
+
+    result = run(graph.nodes)
+    if not isinstance(graph.nodes[-1], Output):
+        raise LintError("graph has no Output")
+    return result

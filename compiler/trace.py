@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
+from compiler import regions
 from compiler.breaks import Break, GraphBreak
 from compiler.bytecode_versions import Ins, normalize
+from compiler.codegen import RESERVED
 from compiler.ir import (
+    is_literal,
     Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Static, evaluate_glue,
 )
 from runtime.errors import OperatorInputError, StepError
@@ -52,12 +55,16 @@ PENDING = _Sentinel("PENDING")  # a dry capture's operator output: recorded, nev
 class NeedsValue(Exception):
     """A dry capture needed a value it does not have (an operator output) or met a graph break."""
 
+    def __init__(self, brk: Break):
+        self.brk = brk
+        super().__init__(str(brk))
+
 
 class Val:
     """A value in the traced program: the concrete value, its provenance and, for containers
     built inside forward, the traced items (``box``: list of Val, or dict key -> Val)."""
 
-    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver")
+    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver", "attr", "scope")
 
     def __init__(self, value: Any, expr: Any = None, kind: int = STATIC, box: Any = None):
         self.raw = value  # PENDING for an operator output in a dry capture; containers may hold it
@@ -65,12 +72,14 @@ class Val:
         self.kind = kind
         self.box = box
         self.conv = ""  # pending f-string conversion (3.13 CONVERT_VALUE)
-        self.receiver: Val | None = None  # set by LOAD_METHOD
+        self.receiver: Val | None = None  # set by LOAD_ATTR/LOAD_METHOD, with the attribute's name
+        self.attr = ""
+        self.scope = 0  # for containers: how many regions were open when it was built
 
     @property
     def value(self) -> Any:
         if self.raw is PENDING:
-            raise NeedsValue("an operator's output is needed during a dry capture")
+            raise NeedsValue(Break("runtime-value", "the capture needs a runtime value it does not have"))
         return self.raw
 
 
@@ -110,15 +119,6 @@ class IterState:
         self.index = 0
 
 
-def is_literal(value: Any) -> bool:
-    if value is None or type(value) in (bool, int, str, bytes):
-        return True
-    if type(value) is float:
-        return math.isfinite(value)
-    if type(value) is tuple:
-        return all(is_literal(v) for v in value)
-    return False
-
 
 IMMUTABLE = (str, bytes, int, float, bool, tuple, frozenset, type(None), complex)
 PURE_METHODS = {
@@ -127,6 +127,13 @@ PURE_METHODS = {
     set: {"union", "intersection", "difference", "symmetric_difference", "issubset", "issuperset", "copy"},
 }
 BOX_MUTATORS = {"append", "extend", "update"}
+PURE_METHOD_NAMES = frozenset(
+    "capitalize casefold center count decode encode endswith expandtabs find format format_map index isalnum "
+    "isalpha isascii isdecimal isdigit isidentifier islower isnumeric isprintable isspace istitle isupper join "
+    "ljust lower lstrip partition removeprefix removesuffix replace rfind rindex rjust rpartition rsplit rstrip "
+    "split splitlines startswith strip swapcase title translate upper zfill get keys values items copy "
+    "bit_length conjugate is_integer hex".split()
+)
 PURE_BUILTINS = frozenset(
     getattr(builtins, n)
     for n in (
@@ -177,7 +184,7 @@ class Builder:
 
     def __init__(self) -> None:
         self.nodes: list = [Input()]
-        self.names = {"inputs"}
+        self.names = set(RESERVED)  # never shadow a builtin, a keyword or a name every plan defines
 
     def fresh(self, base: str) -> str:
         name, n = base, 0
@@ -205,8 +212,15 @@ class Frame:
 class Tracer:
     """Interprets one call of ``forward`` and records its graph (see the module docstring)."""
 
-    def __init__(self, root: Any, operator_name: str, is_operator: Callable[[Any], bool], dry: bool = False):
-        self.dry = dry  # record operator calls without running them; stop (NeedsValue) at any break
+    def __init__(
+        self, root: Any, operator_name: str, is_operator: Callable[[Any], bool], dry: bool = False,
+        abstract: bool = False,
+    ):
+        # dry: record operator calls without running them; stop (NeedsValue) at any break.
+        # abstract: also know no input value (static capture): runtime loops and branches become regions.
+        self.dry = dry or abstract
+        self.abstract = abstract
+        self.scopes: list = []
         self.root = root
         self.operator_name = operator_name
         self.is_operator = is_operator
@@ -222,22 +236,25 @@ class Tracer:
         """Run ``forward(self=root, inputs=inputs)``; the eager result and the graph (None on a break)."""
         func = forward.__func__ if isinstance(forward, types.MethodType) else forward
         args = [Val(self.root, Static(""))] if isinstance(forward, types.MethodType) else []
-        in_val = Val(inputs, Ref("inputs"), INPUT)
+        in_val = Val(_shape(inputs) if self.abstract else inputs, Ref("inputs"), INPUT)
         try:
             self.prescan(func.__code__)
         except GraphBreak as exc:
             if self.dry:
-                raise NeedsValue(exc.brk.code) from None
+                raise NeedsValue(exc.brk) from None
             self.brk = exc.brk
             return forward(inputs=inputs), None
-        result = self.call_function(func, args, {"inputs": in_val})
+        try:
+            result = self.call_function(func, args, {"inputs": in_val})
+        except GraphBreak as exc:  # raised by region building, only in dry captures
+            raise NeedsValue(exc.brk) from None
         if not self.recording:
             return result.value, None
         try:
             out = self.operand(result)
         except GraphBreak as exc:
             if self.dry:
-                raise NeedsValue(exc.brk.code) from None
+                raise NeedsValue(exc.brk) from None
             self.brk = exc.brk
             return result.value, None
         self.builder.nodes.append(Output(self.builder.fresh("output"), out, self.loc))
@@ -248,14 +265,14 @@ class Tracer:
             if ins.op not in HANDLED:
                 what = CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
                 raise GraphBreak(
-                    "unsupported-bytecode", f"{what} is not modelled by the trace", _loc(code.co_filename, ins.line)
+                    "unsupported-bytecode", f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line)
                 )
 
     # ------------------------------------------------------------------ breaks
     def breaks(self, code: str, reason: str) -> None:
         """Record a graph break and continue natively (the rest of the call runs eagerly)."""
         if self.dry:
-            raise NeedsValue(code)
+            raise NeedsValue(Break(code, reason, self.loc))
         if self.recording:
             self.brk = Break(code, reason, self.loc)
             self.recording = False
@@ -281,6 +298,10 @@ class Tracer:
             if op == "tuple" and all(isinstance(i, Const) for i in items):
                 return Const(tuple(i.value for i in items))
             return self.node(Glue(self.builder.fresh(op), op, items, loc=self.loc))
+        if isinstance(val.expr, regions.LoopCarried):
+            raise GraphBreak(
+                "runtime-loop", f"{val.expr.name!r} is assigned in a loop over runtime data and used after it", self.loc
+            )
         if val.expr is not None:
             return val.expr
         if is_literal(val.value):
@@ -335,6 +356,8 @@ class Tracer:
     def concretize(self, val: Val) -> Any:
         """A concrete value the trace may specialise on: guarded if it came from the inputs."""
         kind = self.kind(val)
+        if self.abstract and kind != STATIC and val.box is None:
+            self.breaks("runtime-value", "the program specialises on a runtime value (an index, a key or a choice)")
         if kind == INPUT and val.box is None:
             if not is_literal(val.value):
                 self.breaks("unrenderable-value", f"the trace specialises on a {type(val.value).__name__} input")
@@ -355,13 +378,16 @@ class Tracer:
             return [Val(v) for v in val.value]
         if val.box is not None:
             return list(val.box) if not isinstance(val.box, dict) else [Val(k, Const(k)) for k in val.box]
-        value, kind = val.value, self.kind(val)
+        kind = self.kind(val)
+        if self.abstract and kind != STATIC and not isinstance(val.raw, Mapping):
+            self.breaks("runtime-loop", "unpacking or zipping a runtime sequence of unknown length")
+        value = val.value
         if kind == STEP:
             self.breaks("iterate-over-output", "the loop's length depends on an operator's output")
             return [Val(v) for v in value]
         if isinstance(value, Mapping):
             keys = tuple(value)
-            if kind == INPUT:
+            if kind == INPUT and not self.abstract:  # the signature fixes the keys of abstract inputs
                 self.guard(self.glue("call", [Val(tuple, Global("builtins", "tuple")), val]), keys)
             return [Val(k, Const(k) if is_literal(k) else None) for k in keys]
         if kind == STATIC:
@@ -378,16 +404,26 @@ class Tracer:
     def make_box(self, items: list[Val], kind: type) -> Val:
         if kind is dict:
             raise AssertionError
-        return Val(kind(v.raw for v in items), None, self.kind(*items), list(items))
+        box = Val(kind(v.raw for v in items), None, self.kind(*items), list(items))
+        box.scope = len(self.scopes)
+        return box
 
     def make_dict(self, pairs: list[tuple[Val, Val]]) -> Val:
         box: dict = {}
         for key, item in pairs:
             box[self.concretize(key)] = item
-        return Val({k: v.raw for k, v in box.items()}, None, self.kind(*box.values()), box)
+        made = Val({k: v.raw for k, v in box.items()}, None, self.kind(*box.values()), box)
+        made.scope = len(self.scopes)
+        return made
 
     # ------------------------------------------------------------------ calls
     def call(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
+        if fn.raw is PENDING and fn.receiver is not None and pending(fn.receiver):
+            # A method of a value the capture does not have (its type is unknown): only names that
+            # no builtin type mutates with are taken as pure glue.
+            if fn.attr not in PURE_METHOD_NAMES:
+                self.breaks("runtime-value", f"method {fn.attr!r} of a runtime value whose type is unknown")
+            return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
         target = fn.value
         if isinstance(target, Interpreted):
             return self.call_interpreted(target, args, kwargs)
@@ -425,6 +461,8 @@ class Tracer:
         name = fn.value.__name__
         recv_type = type(receiver.value)
         if receiver.box is not None and name in BOX_MUTATORS:
+            if regions.record_mutation(self, receiver, name, args[0] if args else None):
+                return Val(None, Const(None))
             if isinstance(receiver.box, dict):
                 for src in args:
                     for key, item in self.mapping_items(src):
@@ -542,9 +580,10 @@ class Tracer:
         frame.locals.update(bound)
 
     # ------------------------------------------------------------------ the loop
-    def execute(self, frame: Frame) -> Val:
+    def execute(self, frame: Frame, stop: int = -1) -> Val | None:
+        """Run ``frame`` until it returns (the value) or reaches instruction ``stop`` (None)."""
         ins = frame.ins
-        while True:
+        while frame.pc != stop:
             instr = ins[frame.pc]
             frame.pc += 1
             if instr.line:
@@ -552,6 +591,7 @@ class Tracer:
             result = HANDLERS[instr.op](self, frame, instr.arg)
             if result is not None:
                 return result
+        return None
 
 
 def _native(val: Val) -> Any:
@@ -575,6 +615,11 @@ def _native_function(fn: Interpreted) -> types.FunctionType:
     if fn.kwdefaults:
         native.__kwdefaults__ = {k: v.value for k, v in fn.kwdefaults.items()}
     return native
+
+
+def _shape(inputs: Mapping[str, Any]) -> dict:
+    """The inputs as a static capture sees them: keys and nesting of the signature, no values."""
+    return {k: _shape(v) if isinstance(v, Mapping) else PENDING for k, v in inputs.items()}
 
 
 def _hashable(value: Any) -> bool:
@@ -718,6 +763,7 @@ def _load_attr(t: Tracer, f: Frame, name: str) -> None:
     else:
         val = t.glue("getattr", [obj], detail=name)
     val.receiver = obj
+    val.attr = name
     f.stack.append(val)
 
 
@@ -793,6 +839,8 @@ def _set_function_attribute(t: Tracer, f: Frame, flag: Any) -> None:
 
 @handles("RETURN_VALUE")
 def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
+    if t.scopes and t.scopes[-1].kind == "map":
+        raise GraphBreak("runtime-loop", "return inside a loop over runtime data", t.loc)
     return f.stack.pop()
 
 
@@ -822,9 +870,11 @@ def _jump(t: Tracer, f: Frame, target: int) -> None:
 
 
 @handles("JUMP_IF")
-def _jump_if(t: Tracer, f: Frame, arg: tuple) -> None:
+def _jump_if(t: Tracer, f: Frame, arg: tuple) -> Val | None:
     target, pops, when = arg
     cond = f.stack.pop() if pops else f.stack[-1]
+    if t.abstract and t.kind(cond) != STATIC and cond.box is None:
+        return regions.branch(t, f, cond, target, pops, when)
     if when in ("none", "not_none"):
         is_none = t.glue("is", [cond, Val(None, Const(None))])
         taken = t.concretize(is_none) if is_none.kind else is_none.value
@@ -842,8 +892,10 @@ def _jump_if(t: Tracer, f: Frame, arg: tuple) -> None:
 @handles("GET_ITER")
 def _get_iter(t: Tracer, f: Frame, arg: Any) -> None:
     val = f.stack.pop()
-    if isinstance(val.raw, IterState):
+    if isinstance(val.raw, (IterState, regions.MapIter)):
         f.stack.append(val)
+    elif t.abstract and t.kind(val) != STATIC and val.box is None and not isinstance(val.raw, Mapping):
+        f.stack.append(Val(regions.MapIter(val)))  # a loop over a runtime sequence: a map region
     else:
         f.stack.append(Val(IterState(t.iterate(val))))
 
@@ -852,7 +904,13 @@ def _get_iter(t: Tracer, f: Frame, arg: Any) -> None:
 def _for_iter(t: Tracer, f: Frame, arg: tuple) -> None:
     target, to_end_for = arg
     state = f.stack[-1].raw
-    if state.index < len(state.items):
+    if isinstance(state, regions.MapIter):
+        if not state.opened:
+            state.opened = True
+            f.stack.append(regions.open_map(t, f, state))
+            return
+        regions.close_map(t, f, state)
+    elif state.index < len(state.items):
         f.stack.append(state.items[state.index])
         state.index += 1
         return
@@ -909,6 +967,8 @@ def _list_append(t: Tracer, f: Frame, i: int) -> None:
         if t.recording:
             t.breaks("unsupported-bytecode", "a set comprehension over runtime values")
         return
+    if regions.record_mutation(t, target, "append", item):
+        return
     target.box.append(item)
     target.raw.append(item.raw)
     target.kind = max(target.kind, t.kind(item))
@@ -918,6 +978,7 @@ def _list_append(t: Tracer, f: Frame, i: int) -> None:
 def _list_extend(t: Tracer, f: Frame, i: int) -> None:
     src = f.stack.pop()
     target = f.stack[-i]
+    regions.record_mutation(t, target, "extend")
     items = t.iterate(src)
     target.box.extend(items)
     target.raw.extend(v.raw for v in items)
@@ -929,6 +990,7 @@ def _map_add(t: Tracer, f: Frame, i: int) -> None:
     item = f.stack.pop()
     key = t.concretize(f.stack.pop())
     target = f.stack[-i]
+    regions.record_mutation(t, target, "setitem")
     target.box[key] = item
     target.raw[key] = item.raw
     target.kind = max(target.kind, t.kind(item))
@@ -940,6 +1002,7 @@ def _dict_update(t: Tracer, f: Frame, i: int) -> None:
     target = f.stack[-i]
     if t.kind(src) == STEP and src.box is None:
         t.breaks("unpack-output", "** of a mapping an operator returned")
+    regions.record_mutation(t, target, "update")
     for key, item in t.mapping_items(src):
         target.box[key] = item
         target.raw[key] = item.raw
@@ -1015,6 +1078,7 @@ def _store_subscr(t: Tracer, f: Frame, arg: Any) -> None:
     key, container, value = f.stack.pop(), f.stack.pop(), f.stack.pop()
     if t.recording and container.box is not None:
         index = t.concretize(key)
+        regions.record_mutation(t, container, "setitem")
         if t.recording:
             container.box[index] = value
             container.kind = max(container.kind, t.kind(value))

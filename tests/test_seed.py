@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 
-from xcs import JitError, Operator, create_scheduler, execution_options, jit
+from xcs import Operator, create_scheduler, dump, execution_options, jit
 
 
 def process(data):
@@ -51,9 +50,34 @@ def test_parameterized_usage_with_sample_input_compiles_at_construction():
     assert calls == ["op1", "op2", "op1", "op2"]
 
 
-def test_the_static_modes_are_a_clear_error_until_they_land():
-    with pytest.raises(JitError, match="mode 'enhanced' is not available yet"):
-        jit(mode="enhanced", sample_input={"query": "example"})
+def test_parameterized_usage_with_the_enhanced_strategy_compiles_ahead_of_time():
+    calls = []
+
+    class SubOperator1(Operator):
+        def forward(self, *, inputs):
+            calls.append("op1")
+            return {"query": inputs["query"] + "?"}
+
+    class SubOperator2(Operator):
+        def forward(self, *, inputs):
+            calls.append("op2")
+            return {"answer": inputs["query"].lower()}
+
+    @jit(mode="enhanced", sample_input={"query": "example"})
+    class CompositeOperator(Operator):
+        def __init__(self):
+            self.op1 = SubOperator1()
+            self.op2 = SubOperator2()
+
+        def forward(self, *, inputs):
+            intermediate = self.op1(inputs=inputs)
+            return self.op2(inputs=intermediate)
+
+    op = CompositeOperator()
+    assert calls == []  # compiled at construction, and nothing ran
+    assert "strategy: enhanced" in dump(op, {"query": "x"})
+    assert op(inputs={"query": "HI"}) == {"answer": "hi?"}
+    assert calls == ["op1", "op2"]
 
 
 def test_execution_options_and_create_scheduler():

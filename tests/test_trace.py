@@ -77,7 +77,7 @@ def test_corpus_is_broad():
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 @pytest.mark.parametrize("program", corpus.PROGRAMS, ids=lambda p: p.name)
 def test_jitted_equals_eager(program, scheduler):
-    eager, jitted = program.make(), jit(program.make())
+    eager, jitted = program.make(), jit(program.make(), mode="trace")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with execution_options(scheduler=scheduler):
@@ -101,7 +101,7 @@ def test_jitted_equals_eager(program, scheduler):
 @pytest.mark.parametrize("program", COMPILED, ids=lambda p: p.name)
 def test_jit_on_a_subclass(program):
     """``jit`` applied to a subclass compiles its instances, with the same results."""
-    cls = jit(type(f"Jitted{program.make.__name__}", (program.make,), {"__module__": corpus.__name__}))
+    cls = jit(type(f"Jitted{program.make.__name__}", (program.make,), {"__module__": corpus.__name__}), mode="trace")
     eager, jitted = program.make(), cls()
     for inputs in all_inputs(program):
         assert run_counted(jitted, inputs) == run_counted(eager, inputs)
@@ -111,7 +111,7 @@ def test_jit_on_a_subclass(program):
 @pytest.mark.parametrize("program", COMPILED, ids=lambda p: p.name)
 def test_interpret_equals_plan(program):
     """The IR reference interpreter agrees with the generated plan (and eager) on every input."""
-    op = jit(program.make())
+    op = jit(program.make(), mode="trace")
     for inputs in program.inputs:
         op(inputs=dict(inputs))
     eager = program.make()
@@ -128,7 +128,7 @@ def test_interpret_equals_plan(program):
 @pytest.mark.parametrize("program", COMPILED, ids=lambda p: p.name)
 def test_guards_hold_only_on_their_path(program):
     """``interpret`` refuses inputs whose path differs from the captured one (a guard fails)."""
-    op = jit(program.make())
+    op = jit(program.make(), mode="trace")
     for inputs in program.inputs:
         op(inputs=dict(inputs))
     for entry in entries(op, program.inputs[0]):
@@ -145,7 +145,7 @@ def test_glue_is_recomputed_not_replayed(monkeypatch):
     captures = []
     original = Tracer.run
     monkeypatch.setattr(Tracer, "run", lambda self, *a: captures.append(1) or original(self, *a))
-    op = jit(corpus.Chain())
+    op = jit(corpus.Chain(), mode="trace")
     assert op(text="first-value") == {"text": "[(FIRST-VALUE)]"}
     assert op(text="second") == {"text": "[(SECOND)]"}
     assert len(captures) == 1  # the second call ran the plan
@@ -159,7 +159,7 @@ def test_glue_is_recomputed_not_replayed(monkeypatch):
 
 def test_glue_over_outputs_is_recomputed():
     """Arithmetic, f-strings and builtins over operator outputs and inputs follow the new values."""
-    op = jit(corpus.FStrings())
+    op = jit(corpus.FStrings(), mode="trace")
     first = op(query="aa", n=1.5, width=6)
     second = op(query="bbbbbbb", n=-7.25, width=9)
     assert second == corpus.FStrings()(query="bbbbbbb", n=-7.25, width=9)
@@ -168,12 +168,12 @@ def test_glue_over_outputs_is_recomputed():
 
 
 def test_helpers_are_inlined_and_globals_referenced():
-    op = jit(corpus.ModuleHelper())
+    op = jit(corpus.ModuleHelper(), mode="trace")
     op(query=" hi ")
     source = entries(op, {"query": ""})[0].source
     assert "make_prompt" not in source and "score_text" not in source
     assert ".strip()" in source
-    op = jit(corpus.GlobalOperator())
+    op = jit(corpus.GlobalOperator(), mode="trace")
     op(query="hi")
     (entry,) = entries(op, {"query": ""})
     assert "corpus.SHOUT(" in entry.source
@@ -181,7 +181,7 @@ def test_helpers_are_inlined_and_globals_referenced():
 
 
 def test_loops_over_static_lists_unroll():
-    op = jit(corpus.StaticSlices())
+    op = jit(corpus.StaticSlices(), mode="trace")
     op(query="abc")
     (entry,) = entries(op, {"query": ""})
     paths = [c.target.path for c in entry.graph.calls]
@@ -190,7 +190,7 @@ def test_loops_over_static_lists_unroll():
 
 # ---------------------------------------------------------------------- guards
 def test_branch_on_input_recaptures_the_other_path():
-    op, eager = jit(corpus.BranchOnInput()), corpus.BranchOnInput()
+    op, eager = jit(corpus.BranchOnInput(), mode="trace"), corpus.BranchOnInput()
     short = {"mode": "short", "query": "a", "loud": True}
     long = {"mode": "long", "query": "b", "loud": True}
     assert op(inputs=short) == eager(inputs=short) == {"text": "<a>!"}
@@ -205,7 +205,7 @@ def test_branch_on_input_recaptures_the_other_path():
 
 
 def test_iterating_an_input_list_guards_its_length():
-    op, eager = jit(corpus.IterateInput()), corpus.IterateInput()
+    op, eager = jit(corpus.IterateInput(), mode="trace"), corpus.IterateInput()
     assert op(queries=["a", "b"]) == {"results": ["ii:a", "ii:b"], "n": 2}
     assert op(queries=["x", "y"]) == {"results": ["ii:x", "ii:y"], "n": 2}
     assert len(entries(op, {"queries": []})) == 1
@@ -215,7 +215,7 @@ def test_iterating_an_input_list_guards_its_length():
 
 
 def test_selecting_a_tool_by_an_input_key_guards_the_key():
-    op, eager = jit(corpus.SelectTool()), corpus.SelectTool()
+    op, eager = jit(corpus.SelectTool(), mode="trace"), corpus.SelectTool()
     for tool in ("search", "calc", "search", "calc"):
         inputs = {"tool": tool, "query": tool[::-1]}
         assert run_counted(op, inputs) == run_counted(eager, inputs)
@@ -227,7 +227,7 @@ def test_selecting_a_tool_by_an_input_key_guards_the_key():
 # ---------------------------------------------------------------------- graph breaks
 @pytest.mark.parametrize("program", BROKEN, ids=lambda p: p.name)
 def test_graph_break_warns_once_with_code_and_line(program):
-    op, eager = jit(program.make()), program.make()
+    op, eager = jit(program.make(), mode="trace"), program.make()
     line, text = break_line(program)
     inputs = program.inputs[0]
     with pytest.warns(GraphBreakWarning) as caught:
@@ -246,7 +246,7 @@ def test_graph_break_warns_once_with_code_and_line(program):
 
 
 def test_branch_on_output_runs_each_operator_once_on_the_first_call():
-    op = jit(corpus.BranchOnOutput())
+    op = jit(corpus.BranchOnOutput(), mode="trace")
     with pytest.warns(GraphBreakWarning, match=r"branch-on-output"):
         result, calls = run_counted(op, {"query": "a long query"})
     assert result == {"text": "BO-SCORER:A LONG QUERY", "words": ["bo-scorer:a", "long", "query"]}
@@ -257,7 +257,7 @@ def test_branch_on_output_runs_each_operator_once_on_the_first_call():
 
 
 def test_jit_function():
-    fn = jit(corpus.pipeline)
+    fn = jit(corpus.pipeline, mode="trace")
     assert isinstance(fn, JittedFunction)
     for scheduler in SCHEDULERS:
         with execution_options(scheduler=scheduler):
@@ -270,7 +270,7 @@ def test_jit_function():
 
 
 def test_nested_jitted_operator_has_its_own_plan():
-    op = jit(corpus.NestedJit())
+    op = jit(corpus.NestedJit(), mode="trace")
     assert op(query="q") == {"text": "<IN-A:Q>"}
     assert op(query="r") == {"text": "<IN-A:R>"}
     assert isinstance(entries(op.inner, {"query": ""})[0].plan, Plan)
@@ -317,7 +317,7 @@ def test_lint_rejects_malformed_graphs(graph, message):
 
 def test_every_captured_graph_lints():
     for program in COMPILED:
-        op = jit(program.make())
+        op = jit(program.make(), mode="trace")
         for inputs in program.inputs:
             op(inputs=dict(inputs))
         for entry in entries(op, program.inputs[0]):

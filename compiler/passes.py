@@ -1,0 +1,168 @@
+"""Optimisation passes of the ``enhanced`` strategy: small, named, each a function Graph -> Graph.
+
+- ``fold_constants``: glue whose operands are all literals becomes a literal;
+- ``merge_identical_calls``: a second call of the same operator with the same arguments reuses the
+  first's result, but only for operators that declare ``deterministic = True`` (two identical calls of
+  a sampling LLM are intentional);
+- ``eliminate_dead_glue``: glue nothing reads is dropped.
+
+``optimize`` runs them in that order and reports what each changed (``xcs dump --passes`` prints it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable
+
+from compiler.ir import (
+    Branch, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, evaluate_glue,
+    is_literal, operands, resolve_static,
+)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One pass's effect: its name and a one-line summary (empty when it changed nothing)."""
+
+    name: str
+    summary: str
+
+
+def optimize(graph: Graph, is_operator: Callable[[Any], bool], root: Any) -> tuple[Graph, list[Applied]]:
+    applied = []
+    for name, fn in (
+        ("fold_constants", lambda g: fold_constants(g)),
+        ("merge_identical_calls", lambda g: merge_identical_calls(g, root)),
+        ("eliminate_dead_glue", lambda g: eliminate_dead_glue(g)),
+    ):
+        graph, summary = fn(graph)
+        applied.append(Applied(name, summary))
+    return graph, applied
+
+
+# ---------------------------------------------------------------------- rewriting helpers
+def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
+    """``nodes`` with every ``Ref`` named in ``mapping`` replaced by its operand (recursively)."""
+    if not mapping:
+        return nodes
+
+    def sub(value: Any) -> Any:
+        if isinstance(value, Ref):
+            return mapping.get(value.name, value)
+        if isinstance(value, tuple):
+            return tuple(sub(v) for v in value)
+        if isinstance(value, (OperatorCall, Glue, MapRegion, Branch, Guard, Output)):
+            return _sub_node(value)
+        return value
+
+    def _sub_node(node: Any) -> Any:
+        changes = {f.name: sub(getattr(node, f.name)) for f in fields(node) if f.name not in ("name", "loc")}
+        return replace(node, **changes)
+
+    return tuple(_sub_node(n) for n in nodes)
+
+
+def _all_nodes(nodes: tuple):
+    for node in nodes:
+        yield node
+        if isinstance(node, MapRegion):
+            yield from _all_nodes(node.body)
+        elif isinstance(node, Branch):
+            yield from _all_nodes(node.then_body)
+            yield from _all_nodes(node.else_body)
+
+
+def _drop(nodes: tuple, names: set[str]) -> tuple:
+    kept = []
+    for node in nodes:
+        if node.name in names:
+            continue
+        if isinstance(node, MapRegion):
+            node = replace(node, body=_drop(node.body, names))
+        elif isinstance(node, Branch):
+            node = replace(node, then_body=_drop(node.then_body, names), else_body=_drop(node.else_body, names))
+        kept.append(node)
+    return tuple(kept)
+
+
+# ---------------------------------------------------------------------- passes
+def fold_constants(graph: Graph) -> tuple[Graph, str]:
+    mapping: dict[str, Any] = {}
+    nodes = graph.nodes
+    for node in _all_nodes(nodes):
+        if isinstance(node, Glue) and node.op not in ("call", "method"):
+            ops = [mapping.get(o.name, o) if isinstance(o, Ref) else o for o in node.operands]
+            if ops and all(isinstance(o, Const) for o in ops):
+                value = evaluate_glue(node.op, node.detail, node.keys, [o.value for o in ops])
+                if is_literal(value):
+                    mapping[node.name] = Const(value)
+    if not mapping:
+        return graph, ""
+    nodes = _drop(substitute(nodes, mapping), set(mapping))
+    return Graph(nodes), f"folded {len(mapping)} glue expression(s): {', '.join(sorted(mapping))}"
+
+
+def merge_identical_calls(graph: Graph, root: Any) -> tuple[Graph, str]:
+    nodes = {n.name: n for n in graph.nodes}
+    mapping: dict[str, Any] = {}
+    memo: dict[str, Any] = {}
+
+    def canon(operand: Any) -> Any:
+        """A value number: equal for operands that always compute the same value."""
+        if not isinstance(operand, Ref):
+            return operand
+        name = mapping[operand.name].name if operand.name in mapping else operand.name
+        if name not in memo:
+            node = nodes.get(name)
+            memo[name] = (
+                (node.op, node.detail, node.keys, tuple(canon(o) for o in node.operands))
+                if isinstance(node, Glue) else name
+            )
+        return memo[name]
+
+    seen: dict[Any, str] = {}
+    for node in graph.nodes:  # top level only: calls inside regions run conditionally or per element
+        if not isinstance(node, OperatorCall) or not isinstance(node.target, Static):
+            continue
+        if getattr(resolve_static(root, node.target.path), "deterministic", False) is not True:
+            continue
+        key = (node.target, tuple(canon(a) for a in node.args), tuple((k, canon(v)) for k, v in node.kwargs))
+        if key in seen:
+            mapping[node.name] = Ref(seen[key])
+        else:
+            seen[key] = node.name
+    if not mapping:
+        return graph, ""
+    merged = _drop(substitute(graph.nodes, mapping), set(mapping))
+    pairs = ", ".join(f"{k} -> {v.name}" for k, v in sorted(mapping.items()))
+    return Graph(merged), f"merged {len(mapping)} call(s) of deterministic operators: {pairs}"
+
+
+def _reads(node) -> tuple:
+    """What a node reads directly; a region reads its condition or sequence and its bodies' outputs."""
+    if isinstance(node, MapRegion):
+        return (node.over,) if node.result is None else (node.over, node.result)
+    if isinstance(node, Branch):
+        return (node.cond, *node.then_out, *node.else_out)
+    return operands(node)
+
+
+def eliminate_dead_glue(graph: Graph) -> tuple[Graph, str]:
+    live: set[str] = set()
+    nodes = list(_all_nodes(graph.nodes))
+    for node in reversed(nodes):  # roots: everything that is not glue
+        if not isinstance(node, Glue):
+            live.add(node.name)
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if node.name in live:
+                for operand in _reads(node):
+                    if isinstance(operand, Ref) and operand.name not in live:
+                        live.add(operand.name)
+                        changed = True
+    dead = {n.name for n in nodes if isinstance(n, Glue) and n.name not in live}
+    if not dead:
+        return graph, ""
+    return Graph(_drop(graph.nodes, dead)), f"dropped {len(dead)} unused glue expression(s)"

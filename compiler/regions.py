@@ -1,0 +1,222 @@
+"""Dynamic structure in static capture: map regions (loops over runtime sequences) and branch regions
+(decisions on runtime values).
+
+The abstract interpreter (``compiler.trace`` with ``abstract=True``) knows no input values. A loop or
+comprehension over a runtime sequence is interpreted once with an abstract element; the nodes it
+records become the body of a ``MapRegion`` that the plan runs once per element, concurrently. A
+conditional jump on a runtime value interprets both sides up to their join point (the jump's immediate
+post-dominator) and merges them into a ``Branch``: the plan evaluates the condition and runs only the
+chosen side. Everything these regions cannot express is a graph break with a stable code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import CodeType
+from typing import Any
+
+from compiler import trace as t_
+from compiler.breaks import GraphBreak
+from compiler.ir import Branch, Const, Glue, MapRegion, OperatorCall, Ref
+
+EXIT = -1
+ENDS = frozenset({"RETURN_VALUE", "RAISE_VARARGS", "RERAISE"})
+
+
+@dataclass
+class MapIter:
+    """The iterator of a loop over a runtime sequence: yields one abstract element, once."""
+
+    over: Any  # the Val iterated
+    opened: bool = False
+
+
+@dataclass
+class Scope:
+    """An open region (``map``) or branch side (``side``): mutations of older boxes are tracked here."""
+
+    kind: str
+    start: int
+    item: str = ""
+    locals_before: dict = field(default_factory=dict)
+    appends: list = field(default_factory=list)
+    loc: Any = None
+
+
+class LoopCarried:
+    """The value of a variable assigned inside a region, seen after it: using it is a break."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+# ---------------------------------------------------------------------- map regions
+def open_map(t: Any, frame: Any, state: MapIter) -> Any:
+    """Start a map region at the loop's first FOR_ITER; return the abstract element."""
+    nxt = frame.ins[frame.pc] if frame.pc < len(frame.ins) else None
+    base = nxt.arg if nxt is not None and nxt.op == "STORE_FAST" else "item"
+    item = t.builder.fresh(base)
+    t.scopes.append(Scope("map", len(t.builder.nodes), item, dict(frame.locals), [], t.loc))
+    return t_.Val(t_.PENDING, Ref(item), max(state.over.kind, t_.INPUT))
+
+
+def close_map(t: Any, frame: Any, state: MapIter) -> None:
+    """End the region when the loop comes back to FOR_ITER: emit the ``MapRegion`` node."""
+    scope = t.scopes[-1]
+    if len(scope.appends) > 1:
+        raise GraphBreak("runtime-loop", "a loop over runtime data appends more than once per element", scope.loc)
+    result = None
+    target = None
+    if scope.appends:
+        target, item = scope.appends[0]
+        result = t.operand(item)
+    nodes = t.builder.nodes
+    body = tuple(nodes[scope.start:])
+    del nodes[scope.start:]
+    t.scopes.pop()
+    name = t.builder.fresh(f"map_{scope.item}")
+    nodes.append(MapRegion(name, t.operand(state.over), scope.item, body, result, scope.loc))
+    for local, val in list(frame.locals.items()):
+        if scope.locals_before.get(local) is not val:
+            frame.locals[local] = t_.Val(t_.PENDING, LoopCarried(local), t_.STEP)
+    if target is not None:
+        if target.box:
+            prior = t.operand(t.make_box(list(target.box), list))
+            ref = t.node(Glue(t.builder.fresh("concat"), "binop", (prior, Ref(name)), "+", loc=scope.loc))
+        else:
+            ref = Ref(name)
+        target.box, target.expr, target.raw, target.kind = None, ref, t_.PENDING, t_.STEP
+
+
+def record_mutation(t: Any, target: Any, op: str, item: Any = None) -> bool:
+    """Called before a box mutation: True when it was recorded as the region's per-element append
+    (so the box itself must not change), False when it may proceed; a break when it cannot."""
+    if not t.scopes or target.scope >= len(t.scopes):
+        return False
+    scope = t.scopes[-1]
+    if scope.kind == "map" and op == "append" and target.scope == len(t.scopes) - 1:
+        scope.appends.append((target, item))
+        return True
+    raise GraphBreak(
+        "runtime-loop" if scope.kind == "map" else "runtime-branch",
+        f"a {'loop over' if scope.kind == 'map' else 'branch on'} runtime data changes a container built "
+        "before it (only appending one value per element to one list is compiled)",
+        t.loc,
+    )
+
+
+# ---------------------------------------------------------------------- branch regions
+@lru_cache(maxsize=1024)
+def _postdominators(code: CodeType) -> tuple[int, ...]:
+    """The immediate post-dominator of every instruction of ``code`` (EXIT when none)."""
+    ins = t_._instructions(code)
+    n = len(ins)
+
+    def successors(pc: int) -> tuple[int, ...]:
+        op = ins[pc].op
+        if op in ENDS:
+            return (EXIT,)
+        if op == "JUMP":
+            return (ins[pc].arg,)
+        if op in ("JUMP_IF", "FOR_ITER"):
+            return (pc + 1, ins[pc].arg[0])
+        return (pc + 1,) if pc + 1 < n else (EXIT,)
+
+    full = (1 << (n + 1)) - 1
+    exit_bit = 1 << n
+    pdom = [full] * n
+    changed = True
+    while changed:
+        changed = False
+        for pc in range(n - 1, -1, -1):
+            inter = full
+            for s in successors(pc):
+                inter &= exit_bit if s == EXIT else pdom[s]
+            new = inter | (1 << pc)
+            if new != pdom[pc]:
+                pdom[pc], changed = new, True
+    result = []
+    for pc in range(n):
+        strict = pdom[pc] & ~(1 << pc)
+        ipdom = EXIT
+        for d in range(n):
+            if strict >> d & 1 and pdom[d] == strict:
+                ipdom = d
+                break
+        result.append(ipdom)
+    return tuple(result)
+
+
+def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) -> Any:
+    """Interpret both sides of a conditional jump on a runtime value and merge them into a ``Branch``.
+
+    Returns a Val when both sides return from the function (the merged return value), else None
+    after leaving the frame at the join point with merged stack and locals.
+    """
+    jump_pc = frame.pc - 1
+    join = _postdominators(frame.code)[jump_pc]
+    loc = t.loc
+    if when in ("none", "not_none"):
+        test = t.glue("is", [cond, t_.Val(None, Const(None))], detail="is" if when == "not_none" else "is not")
+    else:
+        test = t.glue("truth", [cond]) if when == "false" else t.glue("not", [cond])
+    # ``test`` is true exactly when the jump is NOT taken: "then" is the fall-through side.
+    stack0, locals0, pc0 = list(frame.stack), dict(frame.locals), frame.pc
+    sides = []
+    for jumped in (False, True):
+        frame.stack, frame.locals = list(stack0), dict(locals0)
+        if not pops and not jumped:
+            frame.stack.pop()  # 3.11's JUMP_IF_*_OR_POP keeps the value only when it jumps
+        frame.pc = target if jumped else pc0
+        t.scopes.append(Scope("side", len(t.builder.nodes), loc=loc))
+        returned = t.execute(frame, stop=join)
+        outs = [returned] if returned is not None else None
+        sides.append((returned, list(frame.stack), dict(frame.locals), outs))
+        scope = t.scopes.pop()
+        body = tuple(t.builder.nodes[scope.start:])
+        del t.builder.nodes[scope.start:]
+        sides[-1] = (*sides[-1], body)
+    (ret_a, stack_a, locals_a, _, body_a), (ret_b, stack_b, locals_b, _, body_b) = sides
+    if (ret_a is None) != (ret_b is None):
+        raise GraphBreak("runtime-branch", "one side of a branch on runtime data returns and the other does not", loc)
+    if ret_a is not None:
+        values = [(ret_a, ret_b)]
+    else:
+        if len(stack_a) != len(stack_b):
+            raise GraphBreak("runtime-branch", "the two sides of a branch leave different stacks", loc)
+        values = [(a, b) for a, b in zip(stack_a, stack_b) if a is not b]
+        names = sorted(n for n in set(locals_a) | set(locals_b) if locals_a.get(n) is not locals_b.get(n))
+        values += [(locals_a.get(n), locals_b.get(n)) for n in names]
+    # Outputs are rendered by re-entering each side's scope, so glue they need lands in that side.
+    outs_a, outs_b = [], []
+    for side, (body, outs, pick) in enumerate(((body_a, outs_a, 0), (body_b, outs_b, 1))):
+        t.scopes.append(Scope("side", len(t.builder.nodes), loc=loc))
+        for pair in values:
+            val = pair[pick]
+            outs.append(t.operand(val) if val is not None else Const(None))
+        extra = tuple(t.builder.nodes[t.scopes[-1].start:])
+        del t.builder.nodes[t.scopes[-1].start:]
+        t.scopes.pop()
+        if side == 0:
+            body_a = body + extra
+        else:
+            body_b = body + extra
+    has_steps = any(isinstance(n, (OperatorCall, MapRegion, Branch)) for n in body_a + body_b)
+    name = t.builder.fresh("branch" if has_steps else "choice")
+    t.node(Branch(name, t.operand(test), body_a, tuple(outs_a), body_b, tuple(outs_b), loc))
+    kind = t_.STEP if has_steps else max(test.kind, *(v.kind for pair in values for v in pair if v is not None), 0)
+    merged = [
+        t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=loc)) for i in range(len(values))
+    ]
+    result_vals = [t_.Val(t_.PENDING, ref, kind) for ref in merged]
+    if ret_a is not None:
+        return result_vals[0]
+    merged_vals = iter(result_vals)
+    frame.stack = [a if a is b else next(merged_vals) for a, b in zip(stack_a, stack_b)]
+    frame.locals = {}
+    for n in sorted(set(locals_a) | set(locals_b)):
+        a, b = locals_a.get(n), locals_b.get(n)
+        frame.locals[n] = a if a is b else next(merged_vals)
+    frame.pc = join
+    return None

@@ -1,0 +1,37 @@
+"""Run-time support for map regions: ``map_each`` runs a plan's per-element function over a sequence.
+
+Elements run concurrently under the current execution options (``sequential`` and ``topological`` run
+them one at a time, in order); results keep the input order; the first failure raises after the
+elements already running finish, and elements not yet started never start.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, Callable, Iterable
+
+from runtime.options import current_options
+from runtime.schedulers import resolve
+
+DEFAULT_MAX_WORKERS = 32
+
+
+def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``[fn(item) for item in items]``, with the items running concurrently."""
+    items = list(items)
+    options = current_options()
+    scheduler = resolve(options.scheduler)
+    if len(items) <= 1 or scheduler.mode in ("sequential", "topological"):
+        return [fn(item) for item in items]
+    workers = options.max_workers or scheduler.max_workers or min(len(items), DEFAULT_MAX_WORKERS)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xcs-map")
+    try:
+        futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
