@@ -16,9 +16,9 @@ Conventions:
   is already topologically ordered (a traced graph in definition order) comes back unchanged.
 - A cycle raises ``runtime.errors.CycleError(path)`` where ``path`` reads in the *depends-on*
   direction with its first node repeated at the end: ``("a", "b", "c", "a")`` means a depends on b,
-  b depends on c and c depends on a. (``graphlib.CycleError.args[1]`` lists its cycle the other way
-  round, dependency before dependent, which is why the search here is our own.) A self-loop is
-  ``("a", "a")``.
+  b depends on c and c depends on a. A self-loop is ``("a", "a")``. (``graphlib`` is not used: its
+  ``CycleError.args[1]`` lists the cycle the other way round, dependency before dependent, and its
+  order is breadth-first, so an already ordered mapping would not come back unchanged.)
 - Every function is linear in nodes + edges (plus sorting each node's dependency list, which is
   linear for bounded fan-in), except ``transitive_closure`` whose output alone can be quadratic.
 """
@@ -41,18 +41,18 @@ _BITS = bytes.maketrans(b"01", b"\x00\x01")
 def _index(deps: Deps) -> tuple[list[str], list[list[int]]]:
     """Names in node order and, per node, the indices of its dependencies sorted ascending."""
     names = list(deps)
-    position = {name: i for i, name in enumerate(names)}
+    position = dict(zip(names, range(len(names))))
     if len(position) != len(names):  # only possible for a Mapping with a broken __iter__
         raise ValueError("the dependency mapping yields a node name twice")
+    index_of = position.__getitem__
     adj: list[list[int]] = []
-    for name in names:
-        wanted = deps[name]
+    for name, wanted in deps.items():
         if isinstance(wanted, (str, bytes)):
             raise TypeError(
                 f"dependencies of {name!r} must be a collection of names, not the string {wanted!r}"
             )
         try:
-            row = list(map(position.__getitem__, wanted))
+            row = list(map(index_of, wanted))
         except KeyError as missing:
             raise ValueError(
                 f"node {name!r} depends on unknown node {missing.args[0]!r}"
@@ -72,7 +72,8 @@ def _order(names: list[str], adj: list[list[int]]) -> list[int]:
     for root in range(n):
         if state[root]:
             continue
-        if not adj[root]:  # fast path: a source
+        # Between searches every state is 0 or 2, so this is "all dependencies placed" (or none).
+        if all(map(state.__getitem__, adj[root])):
             state[root] = 2
             place(root)
             continue
@@ -129,7 +130,7 @@ def topological_order(deps: Deps) -> tuple[str, ...]:
     ``ValueError`` naming both nodes when a dependency is not a key of ``deps``.
     """
     names, adj = _index(deps)
-    return tuple(names[i] for i in _order(names, adj))
+    return tuple(map(names.__getitem__, _order(names, adj)))
 
 
 def transitive_closure(deps: Deps) -> dict[str, frozenset[str]]:

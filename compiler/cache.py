@@ -8,14 +8,21 @@ imported under a registered module name, so tracebacks and ``linecache`` show th
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import functools
 import hashlib
 import importlib.util
 import inspect
+import json
+import linecache
 import os
+import re
 import sys
 import tempfile
 import threading
 import types
+import weakref
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Callable, Hashable, Iterator, Mapping
@@ -55,65 +62,282 @@ def signature_text(sig: tuple) -> str:
     return "{" + ", ".join(f"{key}: {leaf(value)}" for key, value in sig) + "}"
 
 
+def _type_name(kind: type) -> str:
+    if kind is type(None):
+        return "None"
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def flat_signature(sig: tuple, prefix: str = "") -> dict[str, str]:
+    """``{"query": "str", "options": "dict", "options.k": "int"}``: one canonical text per leaf.
+
+    The one treatment of scalars: ``bool``, ``int``, ``float``, ``str``, ``bytes`` and ``None`` are
+    distinct leaf types (``True`` is not an ``int`` here, ``1`` is not a ``float``), subclasses are their
+    own types, and values never appear. Arrays are ``type[dtype, ndim=N]``.
+    """
+    flat: dict[str, str] = {}
+    for key, leaf in sig:
+        path = f"{prefix}{key}" if isinstance(key, str) else f"{prefix}{key!r}"
+        if isinstance(leaf, tuple) and len(leaf) == 2 and isinstance(leaf[1], tuple):
+            flat[path] = _type_name(leaf[0])
+            flat.update(flat_signature(leaf[1], path + "."))
+        elif isinstance(leaf, tuple):
+            flat[path] = f"{_type_name(leaf[0])}[{leaf[1]}, ndim={leaf[2]}]"
+        else:
+            flat[path] = _type_name(leaf)
+    return flat
+
+
+def canonical_signature(sig: tuple) -> str:
+    """The signature as stable text (no ids, no hash-seed order): what the disk key digests."""
+    return json.dumps(list(flat_signature(sig).items()), separators=(",", ":"))
+
+
+def signature_diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """How flat signature ``new`` differs from ``old``: ``["b: int -> float", "+c: str", "-d: int"]``."""
+    changes = [f"{k}: {old[k]} -> {new[k]}" for k in new if k in old and old[k] != new[k]]
+    changes += [f"+{k}: {new[k]}" for k in new if k not in old]
+    changes += [f"-{k}: {old[k]}" for k in old if k not in new]
+    return changes
+
+
 # ---------------------------------------------------------------------- structure hash
+# ``_structure`` yields ``(group, text)`` parts. The digest covers the texts only; the groups name the
+# component a part belongs to (``code Judge.forward``, ``helper mod.fn``, ``attribute .members``), so a
+# cache miss can say which component changed. Parts added for key completeness (other methods, class
+# constants, helpers, the state of plain-data attributes) are only yielded when present, so operators
+# without them keep the digests they always had.
 def structure_hash(root: Any, is_operator: Callable[[Any], bool]) -> str:
     """A hex digest of everything about ``root`` that a plan depends on, except the inputs."""
     digest = hashlib.sha256()
-    for part in _structure(root, is_operator, "", []):
+    for _, part in _structure(root, is_operator, "", [], {}):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]
 
 
-def _structure(value: Any, is_operator: Callable[[Any], bool], path: str, active: list) -> Iterator[str]:
+def structure_components(root: Any, is_operator: Callable[[Any], bool]) -> dict[str, str]:
+    """``{component: short digest}``: what ``structure_hash`` covers, grouped for explanations."""
+    digests: dict[str, Any] = {}
+    seen: set[tuple[str, str]] = set()
+    for group, part in _structure(root, is_operator, "", [], {}):
+        if group is None:
+            match = _TOP.match(part)
+            group = f"attribute {match.group(0)}" if match and match.group(0) else "operator"
+        elif (group, part) in seen:  # the same class's code, once per instance: count it once
+            continue
+        seen.add((group, part))
+        digest = digests.get(group)
+        if digest is None:
+            digest = digests[group] = hashlib.sha256()
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return {group: digest.hexdigest()[:8] for group, digest in digests.items()}
+
+
+_TOP = re.compile(r"^(\.[^.\[=:]+|\[[^\]]*\])?")
+_SKIPPED = frozenset({
+    "__init__", "forward", "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__",
+    "__xcs_jit__", "__annotations__", "__firstlineno__", "__static_attributes__", "__orig_bases__",
+    "__parameters__", "__slots__", "__classcell__", "__type_params__",
+})
+Part = tuple  # (group | None, text)
+
+
+def _structure(
+    value: Any, is_operator: Callable[[Any], bool], path: str, active: list, classes: dict
+) -> Iterator[Part]:
     if is_operator(value):
         if any(value is seen for seen in active):  # a cycle in the operator tree: never recurse
-            yield f"{path}=<cycle>"
+            yield None, f"{path}=<cycle>"
             return
+        traced = not active  # no operator above it: sub-operators run as steps, their helpers never reach the plan
         active.append(value)
         cls = type(value)
-        yield f"{path}={cls.__module__}.{cls.__qualname__}"
+        yield None, f"{path}={cls.__module__}.{cls.__qualname__}"
         for klass in cls.__mro__:
             if "forward" in vars(klass):
-                yield code_fingerprint(vars(klass)["forward"])
+                yield f"code {klass.__qualname__}.forward", code_fingerprint(vars(klass)["forward"])
                 break
-        for name, attr in vars(value).items():
-            if not name.startswith("_xcs"):
-                yield from _structure(attr, is_operator, f"{path}.{name}", active)
+        if traced:
+            yield from _class_parts(cls)
+        for name, attr in tuple(vars(value).items()):  # a snapshot: other threads may add _xcs_ caches
+            if name == "__xcs_jit__":  # jit(instance)'s options: named, not expanded
+                yield None, f"{path}.{name}:{type(attr).__module__}.{type(attr).__qualname__}"
+            elif not name.startswith("_xcs"):
+                yield from _structure(attr, is_operator, f"{path}.{name}", active, classes)
         active.pop()
     elif type(value) in (list, tuple):
-        yield f"{path}:{type(value).__name__}[{len(value)}]"
+        yield None, f"{path}:{type(value).__name__}[{len(value)}]"
         for index, item in enumerate(value):
-            yield from _structure(item, is_operator, f"{path}[{index}]", active)
+            yield from _structure(item, is_operator, f"{path}[{index}]", active, classes)
     elif type(value) is dict:
-        yield f"{path}:dict[{len(value)}]"
+        yield None, f"{path}:dict[{len(value)}]"
         for key, item in value.items():
-            yield from _structure(item, is_operator, f"{path}[{key!r}]", active)
+            yield from _structure(item, is_operator, f"{path}[{key!r}]", active, classes)
     elif type(value) in LEAF_TYPES:
-        yield f"{path}:{value!r}"
+        yield None, f"{path}:{value!r}"
     elif isinstance(value, types.FunctionType):
-        yield f"{path}:{code_fingerprint(value)}"
+        yield None, f"{path}:{code_fingerprint(value)}"
+        yield from _helpers(value, set(), 0)
     else:
-        yield f"{path}:{type(value).__module__}.{type(value).__qualname__}"
+        yield None, f"{path}:{type(value).__module__}.{type(value).__qualname__}"
+        if not any(value is seen for seen in active):
+            active.append(value)
+            yield from _state(value, is_operator, path, active, classes)
+            active.pop()
 
 
-_FINGERPRINTS: dict[Any, str] = {}
+def _class_parts(cls: type) -> Iterator[Part]:
+    """Methods other than ``forward``/``__init__`` and class constants of ``cls`` and its bases
+    (up to ``Operator``), and the helpers every method refers to."""
+    seen: set = set()
+    forward_done = False
+    for klass in cls.__mro__:
+        if klass.__module__ in ("xcs.operator", "builtins") or klass.__name__ == "JittedFunction":
+            continue
+        own = vars(klass)
+        if "forward" in own:
+            if forward_done:  # an overridden forward reachable through super()
+                yield f"code {klass.__qualname__}.forward", "super:" + code_fingerprint(own["forward"])
+            forward_done = True
+            yield from _helpers(own["forward"], seen, 0)
+        for name, member in own.items():
+            if name in _SKIPPED:
+                continue
+            func = _function_of(member)
+            if func is not None:
+                yield f"code {klass.__qualname__}.{name}", f"@{klass.__qualname__}.{name}:{code_fingerprint(func)}"
+                yield from _helpers(func, seen, 0)
+            elif not name.startswith("__") and _literal(member):
+                yield f"class attribute {klass.__qualname__}.{name}", f"@{klass.__qualname__}.{name}={member!r}"
+
+
+def _function_of(member: Any) -> Any:
+    if isinstance(member, (staticmethod, classmethod)):
+        member = member.__func__
+    elif isinstance(member, property):
+        member = member.fget
+    return member if isinstance(member, types.FunctionType) else None
+
+
+def _literal(value: Any) -> bool:
+    if type(value) in LEAF_TYPES:
+        return True
+    if type(value) in (tuple, frozenset):
+        return all(_literal(v) for v in value)
+    return False
+
+
+_NAMES: dict[types.CodeType, tuple[str, ...]] = {}
+
+
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    """Every name ``code`` (and the code nested in it: comprehensions, lambdas) loads by name."""
+    known = _NAMES.get(code)
+    if known is None:
+        names = dict.fromkeys(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                names.update(dict.fromkeys(_global_names(const)))
+        known = _NAMES[code] = tuple(names)
+    return known
+
+
+MAX_HELPER_DEPTH = 8
+
+
+def _helpers(func: Any, seen: set, depth: int) -> Iterator[Part]:
+    """Functions that ``func`` refers to through its globals (``helper(...)``, ``module.helper(...)``)
+    or its closure, recursively: their source is part of the plan's key."""
+    code = getattr(func, "__code__", None)
+    if code is None or depth > MAX_HELPER_DEPTH:
+        return
+    globals_ = getattr(func, "__globals__", None) or {}
+    names = _global_names(code)
+    found: list = []
+    for name in names:
+        value = globals_.get(name)
+        if isinstance(value, types.FunctionType):
+            found.append(value)
+        elif isinstance(value, types.ModuleType):
+            for attr in names:
+                member = vars(value).get(attr)
+                if isinstance(member, types.FunctionType):
+                    found.append(member)
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            if isinstance(cell.cell_contents, types.FunctionType):
+                found.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    for helper in found:
+        if helper.__code__ in seen:
+            continue
+        seen.add(helper.__code__)
+        name = f"{helper.__module__}.{helper.__qualname__}"
+        yield f"helper {name}", f"->{name}:{code_fingerprint(helper)}"
+        yield from _helpers(helper, seen, depth + 1)
+
+
+MAX_STATE_DEPTH = 3
+
+
+def _state(value: Any, is_operator: Callable[[Any], bool], path: str, active: list, classes: dict) -> Iterator[Part]:
+    """The values a plan may have folded from a non-literal static attribute: classes by name, enum
+    members, sets, and the fields of plain-data objects (dataclasses, namespaces, public attributes)."""
+    if isinstance(value, type):
+        yield None, f"{path}:class {value.__module__}.{value.__qualname__}"
+    elif isinstance(value, enum.Enum):
+        yield None, f"{path}:{type(value).__qualname__}.{value.name}"
+    elif isinstance(value, (set, frozenset)):
+        if all(_literal(v) for v in value):
+            yield None, f"{path}:{{{', '.join(sorted(repr(v) for v in value))}}}"
+    elif isinstance(value, functools.partial):
+        yield from _structure(value.func, is_operator, f"{path}.func", active, classes)
+        yield from _structure(list(value.args), is_operator, f"{path}.args", active, classes)
+        yield from _structure(dict(value.keywords), is_operator, f"{path}.keywords", active, classes)
+    elif isinstance(value, (types.ModuleType, types.BuiltinFunctionType, types.MethodType)):
+        return
+    elif dataclasses.is_dataclass(value) or isinstance(value, types.SimpleNamespace):
+        names = [f.name for f in dataclasses.fields(value)] if dataclasses.is_dataclass(value) else list(vars(value))
+        depth = sum(1 for seen in active if not is_operator(seen))
+        if depth <= MAX_STATE_DEPTH:
+            for name in names:
+                yield from _structure(getattr(value, name, None), is_operator, f"{path}.{name}", active, classes)
+    else:  # any other object: its public attributes of literal types only
+        attrs = getattr(value, "__dict__", None)
+        if isinstance(attrs, dict):
+            for name, attr in tuple(attrs.items()):
+                if not name.startswith("_") and _literal(attr):
+                    yield None, f"{path}.{name}:{attr!r}"
+
+
+_FINGERPRINTS: dict[int, tuple[Any, str]] = {}
 
 
 def code_fingerprint(func: Any) -> str:
-    """A digest of a function's bytecode, constants, names and source text (memoised by code object)."""
+    """A digest of a function's bytecode, constants, names and source text (memoised by code object).
+
+    The memo is keyed by the code object's identity, not equality: two code objects compiled from
+    sources that differ only in a comment or quote style compare equal, but their sources differ."""
     code = getattr(func, "__code__", None)
     if code is None:
         return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', type(func).__name__)}"
-    known = _FINGERPRINTS.get(code)
-    if known is None:
-        digest = hashlib.sha256()
-        try:  # the source is the same on every Python version; bytecode only where there is none
-            digest.update(inspect.getsource(func).encode())
-        except (OSError, TypeError):
-            _code_parts(code, digest)
-        known = _FINGERPRINTS[code] = digest.hexdigest()[:16]
-    return known
+    known = _FINGERPRINTS.get(id(code))
+    if known is not None and known[0]() is code:
+        return known[1]
+    digest = hashlib.sha256()
+    try:  # the source is the same on every Python version; bytecode only where there is none
+        digest.update(inspect.getsource(func).encode())
+    except (OSError, TypeError):
+        _code_parts(code, digest)
+    fingerprint = digest.hexdigest()[:16]
+    key = id(code)
+    _FINGERPRINTS[key] = (weakref.ref(code, lambda _, key=key: _FINGERPRINTS.pop(key, None)), fingerprint)
+    return fingerprint
 
 
 def _code_parts(code: types.CodeType, digest: Any) -> None:
@@ -127,16 +351,36 @@ def _code_parts(code: types.CodeType, digest: Any) -> None:
 
 
 # ---------------------------------------------------------------------- memory cache
+class KeyStats:
+    """Counters of one cache key (one operator structure and input signature) in this process."""
+
+    __slots__ = ("hits", "misses", "captures", "disk_loads")
+
+    def __init__(self) -> None:
+        self.hits = self.misses = self.captures = self.disk_loads = 0
+
+
+class Entries(list):
+    """The cache entries of one key, in capture order, and the key's counters (``stats``).
+
+    Lists are replaced, never changed in place, so a reader iterating one is never disturbed."""
+
+    __slots__ = ("stats",)
+
+
 class PlanCache:
-    """A bounded, thread-safe LRU of plans; ``compile_lock(key)`` serialises first compiles of a key."""
+    """A bounded, thread-safe LRU of plans; ``compile_lock(key)`` serialises first compiles of a key.
+
+    ``get`` returns the key's ``Entries`` (a list) or ``None``; ``max_entries`` bounds the number of keys.
+    """
 
     def __init__(self, max_entries: int = 1024):
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, list] = OrderedDict()
+        self._entries: OrderedDict[Hashable, Entries] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
 
-    def get(self, key: Hashable) -> list | None:
+    def get(self, key: Hashable) -> Entries | None:
         entries = self._entries.get(key)
         if entries is not None:
             try:
@@ -145,18 +389,25 @@ class PlanCache:
                 pass
         return entries
 
-    def add(self, key: Hashable, entry: Any) -> None:
+    def add(self, key: Hashable, entry: Any, stats: Any = None) -> Entries:
         with self._lock:
-            entries = self._entries.get(key)
-            self._entries[key] = [*(entries or ()), entry]
+            old = self._entries.get(key)
+            entries = Entries([*(old or ()), entry])
+            entries.stats = stats or getattr(old, "stats", None) or KeyStats()
+            self._entries[key] = entries
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
-                old, _ = self._entries.popitem(last=False)
-                self._key_locks.pop(old, None)
+                evicted, _ = self._entries.popitem(last=False)
+                self._key_locks.pop(evicted, None)
+            return entries
 
     def compile_lock(self, key: Hashable) -> threading.Lock:
         with self._lock:
             return self._key_locks.setdefault(key, threading.Lock())
+
+    def keys(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._entries)
 
     def clear(self) -> None:
         with self._lock:
@@ -196,16 +447,55 @@ def load_plan(source: str, file_name: str, directory: str | None = None) -> Plan
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(source)
         os.replace(tmp, path)
-    module_name = f"{PLAN_PACKAGE}.{file_name[:-3].replace('.', '_').replace('-', '_')}"
+    return import_plan(source, path, plan_module_name(file_name[:-3]))
+
+
+def plan_module_name(file_stem: str) -> str:
+    """The registered module name of a plan file: ``xcs_plans.<file stem with _ for . and ->``."""
+    return f"{PLAN_PACKAGE}.{re.sub(r'[^0-9A-Za-z_]', '_', file_stem)}"
+
+
+def compile_plan(source: str, filename: str) -> types.CodeType:
+    return compile(source, filename, "exec", dont_inherit=True)
+
+
+class _SourceLoader:
+    """The ``__loader__`` of a plan module: hands ``linecache`` the verified text, never the file."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def get_source(self, name: str) -> str:
+        return self.source
+
+
+def import_plan(source: str, filename: str, module_name: str, code: types.CodeType | None = None) -> Plan:
+    """Run plan text (or ``code``, compiled from exactly that text) as the registered module
+    ``module_name`` and return its ``PLAN``. The file is never read again here: what runs is what the
+    caller verified. ``linecache`` gets the same text, so tracebacks show the plan's lines."""
     sys.modules.setdefault(PLAN_PACKAGE, types.ModuleType(PLAN_PACKAGE))
     module = sys.modules.get(module_name)
-    if module is None or getattr(module, "__xcs_source__", None) != source:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
+    if (
+        module is None
+        or getattr(module, "__xcs_source__", None) != source
+        or getattr(module, "__file__", None) != filename
+    ):
+        if code is None:
+            code = compile_plan(source, filename)
+        module = types.ModuleType(module_name)
+        module.__file__ = filename
+        module.__loader__ = _SourceLoader(source)
         module.__xcs_source__ = source
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return replace(module.PLAN, source=source, filename=path)
+        try:
+            exec(code, module.__dict__)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        linecache.cache.pop(filename, None)
+        if not linecache.lazycache(filename, module.__dict__):
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return replace(module.PLAN, source=source, filename=filename)
 
 
 def _same_content(path: str, source: str) -> bool:

@@ -89,7 +89,7 @@ def capture(
             lint(graph)
             applied: list[passes.Applied] = []
             if strategy == "enhanced":
-                graph, applied = passes.optimize(graph, is_operator, root)
+                graph, applied = passes.optimize(graph, is_operator, root, tracer.files)
                 lint(graph)
             return Capture(strategy, graph, tuple(tracer.required), breaks=list(met), applied=applied)
         tracer = Tracer(root, name, is_operator, dry=True)

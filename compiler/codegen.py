@@ -254,7 +254,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
     em = Emitter(graph)
     calls = em.calls
     step_deps = [em.step_deps(_step_operands(c)) for c in calls]
-    deps = {c.name: tuple(calls[i].name for i in d) for c, d in zip(calls, step_deps)}
+    deps = step_dependencies(graph, em)
     waves = analysis.waves(deps) if calls else ()
     width = max((len(w) for w in waves), default=1)
     output = graph.output
@@ -314,6 +314,12 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         ")",
     ]
     return "\n".join(head + body + run + tail) + "\n"
+
+
+def step_dependencies(graph: Graph, em: Emitter | None = None) -> dict[str, tuple[str, ...]]:
+    """``{step: the steps it reads}`` for the steps the plan schedules, in plan order."""
+    em = em or Emitter(graph)
+    return {c.name: tuple(em.calls[i].name for i in em.step_deps(_step_operands(c))) for c in em.calls}
 
 
 def _step_operands(node):

@@ -32,6 +32,7 @@ class Loc:
     file: str = ""
     line: int = 0
     text: str = ""
+    col: int = -1  # the column where the expression starts (joins bytecode to source positions)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.file else ""

@@ -1,5 +1,6 @@
 """Optimisation passes of the ``enhanced`` strategy: small, named, each a function Graph -> Graph.
 
+- ``source_names``: steps take the user's variable names and show the call's exact source (libcst);
 - ``fold_constants``: glue whose operands are all literals becomes a literal;
 - ``merge_identical_calls``: a second call of the same operator with the same arguments reuses the
   first's result, but only for operators that declare ``deterministic = True`` (two identical calls of
@@ -28,9 +29,12 @@ class Applied:
     summary: str
 
 
-def optimize(graph: Graph, is_operator: Callable[[Any], bool], root: Any) -> tuple[Graph, list[Applied]]:
+def optimize(
+    graph: Graph, is_operator: Callable[[Any], bool], root: Any, files: dict[str, str] | None = None
+) -> tuple[Graph, list[Applied]]:
     applied = []
     for name, fn in (
+        ("source_names", lambda g: source_names(g, files or {})),
         ("fold_constants", lambda g: fold_constants(g)),
         ("merge_identical_calls", lambda g: merge_identical_calls(g, root)),
         ("eliminate_dead_glue", lambda g: eliminate_dead_glue(g)),
@@ -86,6 +90,39 @@ def _drop(nodes: tuple, names: set[str]) -> tuple:
 
 
 # ---------------------------------------------------------------------- passes
+def source_names(graph: Graph, files: dict[str, str]) -> tuple[Graph, str]:
+    """Name each top-level operator call after the variable the user assigns it to (when that name is
+    free) and replace its source line by the call's exact source span."""
+    from compiler.codegen import RESERVED
+    from compiler.source import call_site
+
+    taken = {n.name for n in _all_nodes(graph.nodes)} | set(RESERVED)
+    renames: dict[str, Any] = {}
+    located: dict[str, Any] = {}
+    for node in graph.nodes:
+        if not isinstance(node, OperatorCall) or node.loc.file not in files or node.loc.col < 0:
+            continue
+        site = call_site(files[node.loc.file], node.loc.line, node.loc.col)
+        if site is None:
+            continue
+        if site.multiline:  # a call over several lines: show all of it, not just its first line
+            located[node.name] = replace(node.loc, text=site.text)
+        if site.name and site.name != node.name and site.name not in taken and site.name.isidentifier():
+            taken.add(site.name)
+            renames[node.name] = Ref(site.name)
+    if not located and not renames:
+        return graph, ""
+    nodes = []
+    for node in substitute(graph.nodes, renames):
+        if node.name in located:
+            node = replace(node, loc=located[node.name])
+        if node.name in renames:
+            node = replace(node, name=renames[node.name].name)
+        nodes.append(node)
+    summary = ", ".join(f"{k} -> {v.name}" for k, v in sorted(renames.items()))
+    return Graph(tuple(nodes)), (f"renamed {len(renames)} step(s): {summary}" if renames else "exact spans of multi-line calls")
+
+
 def fold_constants(graph: Graph) -> tuple[Graph, str]:
     mapping: dict[str, Any] = {}
     nodes = graph.nodes

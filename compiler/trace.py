@@ -166,10 +166,11 @@ def _instructions(code: types.CodeType) -> tuple[Ins, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _loc(filename: str, line: int | None) -> Loc:
+def _loc(filename: str, line: int | None, col: int | None = None) -> Loc:
     if not line:
         return Loc(relative_file(filename), 0, "")
-    return Loc(relative_file(filename), line, linecache.getline(filename, line).strip())
+    text = linecache.getline(filename, line).strip()
+    return Loc(relative_file(filename), line, text, -1 if col is None else col)
 
 
 def step_name(expr: Any) -> str:
@@ -221,6 +222,7 @@ class Tracer:
         self.dry = dry or abstract
         self.abstract = abstract
         self.scopes: list = []
+        self.files: dict[str, str] = {}  # repository-relative file -> the file, for source analysis
         self.root = root
         self.operator_name = operator_name
         self.is_operator = is_operator
@@ -536,6 +538,7 @@ class Tracer:
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call_interpreted(fn, args, kwargs)
         frame = Frame(fn.code, fn.globals)
+        self.files[relative_file(fn.code.co_filename)] = fn.code.co_filename
         self.bind(frame, fn, args, kwargs)
         self.depth += 1
         try:
@@ -587,7 +590,7 @@ class Tracer:
             instr = ins[frame.pc]
             frame.pc += 1
             if instr.line:
-                self.loc = _loc(frame.code.co_filename, instr.line)
+                self.loc = _loc(frame.code.co_filename, instr.line, instr.col)
             result = HANDLERS[instr.op](self, frame, instr.arg)
             if result is not None:
                 return result

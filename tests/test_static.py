@@ -188,7 +188,7 @@ def test_enhanced_passes_merge_only_deterministic_calls_and_drop_dead_glue():
     assert run_counted(op, {"v": 5}) == ({"sum": 20, "samples": [6, 6], "k": 6}, {"doubler": 1, "sampler": 2})
     (entry,) = entries(op, {"v": 0})
     summaries = {a.name: a.summary for a in entry.applied}
-    assert summaries["merge_identical_calls"] == "merged 1 call(s) of deterministic operators: double_1 -> double"
+    assert summaries["merge_identical_calls"] == "merged 1 call(s) of deterministic operators: b -> a"
     assert summaries["eliminate_dead_glue"].startswith("dropped ")
     assert "100" not in entry.source
     structural = jit(Twice(), mode="structural")

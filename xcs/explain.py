@@ -1,0 +1,91 @@
+"""``xcs.explain`` and ``xcs explain``: how an operator compiles for an input signature, and why.
+
+Explaining runs nothing unless asked: it applies the capture rule of the operator's mode
+(``compiler.capture``) to the inputs' signature and reports the strategy chosen, every graph break met
+on the way (code, location, hint), the passes applied, and a summary of the graph (steps, waves, width,
+critical path). With ``run=True`` a program only the trace can capture is traced (its operators run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from compiler import analysis
+from compiler.breaks import Break
+from compiler.cache import signature, signature_text
+from compiler.codegen import step_dependencies
+from runtime.errors import JitError
+from xcs.jit import JitConfig, operator_label
+from xcs.operator import Operator
+
+
+@dataclass(frozen=True)
+class Explanation:
+    operator: str
+    signature: str
+    mode: str
+    strategy: str  # enhanced, structural, trace, "trace (runs the call)" or eager
+    breaks: tuple[tuple[str, Break], ...] = ()
+    passes: tuple[tuple[str, str], ...] = ()
+    steps: int = 0
+    waves: int = 0
+    width: int = 0
+    critical_path: tuple[str, ...] = ()
+    regions: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"{self.operator}   inputs {self.signature}   mode: {self.mode}", f"strategy: {self.strategy}"]
+        if self.breaks:
+            lines.append("breaks:")
+            for strategy, brk in self.breaks:
+                where = f" {brk.loc}" if brk.loc.file else ""
+                lines.append(f"  {strategy:<10} [{brk.code}]{where}: {brk.reason}")
+                if brk.loc.text:
+                    lines.append(f"             {brk.loc.text}")
+                lines.append(f"             hint: {brk.hint}")
+        else:
+            lines.append("breaks: none")
+        if self.strategy not in ("eager", "trace (runs the call)"):
+            regions = ", ".join(f"{n} {k}" for k, n in sorted(self.regions.items()) if n)
+            lines.append(
+                f"graph: {self.steps} steps, {self.waves} waves, width {self.width}"
+                + (f"; regions: {regions}" if regions else "")
+            )
+            if self.critical_path:
+                lines.append(f"critical path: {' -> '.join(self.critical_path)} ({len(self.critical_path)} steps)")
+        for name, summary in self.passes:
+            lines.append(f"pass {name}: {summary or 'no change'}")
+        return "\n".join(lines) + "\n"
+
+
+def explain(op: Any, inputs: Mapping[str, Any], *, run: bool = False) -> Explanation:
+    """How ``op`` compiles for ``inputs``' signature (nothing runs unless ``run=True``)."""
+    config = getattr(op, "__xcs_jit__", None)
+    if config is None:
+        if not isinstance(op, Operator):
+            raise JitError(f"explain expects an Operator or a jitted function, got {type(op).__name__}")
+        config = JitConfig()
+    label = operator_label(op)
+    cap = config.graph_of(op, inputs, label, run=run)
+    strategy = "trace (runs the call)" if cap.strategy == "none" else cap.strategy
+    base = dict(
+        operator=label, signature=signature_text(signature(inputs)), mode=config.mode, strategy=strategy,
+        breaks=tuple(cap.breaks), passes=tuple((a.name, a.summary) for a in cap.applied),
+    )
+    if cap.graph is None:
+        return Explanation(**base)
+    deps = step_dependencies(cap.graph)
+    waves = analysis.waves(deps) if deps else ()
+    path, _ = analysis.critical_path(deps, {name: 1.0 for name in deps}) if deps else ((), 0.0)
+    kinds = {"map regions": 0, "branch regions": 0}
+    for node in cap.graph.nodes:
+        kind = type(node).__name__
+        if kind == "MapRegion":
+            kinds["map regions"] += 1
+        elif kind == "Branch" and node.name in deps:
+            kinds["branch regions"] += 1
+    return Explanation(
+        **base, steps=len(deps), waves=len(waves), width=max((len(w) for w in waves), default=0),
+        critical_path=tuple(path), regions=kinds,
+    )
