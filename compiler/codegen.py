@@ -42,9 +42,11 @@ class Header:
 
 
 def is_step(node) -> bool:
-    """Operator calls and regions that contain them are scheduled; a pure branch is inline glue."""
-    if isinstance(node, (OperatorCall, MapRegion)):
+    """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
+    if isinstance(node, OperatorCall):
         return True
+    if isinstance(node, MapRegion):
+        return any(is_step(n) for n in node.body)
     return isinstance(node, Branch) and any(is_step(n) for n in node.then_body + node.else_body)
 
 
@@ -65,7 +67,7 @@ class Emitter:
         self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
-        self.uses_map = any(isinstance(n, MapRegion) for n in self.nodes.values())
+        self.uses_map = any(isinstance(n, MapRegion) and is_step(n) for n in self.nodes.values())
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
 
@@ -109,6 +111,9 @@ class Emitter:
             self.modules.add(operand.module)
             return ".".join(p for p in (operand.module, operand.qualname) if p), ATOM
         node = self.nodes.get(operand.name)
+        if isinstance(node, MapRegion) and not is_step(node):  # pure glue per element: a comprehension
+            result = self.expr(node.result) if node.result is not None else "None"
+            return f"[{result} for {node.item} in {self.expr(node.over)}]", ATOM
         if node is None or isinstance(node, (Input, OperatorCall, MapRegion, Branch)):
             return operand.name, ATOM  # a map element, an input, a step or a region's result
         return self.glue(node)

@@ -21,6 +21,7 @@ from compiler.breaks import GraphBreak
 from compiler.ir import Branch, Const, Glue, MapRegion, OperatorCall, Ref
 
 EXIT = -1
+MAX_REENTRY = 64  # sides of one conditional jump open at once (a static loop with a runtime exit)
 ENDS = frozenset({"RETURN_VALUE", "RAISE_VARARGS", "RERAISE"})
 
 
@@ -30,6 +31,7 @@ class MapIter:
 
     over: Any  # the Val iterated
     opened: bool = False
+    scope: Any = None  # the region's Scope while it is open
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Scope:
     locals_before: dict = field(default_factory=dict)
     appends: list = field(default_factory=list)
     loc: Any = None
+    depth: int = 0  # the helper-call depth of the frame that opened it
+    mark: Any = None  # for a branch side: (frame, jump, static state) it was opened at
 
 
 class LoopCarried:
@@ -57,13 +61,16 @@ def open_map(t: Any, frame: Any, state: MapIter) -> Any:
     nxt = frame.ins[frame.pc] if frame.pc < len(frame.ins) else None
     base = nxt.arg if nxt is not None and nxt.op == "STORE_FAST" else "item"
     item = t.builder.fresh(base)
-    t.scopes.append(Scope("map", len(t.builder.nodes), item, dict(frame.locals), [], t.loc))
+    state.scope = Scope("map", len(t.builder.nodes), item, dict(frame.locals), [], t.loc, t.depth)
+    t.scopes.append(state.scope)
     return t_.Val(t_.PENDING, Ref(item), max(state.over.kind, t_.INPUT))
 
 
 def close_map(t: Any, frame: Any, state: MapIter) -> None:
     """End the region when the loop comes back to FOR_ITER: emit the ``MapRegion`` node."""
     scope = t.scopes[-1]
+    if scope is not state.scope:  # a side of a branch inside the loop went on past the element
+        raise GraphBreak("runtime-loop", "break, continue or return in a branch inside a loop over runtime data", t.loc)
     if len(scope.appends) > 1:
         raise GraphBreak("runtime-loop", "a loop over runtime data appends more than once per element", scope.loc)
     result = None
@@ -148,6 +155,18 @@ def _postdominators(code: CodeType) -> tuple[int, ...]:
     return tuple(result)
 
 
+def _static_state(frame: Any) -> tuple:
+    """What static control flow in ``frame`` depends on: its static locals and static iterators."""
+    state = []
+    for name, val in sorted(frame.locals.items()):
+        if val.kind == t_.STATIC:
+            raw = val.raw
+            key = (id(raw), len(val.box)) if val.box is not None else raw if t_.is_literal(raw) else id(raw)
+            state.append((name, key))
+    state += [(id(v.raw), v.raw.index) for v in frame.stack if isinstance(getattr(v, "raw", None), t_.IterState)]
+    return tuple(state)
+
+
 def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) -> Any:
     """Interpret both sides of a conditional jump on a runtime value and merge them into a ``Branch``.
 
@@ -157,6 +176,12 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     jump_pc = frame.pc - 1
     join = _postdominators(frame.code)[jump_pc]
     loc = t.loc
+    # Meeting this jump again inside one of its own sides: a loop. When no static value changed since
+    # (no static loop advanced), the loop is driven by runtime data and would unroll forever.
+    mark = (id(frame), jump_pc, _static_state(frame))
+    again = [s for s in t.scopes if s.mark is not None and s.mark[:2] == mark[:2]]
+    if any(s.mark == mark for s in again) or len(again) >= MAX_REENTRY:
+        raise GraphBreak("runtime-loop", "a loop whose condition is a runtime value (a while loop on runtime data)", loc)
     if when in ("none", "not_none"):
         test = t.glue("is", [cond, t_.Val(None, Const(None))], detail="is" if when == "not_none" else "is not")
     else:
@@ -169,7 +194,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         if not pops and not jumped:
             frame.stack.pop()  # 3.11's JUMP_IF_*_OR_POP keeps the value only when it jumps
         frame.pc = target if jumped else pc0
-        t.scopes.append(Scope("side", len(t.builder.nodes), loc=loc))
+        t.scopes.append(Scope("side", len(t.builder.nodes), loc=loc, depth=t.depth, mark=mark))
         returned = t.execute(frame, stop=join)
         outs = [returned] if returned is not None else None
         sides.append((returned, list(frame.stack), dict(frame.locals), outs))

@@ -20,6 +20,7 @@ import operator as _operator
 import os
 import re
 import sys
+import sysconfig
 import types
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -138,7 +139,7 @@ PURE_BUILTINS = frozenset(
     getattr(builtins, n)
     for n in (
         "len str int float bool repr ascii abs round min max sum sorted any all list tuple dict set "
-        "frozenset isinstance range divmod pow ord chr format hex oct bin"
+        "frozenset isinstance range divmod pow ord chr format hex oct bin zip enumerate reversed"
     ).split()
 )
 PURE_MODULES = (math, _operator)
@@ -163,6 +164,19 @@ def relative_file(filename: str) -> str:
 @lru_cache(maxsize=4096)
 def _instructions(code: types.CodeType) -> tuple[Ins, ...]:
     return tuple(normalize(code))
+
+
+LIBRARY_DIRS = tuple(
+    os.path.join(os.path.realpath(p), "")
+    for p in {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")} if p
+)
+
+
+@lru_cache(maxsize=4096)
+def _library_file(filename: str) -> bool:
+    """Whether ``filename`` belongs to the standard library or an installed package: a graph break met
+    while interpreting it is reported at the user's line that called into it."""
+    return os.path.realpath(filename).startswith(LIBRARY_DIRS)
 
 
 @lru_cache(maxsize=4096)
@@ -197,7 +211,7 @@ class Builder:
 
 
 class Frame:
-    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames")
+    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames", "user")
 
     def __init__(self, code: types.CodeType, globals_: dict):
         self.code = code
@@ -208,6 +222,7 @@ class Frame:
         self.globals = globals_
         self.pc = 0
         self.kwnames: tuple = ()
+        self.user = not _library_file(code.co_filename)  # locations point at user code, not libraries
 
 
 class Tracer:
@@ -308,11 +323,28 @@ class Tracer:
             return val.expr
         if is_literal(val.value):
             return Const(val.value)
+        if val.kind == STATIC and _literal_container(val.value):
+            return self.render(val.value)
         raise GraphBreak(
             "unrenderable-value",
             f"a {type(val.value).__name__} value built during the call is used by the graph",
             self.loc,
         )
+
+    def render(self, value: Any) -> Any:
+        """The operand of a static value: a literal, or glue rebuilding a container of literals
+        (a set's items in a stable order, so plans do not depend on string hashing)."""
+        if is_literal(value):
+            return Const(value)
+        if isinstance(value, dict):
+            flat = tuple(x for k, v in value.items() for x in (Const(k), self.render(v)))
+            return self.node(Glue(self.builder.fresh("dict"), "dict", flat, loc=self.loc))
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        op = {list: "list", tuple: "tuple", set: "set"}.get(type(value), "set")
+        ref = self.node(Glue(self.builder.fresh(op), op, tuple(self.render(v) for v in items), loc=self.loc))
+        if type(value) is frozenset:
+            return self.node(Glue(self.builder.fresh("frozenset"), "call", (Global("builtins", "frozenset"), ref), loc=self.loc))
+        return ref
 
     def node(self, node: Any) -> Ref:
         self.builder.nodes.append(node)
@@ -446,7 +478,7 @@ class Tracer:
         if target in PURE_FUNCTIONS or (_hashable(target) and target in PURE_BUILTINS) or getattr(target, "__module__", None) in ("math", "_operator", "operator"):
             return self.glue("call", [fn, *args, *kwargs.values()], keys=tuple(kwargs))
         if isinstance(target, types.MethodType) and isinstance(target.__func__, types.FunctionType):
-            owner = fn.receiver if fn.receiver is not None else Val(target.__self__)
+            owner = fn.receiver if fn.receiver is not None and fn.receiver.raw is target.__self__ else Val(target.__self__)
             return self.call_function(target.__func__, [owner, *args], kwargs)
         if isinstance(target, types.FunctionType):
             return self.call_function(target, args, kwargs)
@@ -457,7 +489,7 @@ class Tracer:
         """Whether a special call may look at ``arg``'s items (guarding input lengths if it must)."""
         if arg.box is not None or arg.kind == STATIC or isinstance(arg.raw, IterState):
             return True
-        return arg.kind == INPUT and target in (zip, enumerate, reversed)
+        return arg.kind == INPUT and target in (zip, enumerate, reversed) and not self.abstract
 
     def call_method(self, receiver: Val, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
         name = fn.value.__name__
@@ -485,6 +517,8 @@ class Tracer:
         if isinstance(receiver.value, IMMUTABLE) or name in PURE_METHODS.get(recv_type, ()):
             if receiver.kind == STATIC and receiver.box is None and name == "items" and isinstance(receiver.expr, Static):
                 return self.make_box([self.make_box([Val(k, Const(k)), self.glue("getitem", [receiver, Val(k, Const(k))])], tuple) for k in receiver.value], list)
+            if receiver.kind == STATIC and receiver.box is None and name == "values" and isinstance(receiver.expr, Static):
+                return self.make_box([self.glue("getitem", [receiver, Val(k, Const(k))]) for k in receiver.value], list)
             return self.glue("method", [receiver, *args, *kwargs.values()], detail=name, keys=tuple(kwargs))
         self.breaks("mutation" if receiver.kind != STATIC else "unknown-call", f"call of {recv_type.__name__}.{name}")
         return self.call(fn, args, kwargs)
@@ -589,7 +623,7 @@ class Tracer:
         while frame.pc != stop:
             instr = ins[frame.pc]
             frame.pc += 1
-            if instr.line:
+            if instr.line and frame.user:
                 self.loc = _loc(frame.code.co_filename, instr.line, instr.col)
             result = HANDLERS[instr.op](self, frame, instr.arg)
             if result is not None:
@@ -623,6 +657,17 @@ def _native_function(fn: Interpreted) -> types.FunctionType:
 def _shape(inputs: Mapping[str, Any]) -> dict:
     """The inputs as a static capture sees them: keys and nesting of the signature, no values."""
     return {k: _shape(v) if isinstance(v, Mapping) else PENDING for k, v in inputs.items()}
+
+
+def _literal_container(value: Any) -> bool:
+    """Whether ``value`` is a list, tuple, set or dict built only of literals (at any depth)."""
+    if is_literal(value):
+        return True
+    if type(value) is dict:
+        return all(is_literal(k) and _literal_container(v) for k, v in value.items())
+    if type(value) in (list, tuple, set, frozenset):
+        return all(_literal_container(v) for v in value)
+    return False
 
 
 def _hashable(value: Any) -> bool:
@@ -669,9 +714,22 @@ def _reversed(t: Tracer, args: list[Val]) -> Val:
     return t.make_box(list(reversed(t.iterate(args[0]))), list)
 
 
+def _getattr(t: Tracer, args: list[Val]) -> Val:
+    """``getattr(obj, "name"[, default])`` with a constant name is ``obj.name``: on the operator tree,
+    a static attribute path (so ``getattr(self, "judge")(...)`` calls ``ops.judge``)."""
+    static_name = len(args) in (2, 3) and t.kind(args[1]) == STATIC and isinstance(args[1].value, str)
+    if static_name and len(args) == 3 and t.kind(args[0]) == STATIC and args[0].box is None:
+        if not hasattr(args[0].value, args[1].value):
+            return args[2]
+    elif not static_name or len(args) == 3:
+        t.breaks("runtime-value", "getattr with a name, or a default, that depends on a runtime value")
+        return Val(getattr(*map(_native, args)))
+    return attribute(t, args[0], args[1].value)
+
+
 SPECIAL_CALLS: dict[Any, Callable[[Tracer, list[Val]], Val]] = {
     len: _len, list: _sequence(list), tuple: _sequence(tuple), zip: _zip, enumerate: _enumerate,
-    reversed: _reversed,
+    reversed: _reversed, getattr: _getattr,
 }
 
 
@@ -760,14 +818,18 @@ def _push_null(t: Tracer, f: Frame, arg: Any) -> None:
 
 @handles("LOAD_ATTR")
 def _load_attr(t: Tracer, f: Frame, name: str) -> None:
-    obj = f.stack.pop()
+    f.stack.append(attribute(t, f.stack.pop(), name))
+
+
+def attribute(t: Tracer, obj: Val, name: str) -> Val:
+    """``obj.name``: a static attribute path of the operator tree, or glue on a runtime value."""
     if t.recording and obj.box is not None:
         val = Val(getattr(obj.raw, name))
     else:
         val = t.glue("getattr", [obj], detail=name)
     val.receiver = obj
     val.attr = name
-    f.stack.append(val)
+    return val
 
 
 @handles("LOAD_METHOD")
@@ -842,7 +904,7 @@ def _set_function_attribute(t: Tracer, f: Frame, flag: Any) -> None:
 
 @handles("RETURN_VALUE")
 def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
-    if t.scopes and t.scopes[-1].kind == "map":
+    if any(scope.kind == "map" and scope.depth == t.depth for scope in t.scopes):  # this frame's loops only
         raise GraphBreak("runtime-loop", "return inside a loop over runtime data", t.loc)
     return f.stack.pop()
 
@@ -926,10 +988,24 @@ def _for_iter(t: Tracer, f: Frame, arg: tuple) -> None:
 
 @handles("UNPACK_SEQUENCE")
 def _unpack_sequence(t: Tracer, f: Frame, n: int) -> None:
-    items = t.iterate(f.stack.pop())
+    val = f.stack.pop()
+    if t.abstract and pending(val) and val.box is None:  # a runtime sequence: the count is in the code
+        f.stack.extend(reversed([t.glue("getitem", [val, Val(i, Const(i))]) for i in range(n)]))
+        return
+    items = t.iterate(val)
     if len(items) != n:
         raise ValueError(f"expected {n} values to unpack, got {len(items)}")
     f.stack.extend(reversed(items))
+
+
+@handles("UNPACK_EX")
+def _unpack_ex(t: Tracer, f: Frame, arg: int) -> None:
+    before, after = arg & 0xFF, arg >> 8
+    items = t.iterate(f.stack.pop())
+    if len(items) < before + after:
+        raise ValueError(f"not enough values to unpack (expected at least {before + after}, got {len(items)})")
+    middle = t.make_box(items[before:len(items) - after], list)
+    f.stack.extend(reversed([*items[:before], middle, *items[len(items) - after:]]))
 
 
 @handles("BUILD_LIST", "BUILD_TUPLE", "BUILD_SET")
@@ -938,7 +1014,9 @@ def _build_sequence(t: Tracer, f: Frame, n: int) -> None:
     del f.stack[len(f.stack) - n:]
     kind = HANDLER_KIND.get(f.ins[f.pc - 1].op, list)
     if kind is set:
-        f.stack.append(t.glue("set", items))
+        made = t.glue("set", items)
+        made.scope = len(t.scopes)
+        f.stack.append(made)
     else:
         f.stack.append(t.make_box(items, kind))
 
@@ -965,6 +1043,14 @@ def _build_const_key_map(t: Tracer, f: Frame, n: int) -> None:
 def _list_append(t: Tracer, f: Frame, i: int) -> None:
     item = f.stack.pop()
     target = f.stack[-i]
+    if target.box is None and t.recording and f.ins[f.pc - 1].op == "SET_ADD":  # a set comprehension
+        if t.kind(target, item) == STATIC and target.expr is None:
+            target.raw.add(item.value)
+            return
+        regions.record_mutation(t, target, "add")
+        grown = t.glue("binop", [target, t.glue("set", [item])], "|")
+        target.raw, target.expr, target.kind = grown.raw, grown.expr, grown.kind
+        return
     if target.box is None:
         target.value.add(item.value) if isinstance(target.value, set) else target.value.append(item.value)
         if t.recording:

@@ -201,10 +201,10 @@ def test_exception_in_a_sub_operator_during_capture():
         op(query="fail")
     error = info.value
     location = line_of(App, "b = self.flaky(")
-    assert error.step == "flaky"
+    assert error.step == "b"  # steps take the user's variable names
     assert error.location == location
     assert str(error) == (
-        f"step 'flaky' at {location} failed: ValueError: flaky failed on 'fail'\n"
+        f"step 'b' at {location} failed: ValueError: flaky failed on 'fail'\n"
         '    b = self.flaky(query=inputs["query"])'
     )
     assert isinstance(error.__cause__, ValueError)
@@ -222,10 +222,10 @@ def test_exception_in_a_sub_operator_in_a_plan(scheduler):
             op(query="fail")
         assert op(query="fine") == {"a": "app-first:fine", "b": "fine"}  # the plan still works
     error = info.value
-    assert error.step == "flaky"
+    assert error.step == "b"
     assert error.location == line_of(App, "b = self.flaky(")
     assert error.source == 'b = self.flaky(query=inputs["query"])'
-    assert f"step 'flaky' at {error.location} failed: ValueError: flaky failed on 'fail'" in str(error)
+    assert f"step 'b' at {error.location} failed: ValueError: flaky failed on 'fail'" in str(error)
     assert isinstance(error.__cause__, ValueError)
     assert isinstance(error, XCSError) and isinstance(error, RuntimeError)
 
