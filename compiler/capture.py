@@ -16,6 +16,7 @@ raises instead of moving on. Static strategies never run user code, so they also
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -58,7 +59,19 @@ class StrictBreak(Exception):
         super().__init__(f"{strategy}: {brk}")
 
 
-def capture(
+def capture(root: Any, forward: Callable[..., Any], inputs: Mapping[str, Any], **options: Any) -> Capture:
+    """Capture ``forward`` for ``inputs``' signature by ``mode``'s rule (see ``_capture``). The
+    collector is paused meanwhile: capture allocates many small objects that all live until it ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _capture(root, forward, inputs, **options)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _capture(
     root: Any,
     forward: Callable[..., Any],
     inputs: Mapping[str, Any],

@@ -365,6 +365,9 @@ class DiskCache:
         ``compile_for(path)`` compiles the text for the path it gets, and the code is cached beside it.
         Returns (plan file path, that code); (path, None) when another process had already stored the
         same plan; (None, None) when nothing could be written (memory only)."""
+        if self._prepared and self.disabled is None and not os.path.isdir(self.directory):
+            with self._lock:  # removed meanwhile (``xcs cache clear``): prepare it again
+                self._prepared = False
         if not self.usable():
             return None, None
         import filelock
