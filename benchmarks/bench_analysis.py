@@ -1,18 +1,28 @@
-"""Benchmark of ``compiler.analysis`` on large graphs: is dependency analysis linear?
+"""Benchmark of ``compiler.analysis`` on large graphs: is dependency analysis linear, and fast?
 
-For layered random DAGs of 1k, 10k and 100k nodes (fixed seed, 100 nodes per layer, each node
-depending on 1-3 nodes of the previous layer plus, one time in ten, a node of any earlier layer), it
-times ``topological_order(deps)`` followed by ``waves(deps)`` (each validates and orders the graph
-itself), best of a few runs, and prints the time per node. The mapping is given in shuffled node
-order so the depth-first search really has to pull dependencies forward. The budget is 2 s for the
-100k case; the 100k/10k growth ratio should be near 10 for linear time. It also times
-``transitive_closure`` (superlinear by nature: its output is quadratic) on the 10k graph.
+Graphs are layered random DAGs of 1k, 10k and 100k nodes (fixed seed; 100 nodes per layer; each
+node depends on 1-3 nodes of the previous layer and, one time in ten, also on a node of any earlier
+layer). For each it times ``topological_order(deps)`` followed by ``waves(deps)`` (each call
+validates and orders the graph itself), best of a few runs after a ``gc.collect()``, and prints
+milliseconds and microseconds per node, for two layouts of the same graph:
 
-Run: ``python benchmarks/bench_analysis.py`` from the repository root.
+- ``definition``: the mapping lists nodes in definition order, as a traced operator graph arrives;
+- ``shuffled``: the mapping lists nodes in random order, so the depth-first search has to pull
+  dependencies forward and every access lands somewhere random in memory.
+
+The budget is 2 s for 100k nodes on a 2-core machine; the 100k/10k time ratio should be near 10 for
+linear time. The algorithms are linear, but the shuffled layout's working set outgrows the CPU caches
+between 10k and 100k nodes, so its per-node cost rises there (it levels off again above ~300k nodes).
+Last it times ``transitive_closure`` on the 10k graph, whose output is quadratic by nature: the table
+shows how many (node, ancestor) pairs it built.
+
+Run: ``python benchmarks/bench_analysis.py`` from the repository root; add ``--large`` to also time
+300k and 1M nodes (about a minute), which shows the per-node cost levelling off.
 """
 
 from __future__ import annotations
 
+import gc
 import random
 import sys
 import time
@@ -24,9 +34,12 @@ from compiler.analysis import topological_order, transitive_closure, waves  # no
 
 LAYER = 100
 SEED = 1234
+SIZES = (1_000, 10_000, 100_000)
+BUDGET_S = 2.0
 
 
-def layered_dag(n: int, seed: int = SEED) -> dict[str, list[str]]:
+def layered_dag(n: int, shuffled: bool, seed: int = SEED) -> dict[str, list[str]]:
+    """A layered random DAG of ``n`` nodes, keyed in definition order or in a shuffled order."""
     rng = random.Random(seed)
     names = [f"op{i}" for i in range(n)]
     deps: dict[str, list[str]] = {}
@@ -35,17 +48,19 @@ def layered_dag(n: int, seed: int = SEED) -> dict[str, list[str]]:
         if layer == 0:
             deps[name] = []
             continue
-        prev = names[(layer - 1) * LAYER : layer * LAYER]
-        chosen = set(rng.sample(prev, rng.randint(1, 3)))
+        chosen = set(rng.sample(names[(layer - 1) * LAYER : layer * LAYER], rng.randint(1, 3)))
         if rng.random() < 0.1:
             chosen.add(names[rng.randrange(layer * LAYER)])
         deps[name] = sorted(chosen)
-    keys = list(deps)
-    rng.shuffle(keys)
-    return {k: deps[k] for k in keys}
+    if shuffled:
+        keys = list(deps)
+        random.Random(seed + 1).shuffle(keys)
+        deps = {k: deps[k] for k in keys}
+    return deps
 
 
 def best_of(fn, repeats: int) -> float:
+    gc.collect()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -55,21 +70,37 @@ def best_of(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    print(f"{'nodes':>8} {'edges':>8} {'waves':>6} {'order+waves ms':>15} {'us/node':>8}")
-    seconds = {}
-    for n in (1_000, 10_000, 100_000):
-        deps = layered_dag(n)
-        edges = sum(map(len, deps.values()))
-        count = len(waves(deps))
-        seconds[n] = best_of(lambda: (topological_order(deps), waves(deps)), 5 if n < 100_000 else 3)
-        print(f"{n:>8} {edges:>8} {count:>6} {seconds[n] * 1e3:>15.1f} {seconds[n] / n * 1e6:>8.2f}")
-    ok = seconds[100_000] < 2.0
-    print(f"100k under 2 s: {'yes' if ok else 'NO'} ({seconds[100_000]:.3f} s)")
-    print(f"growth 100k/10k: {seconds[100_000] / seconds[10_000]:.1f} (linear ~ 10)")
-    deps = layered_dag(10_000)
-    closure_s = best_of(lambda: transitive_closure(deps), 1)
-    size = sum(map(len, transitive_closure(deps).values()))
-    print(f"transitive_closure 10k: {closure_s * 1e3:.0f} ms ({size:,} ancestor entries)")
+    print(f"{'layout':>10} {'nodes':>8} {'edges':>8} {'waves':>6} {'order+waves ms':>15} {'us/node':>8}")
+    sizes = SIZES + ((300_000, 1_000_000) if "--large" in sys.argv[1:] else ())
+    verdicts = []
+    for layout in ("definition", "shuffled"):
+        seconds = {}
+        for n in sizes:
+            deps = layered_dag(n, shuffled=layout == "shuffled")
+            edges = sum(map(len, deps.values()))
+            count = len(waves(deps))
+            repeats = 5 if n <= 100_000 else 1
+            seconds[n] = best_of(lambda: (topological_order(deps), waves(deps)), repeats)
+            del deps
+            print(
+                f"{layout:>10} {n:>8} {edges:>8} {count:>6} {seconds[n] * 1e3:>15.1f}"
+                f" {seconds[n] / n * 1e6:>8.2f}"
+            )
+        big = seconds[100_000]
+        verdicts.append(
+            f"{layout}: 100k under {BUDGET_S:g} s: {'yes' if big < BUDGET_S else 'NO'} ({big:.3f} s);"
+            f" growth 100k/10k = {big / seconds[10_000]:.1f} (linear ~ 10)"
+        )
+    print("\n".join(verdicts))
+    for layout in ("definition", "shuffled"):
+        deps = layered_dag(10_000, shuffled=layout == "shuffled")
+        gc.collect()
+        start = time.perf_counter()
+        closure = transitive_closure(deps)
+        elapsed = time.perf_counter() - start
+        pairs = sum(map(len, closure.values()))
+        del closure
+        print(f"transitive_closure, 10k nodes, {layout}: {elapsed * 1e3:.0f} ms ({pairs:,} pairs)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import dataclasses
 import enum
 import functools
 import hashlib
-import importlib.util
 import inspect
 import json
 import linecache

@@ -46,6 +46,7 @@ class Scope:
     loc: Any = None
     depth: int = 0  # the helper-call depth of the frame that opened it
     mark: Any = None  # for a branch side: (frame, jump, static state) it was opened at
+    cells_before: dict = field(default_factory=dict)  # for a map: the frame's cell values at its start
 
 
 class LoopCarried:
@@ -62,6 +63,7 @@ def open_map(t: Any, frame: Any, state: MapIter) -> Any:
     base = nxt.arg if nxt is not None and nxt.op == "STORE_FAST" else "item"
     item = t.builder.fresh(base)
     state.scope = Scope("map", len(t.builder.nodes), item, dict(frame.locals), [], t.loc, t.depth)
+    state.scope.cells_before = {name: cell.val for name, cell in frame.cells.items()}
     t.scopes.append(state.scope)
     return t_.Val(t_.PENDING, Ref(item), max(state.over.kind, t_.INPUT))
 
@@ -87,6 +89,9 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
     for local, val in list(frame.locals.items()):
         if scope.locals_before.get(local) is not val:
             frame.locals[local] = t_.Val(t_.PENDING, LoopCarried(local), t_.STEP)
+    for local, cell in frame.cells.items():  # variables a closure captures live in cells
+        if scope.cells_before.get(local) is not cell.val:
+            cell.val = t_.Val(t_.PENDING, LoopCarried(local), t_.STEP)
     if target is not None:
         if target.box:
             prior = t.operand(t.make_box(list(target.box), list))
@@ -188,9 +193,12 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         test = t.glue("truth", [cond]) if when == "false" else t.glue("not", [cond])
     # ``test`` is true exactly when the jump is NOT taken: "then" is the fall-through side.
     stack0, locals0, pc0 = list(frame.stack), dict(frame.locals), frame.pc
-    sides = []
+    cells0 = {name: cell.val for name, cell in frame.cells.items()}  # variables closures capture
+    sides, side_cells = [], []
     for jumped in (False, True):
         frame.stack, frame.locals = list(stack0), dict(locals0)
+        for name, cell in frame.cells.items():
+            cell.val = cells0[name]
         if not pops and not jumped:
             frame.stack.pop()  # 3.11's JUMP_IF_*_OR_POP keeps the value only when it jumps
         frame.pc = target if jumped else pc0
@@ -198,6 +206,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         returned = t.execute(frame, stop=join)
         outs = [returned] if returned is not None else None
         sides.append((returned, list(frame.stack), dict(frame.locals), outs))
+        side_cells.append({name: cell.val for name, cell in frame.cells.items()})
         scope = t.scopes.pop()
         body = tuple(t.builder.nodes[scope.start:])
         del t.builder.nodes[scope.start:]
@@ -213,6 +222,9 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         values = [(a, b) for a, b in zip(stack_a, stack_b) if a is not b]
         names = sorted(n for n in set(locals_a) | set(locals_b) if locals_a.get(n) is not locals_b.get(n))
         values += [(locals_a.get(n), locals_b.get(n)) for n in names]
+        cells_a, cells_b = side_cells
+        cell_names = sorted(n for n in cells_a if cells_a[n] is not cells_b[n])
+        values += [(cells_a[n], cells_b[n]) for n in cell_names]
     # Outputs are rendered by re-entering each side's scope, so glue they need lands in that side.
     outs_a, outs_b = [], []
     for side, (body, outs, pick) in enumerate(((body_a, outs_a, 0), (body_b, outs_b, 1))):
@@ -243,5 +255,8 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     for n in sorted(set(locals_a) | set(locals_b)):
         a, b = locals_a.get(n), locals_b.get(n)
         frame.locals[n] = a if a is b else next(merged_vals)
+    for n in sorted(frame.cells):
+        a, b = cells_a[n], cells_b[n]
+        frame.cells[n].val = a if a is b else next(merged_vals)
     frame.pc = join
     return None

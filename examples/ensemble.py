@@ -2,7 +2,7 @@
 
 The shape of the seed's compound-AI pattern, with deterministic members so it runs anywhere:
 
-    xcs dump examples/ensemble.py:Ensemble --args 3 --input '{"query": "hi"}'
+    xcs dump examples/ensemble.py:Ensemble --init '[3]' --input '{"query": "hi"}'
 """
 
 from xcs import Operator, jit

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 
 class XCSError(Exception):
     """Base class of every error ember-xcs raises on purpose."""
@@ -47,3 +49,24 @@ class StepError(XCSError, RuntimeError):
 
 class SchedulerError(XCSError, ValueError):
     """An unknown scheduler name or an invalid execution option."""
+
+
+class TimeoutError(XCSError, builtins.TimeoutError):
+    """A call (``timeout``) or a step (``step_timeout``) ran out of time.
+
+    ``steps`` names the steps still running when time ran out, ``seconds`` is the limit and ``scope``
+    is ``"call"`` or ``"step"``. Also a ``builtins.TimeoutError``, so ``except TimeoutError`` catches it
+    without importing ``xcs``. A blocking sync step cannot be pre-empted: it finishes in the background
+    and its result is dropped.
+    """
+
+    def __init__(self, message: str, steps: tuple[str, ...] = (), seconds: float = 0.0, scope: str = "call"):
+        self.steps = tuple(steps)
+        self.seconds = seconds
+        self.scope = scope
+        super().__init__(message)
+
+
+class AsyncContextError(XCSError, RuntimeError):
+    """An async operator or an ``async``-scheduled plan was called synchronously from a thread that is
+    running an event loop: ``await op.acall(inputs=...)`` instead."""

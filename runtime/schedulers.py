@@ -1,26 +1,44 @@
 """Schedulers: named configurations of the one executor (``runtime.executor``), not a class tower.
 
-A ``Scheduler`` is a name, a mode and an optional worker bound. The modes are:
+A ``Scheduler`` is a name, a mode, an optional worker bound and an optional executor factory. The modes:
 
 - ``sequential``: call the plan's straight-line ``run``; no pool.
 - ``topological``: run the steps one at a time in dependency order, in the calling thread.
 - ``wave``: run every step of a wave concurrently in a thread pool, then the next wave.
 - ``parallel``: dataflow firing; a step is submitted the moment all its dependencies have finished.
-- ``auto``: ``parallel`` for a plan with more than one step in some wave, else ``sequential``.
+- ``async``: dataflow firing on an asyncio event loop: async steps are awaited on the loop, sync steps
+  run in a thread pool of at most ``max_workers`` threads.
+- ``auto``: ``parallel`` for a plan with more than one step in some wave, else ``sequential``
+  (``async`` under ``await op.acall(...)``).
 
-``SCHEDULERS`` is the registry of the built-in names; ``create_scheduler`` looks a name up and applies
-options to it.
+The protocol for custom schedulers (``register_scheduler(name, factory)``):
+
+- ``factory(**options)`` returns a ``Scheduler``. ``create_scheduler(name, **options)`` passes its
+  options through; ``execution_options(scheduler=name)`` calls ``factory()`` with none, so every
+  option needs a default. The factory validates its own options (raise ``SchedulerError`` or
+  ``TypeError``).
+- ``Scheduler.executor``, when set, is called as ``executor(max_workers)`` once per top-level call and
+  returns a ``concurrent.futures.Executor``: the walk calls its ``submit(fn, *args)`` (which must
+  return a ``concurrent.futures.Future``) for every step it hands off, and ``shutdown(wait=...,
+  cancel_futures=...)`` when the call ends. At most ``max_workers`` submitted steps are unfinished at
+  any time. The default is a ``ThreadPoolExecutor``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import difflib
-from dataclasses import dataclass, replace
-from typing import Any
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from runtime.errors import SchedulerError
 
-MODES = ("auto", "sequential", "topological", "wave", "parallel")
+MODES = ("auto", "sequential", "topological", "wave", "parallel", "async")
+
+ExecutorFactory = Callable[[int], concurrent.futures.Executor]
 
 
 def check_max_workers(value: Any) -> None:
@@ -31,14 +49,26 @@ def check_max_workers(value: Any) -> None:
         raise SchedulerError(f"max_workers must be a positive int or None, got {value!r}")
 
 
+def check_seconds(name: str, value: Any) -> None:
+    """Raise ``SchedulerError`` unless ``value`` is None or a positive, finite number of seconds."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+        raise SchedulerError(f"{name} must be a positive number of seconds or None, got {value!r}")
+
 
 @dataclass(frozen=True)
 class Scheduler:
-    """How the executor runs a plan: ``mode`` (one of ``MODES``) with at most ``max_workers`` threads."""
+    """How the executor runs a plan: ``mode`` (one of ``MODES``) with at most ``max_workers`` threads.
+
+    ``executor`` (optional) makes the ``concurrent.futures.Executor`` that steps are submitted to; see
+    the module docstring for the protocol.
+    """
 
     name: str
     mode: str
     max_workers: int | None = None  # None: one thread per step, at most 32
+    executor: ExecutorFactory | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -46,9 +76,78 @@ class Scheduler:
                 f"scheduler {self.name!r}: unknown mode {self.mode!r}; valid modes: {', '.join(MODES)}"
             )
         check_max_workers(self.max_workers)
+        if self.executor is not None and not callable(self.executor):
+            raise SchedulerError(
+                f"scheduler {self.name!r}: executor must be a callable taking max_workers, "
+                f"got {type(self.executor).__name__}"
+            )
 
 
-SCHEDULERS: dict[str, Scheduler] = {mode: Scheduler(mode, mode) for mode in MODES}
+SchedulerFactory = Callable[..., Scheduler]
+
+
+def _builtin(mode: str) -> SchedulerFactory:
+    def factory(**options: Any) -> Scheduler:
+        unknown = sorted(set(options) - {"max_workers"})
+        if unknown:
+            raise SchedulerError(
+                f"unknown scheduler option {unknown[0]!r} for {mode!r}; valid options: max_workers"
+            )
+        return Scheduler(mode, mode, options.get("max_workers"))
+
+    factory.__name__ = f"{mode}_scheduler"
+    return factory
+
+
+_LOCK = threading.Lock()
+_FACTORIES: dict[str, SchedulerFactory] = {mode: _builtin(mode) for mode in MODES}
+SCHEDULERS: dict[str, Scheduler] = {mode: _FACTORIES[mode]() for mode in MODES}  # name -> default
+BUILTIN = frozenset(MODES)
+
+
+def register_scheduler(name: str, factory: SchedulerFactory, *, replace: bool = False) -> Scheduler:
+    """Register ``factory`` as the scheduler called ``name``; returns its default configuration.
+
+    ``factory(**options) -> Scheduler`` (see the module docstring). Built-in names cannot be replaced;
+    another registered name only with ``replace=True``.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
+        raise SchedulerError(f"scheduler name must be an identifier-like string, got {name!r}")
+    if not callable(factory):
+        raise SchedulerError(f"register_scheduler({name!r}): factory must be callable, got {type(factory).__name__}")
+    if name in BUILTIN:
+        raise SchedulerError(f"cannot replace the built-in scheduler {name!r}")
+    with _LOCK:
+        if name in _FACTORIES and not replace:
+            raise SchedulerError(f"scheduler {name!r} is already registered (pass replace=True)")
+    default = _make(name, factory, {})
+    with _LOCK:
+        _FACTORIES[name] = factory
+        SCHEDULERS[name] = default
+    return default
+
+
+def unregister_scheduler(name: str) -> None:
+    """Remove a custom scheduler (built-in ones stay)."""
+    if name in BUILTIN:
+        raise SchedulerError(f"cannot remove the built-in scheduler {name!r}")
+    with _LOCK:
+        _FACTORIES.pop(name, None)
+        SCHEDULERS.pop(name, None)
+
+
+def _make(name: str, factory: SchedulerFactory, options: dict[str, Any]) -> Scheduler:
+    try:
+        scheduler = factory(**options)
+    except SchedulerError:
+        raise
+    except TypeError as exc:
+        raise SchedulerError(f"scheduler {name!r}: bad options {sorted(options)}: {exc}") from exc
+    if not isinstance(scheduler, Scheduler):
+        raise SchedulerError(
+            f"scheduler factory for {name!r} must return a Scheduler, got {type(scheduler).__name__}"
+        )
+    return scheduler
 
 
 def lookup_scheduler(name: Any) -> Scheduler:
@@ -64,11 +163,20 @@ def lookup_scheduler(name: Any) -> Scheduler:
 
 
 def create_scheduler(name: str, **options: Any) -> Scheduler:
-    """The scheduler registered as ``name``, configured by ``options`` (only ``max_workers`` so far)."""
+    """The scheduler registered as ``name``, configured by ``options`` (built-ins: ``max_workers``)."""
     scheduler = lookup_scheduler(name)
-    unknown = sorted(set(options) - {"max_workers"})
-    if unknown:
-        raise SchedulerError(
-            f"unknown scheduler option {unknown[0]!r} for {name!r}; valid options: max_workers"
-        )
-    return replace(scheduler, **options) if options else scheduler
+    if not options:
+        return scheduler
+    return _make(name, _FACTORIES[name], options)
+
+
+def resolve(scheduler: str | Scheduler) -> Scheduler:
+    """A ``Scheduler`` for a name or a ``Scheduler``."""
+    return scheduler if isinstance(scheduler, Scheduler) else lookup_scheduler(scheduler)
+
+
+__all__ = [
+    "MODES", "SCHEDULERS", "Scheduler", "create_scheduler", "lookup_scheduler", "register_scheduler",
+    "unregister_scheduler", "resolve", "check_max_workers", "check_seconds",
+]
+

@@ -21,10 +21,12 @@ def xcs_cache_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def fresh_plans():
-    """An empty in-memory plan cache before and after the test, so every test sees its own captures."""
-    from xcs.jit import PLANS
+def fresh_plans(tmp_path, monkeypatch):
+    """Empty plan caches before and after the test, so every test sees its own captures: the in-memory
+    cache and per-operator counters are cleared and the disk cache is a new, empty directory."""
+    from xcs.jit import PLANS, clear_caches
 
-    PLANS.clear()
+    monkeypatch.setenv("XCS_CACHE_DIR", str(tmp_path / "xcs-cache"))
+    clear_caches()
     yield PLANS
-    PLANS.clear()
+    clear_caches()

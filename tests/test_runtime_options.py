@@ -11,7 +11,7 @@ from runtime.errors import SchedulerError, XCSError
 from runtime.options import ExecutionOptions, current_options, execution_options
 from runtime.schedulers import SCHEDULERS, Scheduler, create_scheduler
 
-NAMES = ("auto", "parallel", "sequential", "topological", "wave")
+NAMES = ("async", "auto", "parallel", "sequential", "topological", "wave")
 
 
 def test_defaults():
@@ -94,7 +94,7 @@ def test_registry_and_create_scheduler():
 
 
 def test_create_scheduler_errors():
-    with pytest.raises(SchedulerError, match=r"valid schedulers: auto, parallel, sequential"):
+    with pytest.raises(SchedulerError, match=r"valid schedulers: async, auto, parallel, sequential"):
         create_scheduler("fastest")
     with pytest.raises(SchedulerError, match=r"unknown scheduler option 'timeout'.*max_workers"):
         create_scheduler("wave", timeout=3)

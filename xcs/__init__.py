@@ -4,6 +4,7 @@ The public API, one path per name: ``from xcs import Operator, jit, execution_op
 """
 
 from runtime.errors import (
+    AsyncContextError,
     CycleError,
     FrozenOperatorError,
     JitError,
@@ -11,16 +12,39 @@ from runtime.errors import (
     OperatorOutputError,
     SchedulerError,
     StepError,
+    TimeoutError,  # also a builtins.TimeoutError; left out of __all__ so ``import *`` never shadows it
     XCSError,
 )
 from runtime.options import ExecutionOptions, execution_options
-from runtime.schedulers import Scheduler, create_scheduler
-from xcs.jit import GraphBreakWarning, dump, jit
+from runtime.outcome import Collected, StepFailure
+from runtime.record import RunRecord, StepRecord, last_run
+from runtime.schedulers import Scheduler, create_scheduler, register_scheduler, unregister_scheduler
+from compiler.disk_cache import PlanCacheWarning
+from xcs.explain import Explanation, explain
+from xcs.jit import CacheInfo, GraphBreakWarning, RecompileLimitError, RecompileWarning, cache_info, dump, jit
 from xcs.operator import Operator
+from runtime.batching import (
+    BatchAxisError,
+    BatchError,
+    BatchLengthError,
+    BatchResult,
+    ElementError,
+    ElementFailure,
+    EmptyBatchError,
+    MeshError,
+    ShardError,
+    TransformError,
+    UnpicklableError,
+)
+from xcs.mesh import DeviceMesh, PartitionSpec, current_device, mesh_sharded
+from xcs.transforms import compose, pjit, pmap, vmap
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncContextError",
+    "CacheInfo",
+    "Collected",
     "CycleError",
     "ExecutionOptions",
     "FrozenOperatorError",
@@ -29,12 +53,44 @@ __all__ = [
     "Operator",
     "OperatorInputError",
     "OperatorOutputError",
+    "PlanCacheWarning",
+    "RecompileLimitError",
+    "RecompileWarning",
+    "RunRecord",
     "Scheduler",
     "SchedulerError",
     "StepError",
+    "StepFailure",
+    "StepRecord",
     "XCSError",
+    "cache_info",
     "create_scheduler",
     "dump",
+    "explain",
+    "Explanation",
     "execution_options",
     "jit",
+    "last_run",
+    "register_scheduler",
+    "unregister_scheduler",
+    # transforms (xcs.transforms, xcs.mesh; errors and BatchResult from runtime.batching)
+    "BatchAxisError",
+    "BatchError",
+    "BatchLengthError",
+    "BatchResult",
+    "DeviceMesh",
+    "ElementError",
+    "ElementFailure",
+    "EmptyBatchError",
+    "MeshError",
+    "PartitionSpec",
+    "ShardError",
+    "TransformError",
+    "UnpicklableError",
+    "compose",
+    "current_device",
+    "mesh_sharded",
+    "pjit",
+    "pmap",
+    "vmap",
 ]

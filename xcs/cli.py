@@ -1,4 +1,5 @@
-"""The ``xcs`` command: ``xcs dump`` prints a plan, ``xcs run`` runs an operator eager and compiled.
+"""The ``xcs`` command: ``xcs dump`` prints a plan, ``xcs run`` runs an operator eager and compiled,
+``xcs cache ls|info|clear|prune`` inspects and maintains the disk plan cache.
 
 A target is ``FILE.py:NAME`` where NAME is an Operator class (constructed with ``--init``), a
 module-level operator instance, or a jitted ``*, inputs`` function.
@@ -17,6 +18,7 @@ from typing import Any, Sequence
 
 from runtime.errors import XCSError
 from runtime.options import execution_options
+from xcs.explain import explain
 from xcs.jit import JitConfig, JittedFunction, compiled, dump, forward_of
 from xcs.operator import Operator, check_output
 
@@ -76,8 +78,20 @@ def _inputs(text: str) -> dict:
     return value
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    op = load_target(args.target, args.init)
+    sys.stdout.write(str(explain(op, _inputs(args.input), run=args.run)))
+    return 0
+
+
 def cmd_dump(args: argparse.Namespace) -> int:
     op = load_target(args.target, args.init)
+    if args.passes:
+        entry = compiled(op, _inputs(args.input))
+        for applied in entry.applied or ():
+            print(f"# pass {applied.name}: {applied.summary or 'no change'}")
+        if not entry.applied:
+            print("# no passes: the plan comes from the " + ("disk cache" if entry.origin == "disk" else "trace or structural strategy"))
     sys.stdout.write(dump(op, _inputs(args.input)))
     return 0
 
@@ -98,7 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         compiled_s = time.perf_counter() - start
     print(f"plan file:     {getattr(entry.plan, 'filename', '(none: runs eagerly)')}")
     print(f"eager:         {eager_s * 1e3:9.2f} ms")
-    print(f"capture+plan:  {capture_s * 1e3:9.2f} ms  (first call)")
+    how = "loaded from the disk cache" if getattr(entry, "origin", "") == "disk" else "captured"
+    print(f"capture+plan:  {capture_s * 1e3:9.2f} ms  (first call: {how})")
     print(f"compiled:      {compiled_s * 1e3:9.2f} ms  (warm call, scheduler={args.scheduler})")
     print(json.dumps(result, indent=2, default=repr))
     if result != eager:
@@ -107,12 +122,114 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _disk(args: argparse.Namespace) -> Any:
+    from compiler.disk_cache import disk_cache
+
+    return disk_cache(args.dir)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def cmd_cache_ls(args: argparse.Namespace) -> int:
+    """One line per cached key: version, last use, size, plans, operator, signature."""
+    cache = _disk(args)
+    rows = []
+    for info in reversed(cache.keys()):  # most recently used first
+        index = info.index or {}
+        entries = index.get("entries", [])
+        rows.append({
+            "version": info.version,
+            "last_used": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.last_used)) if info.last_used else "-",
+            "bytes": info.size,
+            "plans": sum(1 for e in entries if e.get("kind") == "plan"),
+            "eager": any(e.get("kind") == "eager" for e in entries),
+            "operator": index.get("label") or index.get("key", {}).get("operator") or info.stem,
+            "signature": index.get("signature_text", "?"),
+            "python": index.get("key", {}).get("python", "?"),
+            "structure": index.get("key", {}).get("structure", "?"),
+            "file": os.path.join(cache.root, info.version, info.stem + ".json"),
+            "valid": info.valid,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"xcs cache: no plans in {cache.root}")
+        return 0
+    for row in rows:
+        what = f"{row['plans']} plan(s)" + (" + eager" if row["eager"] else "") if row["valid"] else "INVALID INDEX"
+        print(
+            f"{row['last_used']}  {_size(row['bytes']):>10}  py{row['python']}  {row['version']:<8} "
+            f"{row['operator']}  {row['signature']}  structure {row['structure']}  [{what}]"
+        )
+    return 0
+
+
+def cmd_cache_info(args: argparse.Namespace) -> int:
+    """The cache directory, its status, totals and bound."""
+    info = _disk(args).info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for name, value in info.items():
+        if name in ("bytes", "max_bytes"):
+            value = f"{value} ({_size(value)})"
+        print(f"{name + ':':<19}{value}")
+    return 0
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    """Remove every plan, index and code file (all ember-xcs versions)."""
+    cache = _disk(args)
+    if not os.path.isdir(cache.root):
+        print(f"xcs cache: nothing to clear ({cache.root} does not exist)")
+        return 0
+    removed = cache.clear()
+    print(f"xcs cache: removed {removed} file(s) from {cache.root}")
+    return 0
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> int:
+    """Drop other versions' plans, broken entries, orphans and stale temporary files; evict to the bound."""
+    cache = _disk(args)
+    if not os.path.isdir(cache.root):
+        print(f"xcs cache: nothing to prune ({cache.root} does not exist)")
+        return 0
+    counts = cache.prune(args.max_bytes)
+    summary = ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in counts.items())
+    print(f"xcs cache: pruned {cache.root} ({summary}); {_size(cache.total_bytes())} left")
+    return 0
+
+
+def _add_cache_parser(sub: Any) -> None:
+    helptext = "inspect and maintain the disk plan cache (XCS_CACHE_DIR)"
+    cache = sub.add_parser("cache", help=helptext, description=helptext)
+    actions = cache.add_subparsers(dest="action", required=True)
+    for name, fn in (("ls", cmd_cache_ls), ("info", cmd_cache_info), ("clear", cmd_cache_clear), ("prune", cmd_cache_prune)):
+        cmd = actions.add_parser(name, help=fn.__doc__.split("\n")[0], description=fn.__doc__)
+        cmd.add_argument("--dir", default=None, help="the cache directory (default: XCS_CACHE_DIR or the user cache dir)")
+        if name in ("ls", "info"):
+            cmd.add_argument("--json", action="store_true", help="print JSON")
+        if name == "prune":
+            cmd.add_argument(
+                "--max-bytes", type=int, default=None, help="evict down to this size (default: XCS_CACHE_MAX_BYTES)"
+            )
+        cmd.set_defaults(fn=fn)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xcs", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, helptext, fn in (
         ("dump", "print the generated plan of TARGET for the signature of --input", cmd_dump),
         ("run", "run TARGET eagerly and compiled; print the plan file and both wall times", cmd_run),
+        ("explain", "how TARGET compiles for --input: strategy, graph breaks, passes, graph summary", cmd_explain),
     ):
         cmd = sub.add_parser(name, help=helptext, description=helptext)
         cmd.add_argument("target", help="FILE.py:NAME (an Operator class or instance, or a jitted function)")
@@ -123,7 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if name == "run":
             cmd.add_argument("--scheduler", default="auto", help="scheduler for the compiled call (default: auto)")
+        if name == "dump":
+            cmd.add_argument("--passes", action="store_true", help="first list the optimisation passes and their effect")
+        if name == "explain":
+            cmd.add_argument("--run", action="store_true", help="trace by running the call when no static strategy can")
         cmd.set_defaults(fn=fn)
+    _add_cache_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

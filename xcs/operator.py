@@ -1,5 +1,9 @@
 """``Operator``: the unit users compose. Mapping in, mapping out, frozen after ``__init__``.
 
+``forward`` may be ``async def``: ``await op.acall(inputs=...)`` awaits it on the running loop, a sync
+call runs it to completion (on the event loop of the async call it is part of, else ``asyncio.run``),
+and the ``async`` scheduler awaits it natively.
+
 ``op(inputs={...})`` or ``op(key=value, ...)`` validates the inputs, runs ``forward`` (or the compiled
 plan when the operator is jitted) and validates the output. Sub-operators are found in attributes and in
 lists, tuples and dicts held by attributes, with stable paths such as ``members[2]`` and
@@ -8,8 +12,11 @@ lists, tuples and dicts held by attributes, with stable paths such as ``members[
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Iterator, Mapping
 
+from runtime.aio import DEFER, Deferred, in_thread, run_sync
 from runtime.errors import FrozenOperatorError, OperatorInputError, OperatorOutputError
 
 
@@ -45,10 +52,37 @@ class Operator(metaclass=OperatorMeta):
             raise OperatorInputError(
                 f"{type(self).__qualname__}: inputs must be a mapping, got {type(inputs).__name__}"
             )
+        probe = DEFER.get()
+        if probe is not None:  # a step probed by the async scheduler: it runs or awaits the call
+            call = _deferred(self, inputs)
+            probe.calls.append(call)
+            return call
         jit = self.__xcs_jit__
+        if is_async(self):
+            return run_sync(_acall(self, inputs), f"{type(self).__qualname__}.forward")
         if jit is not None:
             return jit.call(self, inputs)
         return check_output(self, self.forward(inputs=inputs))
+
+    async def acall(self, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> Mapping[str, Any]:
+        """``await op.acall(inputs=...)``: the call, inside a running event loop.
+
+        A jitted operator runs its plan on this loop (``auto`` means the ``async`` scheduler here); an
+        ``async def forward`` is awaited; a sync ``forward`` runs in a thread of its own, so the loop
+        keeps running and any async operator it calls runs back on this loop.
+        """
+        if inputs is None:
+            inputs = kwargs
+        elif kwargs:
+            raise OperatorInputError(
+                f"{type(self).__qualname__}: pass inputs={{...}} or keyword inputs, not both "
+                f"(got inputs= and {', '.join(kwargs)})"
+            )
+        if not isinstance(inputs, Mapping):
+            raise OperatorInputError(
+                f"{type(self).__qualname__}: inputs must be a mapping, got {type(inputs).__name__}"
+            )
+        return await _acall(self, inputs)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_xcs_frozen"):
@@ -69,6 +103,46 @@ class Operator(metaclass=OperatorMeta):
             depth = path.count(".") + path.count("[")
             lines.append("  " * max(depth, 1) + f"{path}: {type(child).__qualname__}")
         return "\n".join(lines)
+
+
+_ASYNC_FORWARD: dict[type, bool] = {}
+
+
+def is_async(op: Any) -> bool:
+    """Whether ``op``'s ``forward`` (or a jitted function) is an ``async def``."""
+    cls = type(op)
+    known = _ASYNC_FORWARD.get(cls)
+    if known is None:
+        fn = getattr(op, "fn", None) if not isinstance(op, Operator) else cls.forward
+        known = inspect.iscoroutinefunction(fn)
+        if isinstance(op, Operator):
+            _ASYNC_FORWARD[cls] = known  # a jitted function's answer depends on the instance
+    return known
+
+
+def _sync_forward(op: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    jit = op.__xcs_jit__
+    if jit is not None:
+        return jit.call(op, inputs)
+    return check_output(op, op.forward(inputs=inputs))
+
+
+async def _acall(op: Any, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+    jit = op.__xcs_jit__
+    if jit is not None and hasattr(jit, "acall"):
+        return await jit.acall(op, inputs)
+    if is_async(op):
+        forward = op.fn if not isinstance(op, Operator) else op.forward
+        return check_output(op, await forward(inputs=inputs))
+    return await in_thread(_sync_forward, op, inputs)
+
+
+def _deferred(op: Any, inputs: Mapping[str, Any]) -> Any:
+    """What an operator call made by a step of the async scheduler hands back: an awaitable for an
+    async or jitted operator (a nested plan runs on the same loop), a ``Deferred`` for a sync one."""
+    if is_async(op) or op.__xcs_jit__ is not None:
+        return _acall(op, inputs)
+    return Deferred(functools.partial(_sync_forward, op, inputs))
 
 
 def check_output(op: Any, output: Any) -> Mapping[str, Any]:

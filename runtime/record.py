@@ -1,0 +1,131 @@
+"""Run records (``execution_options(record=True)`` + ``last_run()``) and the text progress bar.
+
+A ``RunRecord`` describes one top-level call: the plan, the scheduler mode, its duration and status,
+and a ``StepRecord`` per step (nested plans' steps included, with their plan's name). Times are seconds
+since the call started (``time.perf_counter`` based). ``last_run()`` returns the record of the last
+call made with ``record`` on by this thread or asyncio task (a ``contextvars.ContextVar``, so threads
+and tasks never see each other's records); ``record=callable`` also hands every record to the callable.
+
+Step statuses:
+
+- ``done``: finished and its result was used;
+- ``failed``: raised (``error`` says what);
+- ``timeout``: still running when its ``step_timeout`` or the call's ``timeout`` ran out;
+- ``cancelled``: an async step cancelled because the call stopped (failure, timeout, interrupt);
+- ``abandoned``: a sync step still running when the call stopped: it finishes in the background and
+  its result is dropped;
+- ``skipped``: never started (the call stopped first, or a step it needs failed under ``collect``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+STATUSES = ("done", "failed", "timeout", "cancelled", "abandoned", "skipped")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a call: times in seconds since the call started (``None``: never started/ended)."""
+
+    plan: str
+    name: str
+    index: int
+    status: str
+    start: float | None = None
+    end: float | None = None
+    worker: str = ""  # the thread's name, or "asyncio" for a step awaited on the event loop
+    error: str = ""
+    depth: int = 0  # 0: the called plan; 1: a plan called by one of its steps; ...
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.start is None or self.end is None else self.end - self.start
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One top-level call: ``status`` is ``ok``, ``failed``, ``timeout`` or ``interrupted``."""
+
+    plan: str
+    scheduler: str
+    status: str
+    duration: float
+    steps: tuple[StepRecord, ...]
+    error: str = ""
+
+    def step(self, name: str, plan: str | None = None) -> StepRecord:
+        """The record of the step called ``name`` (of the top-level plan unless ``plan`` is given)."""
+        for record in self.steps:
+            if record.name == name and (record.plan == plan if plan else record.depth == 0):
+                return record
+        raise KeyError(name)
+
+    def format(self) -> str:
+        """A text table: one line per step, in start order."""
+        rows = sorted(self.steps, key=lambda r: (r.start is None, r.start or 0.0, r.depth, r.index))
+        lines = [f"{self.plan}  scheduler={self.scheduler}  status={self.status}  {self.duration * 1e3:.2f} ms"]
+        lines.append(f"  {'step':<28} {'status':<10} {'start ms':>9} {'end ms':>9} {'dur ms':>8}  worker")
+        for r in rows:
+            start = "" if r.start is None else f"{r.start * 1e3:.2f}"
+            end = "" if r.end is None else f"{r.end * 1e3:.2f}"
+            dur = "" if r.duration is None else f"{r.duration * 1e3:.2f}"
+            name = ("  " * r.depth + (f"{r.plan}." if r.depth else "") + r.name)[:28]
+            lines.append(f"  {name:<28} {r.status:<10} {start:>9} {end:>9} {dur:>8}  {r.worker}")
+        return "\n".join(lines)
+
+
+_LAST: contextvars.ContextVar[RunRecord | None] = contextvars.ContextVar("xcs_last_run", default=None)
+
+
+def last_run() -> RunRecord | None:
+    """The record of the last call made with ``record`` on by this thread or asyncio task."""
+    return _LAST.get()
+
+
+def set_last_run(record: RunRecord) -> None:
+    _LAST.set(record)
+
+
+class Progress:
+    """A one-line text progress bar on stderr: ``Plan [#####-----] 12/32 steps 1.2s``."""
+
+    WIDTH = 24
+    INTERVAL = 0.1  # seconds between redraws
+
+    def __init__(self, name: str, total: int, stream: TextIO | None = None):
+        self.name = name
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.started = time.perf_counter()
+        self.drawn = -1.0
+        self.done = 0
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        now = time.perf_counter()
+        if now - self.drawn >= self.INTERVAL:
+            self.draw(now)
+
+    def draw(self, now: float, end: str = "") -> None:
+        self.drawn = now
+        total = max(self.total, 1)
+        filled = min(self.WIDTH, self.WIDTH * self.done // total)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        text = f"\r{self.name} [{bar}] {self.done}/{self.total} steps {now - self.started:.1f}s{end}"
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed stream never fails the call
+            pass
+
+    def close(self, status: str = "") -> None:
+        self.draw(time.perf_counter(), f" {status}\n" if status and status != "ok" else "\n")
+
+
+def describe(error: BaseException | None) -> str:
+    return "" if error is None else f"{type(error).__name__}: {error}"

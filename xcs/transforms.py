@@ -1,0 +1,535 @@
+"""Function transforms: ``vmap``, ``pmap``, ``pjit`` and ``compose`` (the mesh API is ``xcs.mesh``).
+
+This module owns the public transform objects; the batch engine (splitting, running elements under a
+worker bound, process shards, assembling outputs, errors) is ``runtime.batching``.
+
+A transform applied to a function returns an ``Operator`` (``Vectorized`` for ``vmap``,
+``Parallelized`` for ``pmap``/``pjit``): a thin shell whose ``forward`` calls one sub-operator,
+``region`` (a ``VmapRegion`` / ``PmapRegion``) that runs the batch. So a transformed operator can be
+jitted (``jit(vmap(op))``: a plan of one ``region`` step), held as an attribute of another operator and
+called inside its jitted ``forward`` (captured as one opaque step that runs the whole batch), nested
+in other transforms, and repr'ed, hashed and frozen like any operator.
+
+A transform called without a function returns a configured ``Transform`` to apply later:
+``vmap(batch_size=32)(fn)``; ``compose(f, g)(fn) == f(g(fn))``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import multiprocessing
+import pickle
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import fields
+from typing import Any, Callable, Mapping
+
+from runtime.batching import (
+    DEFAULT_MAX_WORKERS, DEVICE, NOT_RUN, Batch, Failure, RunState, TransformError, assemble, call_element,
+    call_elements, check_picklable, default_slots, empty_result, is_batched, normalize_axes, resolve_batch,
+    run_shard_bytes, run_tasks, scheduling, shard_bounds,
+)
+from runtime.options import ExecutionOptions, current_options
+from xcs.operator import Operator
+
+ON_ERROR = ("raise", "collect")
+BACKENDS = ("thread", "process")
+
+
+# ---------------------------------------------------------------------------------------- configured transforms
+class Transform:
+    """A transform with its options and no function yet: ``vmap(batch_size=32)``. Call it on a
+    function (``t(fn)``) to apply it; compose it with others (``compose``)."""
+
+    def __init__(self, name: str, apply: Callable[..., Any], options: Mapping[str, Any]):
+        self.name = name
+        self.apply = apply
+        self.options = dict(options)
+
+    def __call__(self, fn: Any) -> Any:
+        if fn is None:
+            raise TransformError(f"{self!r} must be applied to a function or an operator, got None")
+        return self.apply(fn, **self.options)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{self.name}({shown})"
+
+
+class Composed(Transform):
+    """``compose(f, g, ...)``: applies the transforms right to left, ``f(g(fn))``."""
+
+    def __init__(self, transforms: tuple[Callable[[Any], Any], ...]):
+        super().__init__("compose", self._apply, {})
+        self.transforms = transforms
+
+    def _apply(self, fn: Any) -> Any:
+        for transform in reversed(self.transforms):
+            fn = transform(fn)
+        return fn
+
+    def __repr__(self) -> str:
+        return "compose(" + ", ".join(_name(t) for t in self.transforms) + ")"
+
+
+def compose(*transforms: Callable[[Any], Any]) -> Composed:
+    """Compose transforms right to left: ``compose(f, g)(fn) == f(g(fn))``.
+
+    Each argument is a configured transform (``vmap(batch_size=32)``, ``pmap(num_workers=4)``) or any
+    callable taking a function and returning one (``jit``). ``compose()`` is the identity.
+    """
+    for transform in transforms:
+        if isinstance(transform, Operator) or not callable(transform):
+            kind = "an operator" if isinstance(transform, Operator) else type(transform).__name__
+            raise TransformError(
+                f"compose expects transforms (e.g. vmap(batch_size=32), pmap(num_workers=4), jit), got {kind}: "
+                f"{_name(transform)}; give a transform its options alone and compose(...) applies it"
+            )
+    return Composed(tuple(transforms))
+
+
+# ---------------------------------------------------------------------------------------- the operators
+class Transformed(Operator):
+    """The operator a transform returns: ``forward`` calls ``region``, the operator that runs the batch
+    (one plan step when the transformed operator is jitted or captured inside a jitted forward)."""
+
+    def __init__(self, region: Operator):
+        self.region = region
+
+    def forward(self, *, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self.region(inputs=inputs)
+
+    @property
+    def fn(self) -> Any:
+        """The function or operator the transform was applied to."""
+        return self.region.fn
+
+    def __repr__(self) -> str:
+        return repr(self.region)
+
+
+class BatchedTransform(Transformed):
+    """A transform over the elements of one batch axis: nested in another such transform, it is handed
+    whole chunks or shards of the batch (``xcs_run_batch``), not single elements."""
+
+    def xcs_run_batch(self, batch: Batch, state: RunState, base: int) -> list:
+        return self.region.xcs_run_batch(batch, state, base)
+
+
+class Vectorized(BatchedTransform):
+    """``vmap(fn)``: ``fn`` mapped over a batch, elements concurrently."""
+
+
+class Parallelized(BatchedTransform):
+    """``pmap(fn)`` / ``pjit(fn)``: the batch split into contiguous shards run in parallel."""
+
+
+class MapRegion(Operator):
+    """What ``vmap`` and ``pmap`` share: the function, the batched keys, out_keys and on_error, and the
+    settings inherited from a nested transform (``_xcs_*``: derived, so not part of the structure)."""
+
+    kind = "map"
+
+    def __init__(self, fn: Any, *, in_axes: Any, out_keys: Any, on_error: str, label_options: str):
+        who = self.kind
+        _check_fn(fn, who)
+        if on_error not in ON_ERROR:
+            raise TransformError(f"{who}: on_error must be 'raise' or 'collect', got {on_error!r}")
+        self.fn = fn
+        self.in_axes = normalize_axes(in_axes, who)
+        self.out_keys = _check_out_keys(out_keys, who)
+        self.on_error = on_error
+        inner = fn.region if is_batched(fn) else None
+        self._xcs_inner = inner
+        self._xcs_axes = self.in_axes if self.in_axes is not None or inner is None else inner._xcs_axes
+        self._xcs_out_keys = self.out_keys if self.out_keys is not None or inner is None else inner._xcs_out_keys
+        self._xcs_collect = on_error == "collect" or (inner is not None and inner._xcs_collect)
+        self._xcs_label = f"{who}({_name(fn)}{label_options})"
+
+    def forward(self, *, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        label = self._xcs_label
+        batch = resolve_batch(inputs, self._xcs_axes, label)
+        if batch.n == 0:
+            return empty_result(self._xcs_out_keys, self._xcs_collect, label)
+        state = RunState(self._xcs_collect)
+        out = self.xcs_run_batch(batch, state, 0)
+        return assemble(out, batch, state, self._xcs_out_keys, label)
+
+    def xcs_run_batch(self, batch: Batch, state: RunState, base: int) -> list:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self._xcs_label
+
+
+class VmapRegion(MapRegion):
+    """Runs ``vmap``: every element concurrently, at most ``batch_size`` (and the scheduler's
+    ``max_workers``) in flight; over a nested transform, chunks of ``batch_size`` one after another."""
+
+    kind = "vmap"
+
+    def __init__(self, fn: Any, *, in_axes: Any = None, batch_size: int | None = None,
+                 on_error: str = "raise", out_keys: Any = None):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise TransformError(f"vmap: batch_size must be a positive int or None, got {batch_size!r}")
+        self.batch_size = batch_size
+        shown = _options(in_axes=in_axes, batch_size=batch_size, on_error=(on_error, "raise"), out_keys=out_keys)
+        super().__init__(fn, in_axes=in_axes, out_keys=out_keys, on_error=on_error, label_options=shown)
+
+    def xcs_run_batch(self, batch: Batch, state: RunState, base: int) -> list:
+        n = batch.n
+        inner = self._xcs_inner
+        if inner is not None:  # chunks of batch_size, each handed whole to the nested transform
+            size = self.batch_size or n
+            if size >= n:
+                return inner.xcs_run_batch(batch, state, base)
+            out: list = []
+            for lo in range(0, n, size):
+                if state.stop.is_set():
+                    out.extend([NOT_RUN] * (n - lo))
+                    break
+                out.extend(inner.xcs_run_batch(batch.slice(lo, min(lo + size, n)), state, base + lo))
+            return out
+        bound, mode, factory = scheduling()
+        workers = min(bound or DEFAULT_MAX_WORKERS, self.batch_size or n, n)
+        out = [NOT_RUN] * n
+        fn, label = self.fn, self._xcs_label
+
+        def task(i: int) -> None:
+            call_element(fn, batch, out, i, state, base, label)
+
+        run_tasks(task, n, workers, state, mode, factory)
+        return out
+
+
+class PmapRegion(MapRegion):
+    """Runs ``pmap``: the batch split into ``num_workers`` contiguous shards, one per worker (threads,
+    or processes with ``backend="process"``); a shard runs its elements in order, or is handed whole to
+    a nested transform."""
+
+    kind = "pmap"
+
+    def __init__(self, fn: Any, *, num_workers: int | None = None, devices: Any = None, backend: Any = "thread",
+                 in_axes: Any = None, out_keys: Any = None, on_error: str = "raise", mp_context: str | None = None,
+                 kind: str = "pmap"):
+        if kind != "pmap":
+            self.kind = kind
+        who = kind
+        if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1):
+            raise TransformError(f"{who}: num_workers must be a positive int or None, got {num_workers!r}")
+        executor = None
+        if isinstance(backend, Executor):
+            executor, backend = backend, "executor"
+        elif backend not in BACKENDS:
+            raise TransformError(
+                f"{who}: backend must be 'thread', 'process' or a concurrent.futures.Executor, got {backend!r}"
+            )
+        if mp_context is not None:
+            if backend != "process":
+                raise TransformError(f"{who}: mp_context applies to backend='process' only")
+            if mp_context not in multiprocessing.get_all_start_methods():
+                raise TransformError(
+                    f"{who}: mp_context must be one of {', '.join(multiprocessing.get_all_start_methods())}, "
+                    f"got {mp_context!r}"
+                )
+        self.num_workers = num_workers
+        self.devices = _check_devices(devices, who)
+        self.backend = backend
+        self.mp_context = mp_context
+        self._xcs_executor = executor
+        shown = _options(
+            num_workers=num_workers, devices=self.devices, backend=(backend, "thread"), in_axes=in_axes,
+            on_error=(on_error, "raise"), out_keys=out_keys,
+        )
+        super().__init__(fn, in_axes=in_axes, out_keys=out_keys, on_error=on_error, label_options=shown)
+        self._xcs_fn_bytes = None
+        if backend in ("process", "executor"):
+            self._xcs_fn_bytes = check_picklable(_by_name_if_shadowed(fn), f"the function {_name(fn)}", self._xcs_label)
+
+    def shards(self, n: int) -> int:
+        count = self.num_workers or (len(self.devices) if self.devices else default_slots())
+        return max(1, min(count, n))
+
+    def device(self, shard: int) -> Any:
+        return self.devices[shard % len(self.devices)] if self.devices else f"worker:{shard}"
+
+    def xcs_run_batch(self, batch: Batch, state: RunState, base: int) -> list:
+        bounds = shard_bounds(batch.n, self.shards(batch.n))
+        if self._xcs_fn_bytes is not None:
+            return self._run_processes(batch, state, base, bounds)
+        out = [NOT_RUN] * batch.n
+        inner, fn, label = self._xcs_inner, self.fn, self._xcs_label
+
+        def task(s: int) -> None:
+            lo, hi = bounds[s]
+            token = DEVICE.set(self.device(s))
+            try:
+                if inner is not None:
+                    out[lo:hi] = inner.xcs_run_batch(batch.slice(lo, hi), state, base + lo)
+                else:
+                    call_elements(fn, batch, out, lo, hi, state, base, label)
+            finally:
+                DEVICE.reset(token)
+
+        _, mode, factory = scheduling()
+        run_tasks(task, len(bounds), len(bounds), state, mode, factory)
+        return out
+
+    def _run_processes(self, batch: Batch, state: RunState, base: int, bounds: list[tuple[int, int]]) -> list:
+        label = self._xcs_label
+        options = _portable_options()
+        payloads = [
+            self._payload(batch.slice(lo, hi), state.collect, self.device(s), options)
+            for s, (lo, hi) in enumerate(bounds)
+        ]
+        executor = self._xcs_executor
+        own = executor is None
+        if own:
+            context = multiprocessing.get_context(self.mp_context or "spawn")
+            executor = ProcessPoolExecutor(len(bounds), mp_context=context)
+        out = [NOT_RUN] * batch.n
+        futures: dict = {}
+        finished = False
+        try:
+            futures = {executor.submit(run_shard_bytes, self._xcs_fn_bytes, p): s for s, p in enumerate(payloads)}
+            for future in as_completed(futures):
+                s = futures[future]
+                lo, hi = bounds[s]
+                try:
+                    sub = pickle.loads(future.result())
+                except (BrokenProcessPool, Exception) as exc:
+                    raise TransformError(
+                        f"{label}: the worker process of shard {s} (elements {lo}..{hi - 1}) failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                out[lo:hi] = sub
+                for i, item in enumerate(sub):
+                    if type(item) is Failure:
+                        state.failed(base + lo + i)
+                if state.stop.is_set():
+                    break
+            else:
+                finished = True
+        finally:
+            if own:
+                executor.shutdown(wait=finished, cancel_futures=not finished)
+            elif not finished:
+                for future in futures:
+                    future.cancel()
+        return out
+
+    def _payload(self, sub: Batch, collect: bool, device: Any, options: dict) -> bytes:
+        label = self._xcs_label
+        try:
+            return pickle.dumps((dict(sub.inputs), sub.keys, sub.n, collect, device, options, label))
+        except Exception:
+            for key, value in sub.inputs.items():
+                check_picklable(value, f"the input {key!r}", label)
+            return check_picklable((dict(sub.inputs), sub.keys, sub.n, collect, device, options, label), "the inputs", label)
+
+
+# ---------------------------------------------------------------------------------------- the transforms
+def vmap(fn: Any = None, *, in_axes: Any = None, batch_size: int | None = None, on_error: str = "raise",
+         out_keys: Any = None) -> Any:
+    """Map ``fn`` (an operator, a jitted operator, a ``*, inputs`` function or another transform) over a
+    batch: ``vmap(fn)(inputs={"data": [...], "shared": x})``.
+
+    - Batched keys: those named by ``in_axes`` (a key list, or a ``{key: 0 | None}`` mapping), by
+      default every input holding a list, tuple or numpy array; the other inputs are broadcast to every
+      element. Different lengths, a non-sequence under a named key, no batched key: ``BatchError``s.
+    - Output: ``{key: [value per element]}`` in input order; numpy arrays of one shape are stacked. An
+      empty batch returns an empty list per key of ``out_keys`` (``EmptyBatchError`` without them).
+    - Elements run concurrently under the current scheduler: ``max_workers`` threads (default 32;
+      ``sequential``/``topological`` run them in order in the calling thread, ``wave`` in groups), at
+      most ``batch_size`` in flight. Over a nested transform (``vmap(pmap(fn), batch_size=32)``) the
+      batch is handed to it in chunks of ``batch_size``, one chunk after another.
+    - ``on_error="raise"``: the first failure raises ``ElementError`` (index, inputs, chained) and no
+      new element starts; ``"collect"``: every element runs and a ``BatchResult`` is returned.
+
+    Without ``fn``, returns the configured transform: ``vmap(batch_size=32)``.
+    """
+    options = {"in_axes": in_axes, "batch_size": batch_size, "on_error": on_error, "out_keys": out_keys}
+    if fn is None:
+        VmapRegion(_Probe(), **options)  # validate the options now
+        return Transform("vmap", vmap, {k: v for k, v in options.items() if v != _DEFAULTS.get(k)})
+    return Vectorized(VmapRegion(fn, **options))
+
+
+def pmap(fn: Any = None, *, num_workers: int | None = None, devices: Any = None, backend: Any = "thread",
+         in_axes: Any = None, out_keys: Any = None, on_error: str = "raise", mp_context: str | None = None) -> Any:
+    """Split the batch into ``num_workers`` contiguous shards run in parallel, results gathered in order.
+
+    ``num_workers`` defaults to ``len(devices)``, else the current ``max_workers``, else the CPU count.
+    ``devices`` (names, or a ``DeviceMesh``) label the shards' worker slots (``xcs.mesh.current_device()``
+    inside a shard). ``backend="thread"`` (default) runs shards in threads; ``"process"`` in a process
+    pool (``mp_context``, default ``"spawn"``) for CPU-bound pure functions: the function is checked
+    picklable when ``pmap`` is called, the inputs before any shard starts (``UnpicklableError``); a
+    ``concurrent.futures.Executor`` you own may be given instead. A shard runs its elements in order,
+    or, when ``fn`` is itself a transform, hands the whole shard to it. ``in_axes``, ``out_keys`` and
+    ``on_error`` are as for ``vmap``.
+    """
+    options = {"num_workers": num_workers, "devices": devices, "backend": backend, "in_axes": in_axes,
+               "out_keys": out_keys, "on_error": on_error, "mp_context": mp_context}
+    if fn is None:
+        PmapRegion(_Probe(), **options)  # validate the options now
+        return Transform("pmap", pmap, {k: v for k, v in options.items() if v != _DEFAULTS.get(k)})
+    return Parallelized(PmapRegion(fn, **options))
+
+
+def pjit(fn: Any = None, *, mode: str = "auto", **pmap_options: Any) -> Any:
+    """``jit`` + ``pmap``: ``fn`` is jitted (unless it already is: an instance is marked, like
+    ``jit(instance)``) so one plan is compiled for the element signature and reused by every element of
+    every shard; the shards run as ``pmap(..., **pmap_options)``. ``mode`` is ``jit``'s."""
+    unknown = sorted(set(pmap_options) - set(inspect.signature(pmap).parameters) - {"fn"})
+    if unknown:
+        valid = ", ".join(p for p in inspect.signature(pmap).parameters if p != "fn")
+        raise TransformError(f"pjit: unknown option {unknown[0]!r}; valid options: mode, {valid}")
+    if fn is None:
+        pmap(**pmap_options)  # validate the options now
+        return Transform("pjit", pjit, {"mode": mode, **pmap_options} if mode != "auto" else pmap_options)
+    if is_batched(fn):
+        raise TransformError(
+            f"pjit({_name(fn)}): pjit compiles an element function; for a transform, jit its element "
+            "function instead, e.g. pmap(vmap(jit(op)))"
+        )
+    _check_fn(fn, "pjit")
+    if getattr(fn, "__xcs_jit__", None) is None:
+        fn = importlib.import_module("xcs.jit").jit(fn, mode=mode)  # the module: ``xcs.jit`` is the function
+    return Parallelized(PmapRegion(fn, kind="pjit", **pmap_options))
+
+
+# ---------------------------------------------------------------------------------------- helpers
+class _Probe:
+    """A stand-in function for validating a configured transform's options."""
+
+    def __call__(self, *, inputs: Any) -> Any:
+        return inputs
+
+
+_DEFAULTS: dict[str, Any] = {"backend": "thread", "on_error": "raise"}
+
+
+def _options(**values: Any) -> str:
+    """``", batch_size=32, ..."`` for a label: the options that are set (a tuple: (value, default))."""
+    parts = []
+    for name, value in values.items():
+        if isinstance(value, tuple) and len(value) == 2 and name in ("on_error", "backend"):
+            value, default = value
+            if value == default:
+                continue
+        if value is None:
+            continue
+        if name == "backend" and not isinstance(value, str):
+            value = type(value).__name__
+        parts.append(f"{name}={value!r}")
+    return "".join(", " + p for p in parts)
+
+
+def _name(fn: Any) -> str:
+    if isinstance(fn, (Transformed, Transform)):
+        return repr(fn)
+    if isinstance(fn, Operator):
+        return type(fn).__qualname__
+    if type(fn).__name__ == "JittedFunction":
+        return repr(fn)
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _check_fn(fn: Any, who: str) -> None:
+    if isinstance(fn, type):
+        raise TransformError(
+            f"{who} expects an operator instance or a function taking `*, inputs`; got the class "
+            f"{fn.__qualname__} (instantiate it: {who}({fn.__qualname__}(...)))"
+        )
+    if isinstance(fn, Transform):
+        raise TransformError(f"{who}: {fn!r} is a transform, not a function: apply it first ({fn!r}(fn))")
+    if not callable(fn):
+        raise TransformError(f"{who} expects an operator or a function taking `*, inputs`; got {type(fn).__name__}")
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        params = inspect.signature(fn).parameters
+        takes = "inputs" in params and params["inputs"].kind in (
+            inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
+        )
+        if not takes and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            raise TransformError(
+                f"{who}({fn.__qualname__}): a function must take the keyword argument 'inputs' "
+                "(def f(*, inputs): ...)"
+            )
+
+
+def _check_out_keys(out_keys: Any, who: str) -> tuple[str, ...] | None:
+    if out_keys is None:
+        return None
+    if isinstance(out_keys, str) or not isinstance(out_keys, (list, tuple)) or not all(isinstance(k, str) for k in out_keys):
+        raise TransformError(f"{who}: out_keys must be a list of output key names, got {out_keys!r}")
+    return tuple(out_keys)
+
+
+def _check_devices(devices: Any, who: str) -> tuple | None:
+    if devices is None:
+        return None
+    mesh_devices = getattr(devices, "devices", None)  # a DeviceMesh
+    if mesh_devices is not None and not isinstance(devices, (list, tuple)):
+        devices = mesh_devices
+    if isinstance(devices, (str, bytes)) or not isinstance(devices, (list, tuple)) or not devices:
+        raise TransformError(f"{who}: devices must be a non-empty list of device names or a DeviceMesh, got {devices!r}")
+    return tuple(devices)
+
+
+class _ByName:
+    """Pickles as a reference to ``module.qualname``: for a jitted function that shadows the function
+    it wraps at module level (``@jit def f``), which pickle cannot reach by value."""
+
+    def __init__(self, module: str, qualname: str):
+        self.module = module
+        self.qualname = qualname
+
+    def __reduce__(self) -> Any:
+        return (_resolve_name, (self.module, self.qualname))
+
+
+def _resolve_name(module: str, qualname: str) -> Any:
+    value: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _by_name_if_shadowed(fn: Any) -> Any:
+    try:
+        pickle.dumps(fn)
+        return fn
+    except Exception:
+        module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
+            try:
+                if _resolve_name(module, qualname) is fn:
+                    return _ByName(module, qualname)
+            except Exception:
+                pass
+        return fn  # check_picklable reports why
+
+
+def _portable_options() -> dict[str, Any]:
+    """The current execution options that differ from the defaults and can be sent to a process."""
+    options = current_options()
+    default = ExecutionOptions()
+    found = {}
+    for f in fields(options):
+        if not f.init:
+            continue
+        value = getattr(options, f.name)
+        if value != getattr(default, f.name):
+            try:
+                pickle.dumps(value)
+            except Exception:
+                continue
+            found[f.name] = value
+    return found
+
+
+__all__ = [
+    "BatchedTransform", "Composed", "MapRegion", "Parallelized", "PmapRegion", "Transform", "Transformed",
+"Vectorized", "VmapRegion", "compose", "pjit", "pmap", "vmap",
+]
