@@ -41,6 +41,7 @@ from runtime.errors import TimeoutError as XCSTimeoutError
 from runtime.options import ExecutionOptions, current_options
 from runtime.outcome import Collected, StepFailure
 from runtime.plan import Plan, Step
+from runtime.pool import checkout
 from runtime.record import Progress, RunRecord, StepRecord, describe, last_run, set_last_run
 from runtime.schedulers import Scheduler, resolve
 
@@ -264,7 +265,7 @@ class _Threads:
                     if self.pool is None:
                         self.pool = (
                             self.factory(self.workers) if self.factory is not None
-                            else ThreadPoolExecutor(self.workers, thread_name_prefix=f"xcs-{self.name}")
+                            else checkout(self.workers, self.name)
                         )
                     pool = self.pool
             return pool.submit(fn, *args)
@@ -338,7 +339,7 @@ class _Gate:
         if self.pool is None:
             self.pool = (
                 self.factory(self.workers) if self.factory is not None
-                else ThreadPoolExecutor(self.workers + self.HEADROOM, thread_name_prefix=f"xcs-{self.name}")
+                else checkout(self.workers + self.HEADROOM, self.name)
             )
         return self.pool
 

@@ -8,10 +8,11 @@ elements already running finish, and elements not yet started never start.
 from __future__ import annotations
 
 import contextvars
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, wait
 from typing import Any, Callable, Iterable
 
 from runtime.options import current_options
+from runtime.pool import checkout
 from runtime.schedulers import resolve
 
 DEFAULT_MAX_WORKERS = 32
@@ -25,7 +26,7 @@ def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     if len(items) <= 1 or scheduler.mode in ("sequential", "topological"):
         return [fn(item) for item in items]
     workers = options.max_workers or scheduler.max_workers or min(len(items), DEFAULT_MAX_WORKERS)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xcs-map")
+    pool = checkout(workers, "map")
     try:
         futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)

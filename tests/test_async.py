@@ -8,6 +8,7 @@ import time
 import warnings
 
 import pytest
+from threads import quiet
 
 from runtime.errors import AsyncContextError, StepError, XCSError
 from runtime.executor import aexecute, execute
@@ -262,14 +263,14 @@ def test_many_async_steps_run_together():
     steps = tuple(Step(f"s{i}", sleep) for i in range(n))
     plan = Plan("Wide", steps, Step("output", lambda ops, inputs, *r: sum(r), tuple(range(n))),
                 lambda ops, inputs: None, width=n)
-    baseline = threading.active_count()
+    baseline = quiet()
     with execution_options(scheduler="async", record=True):
         assert execute(plan, None, {}) == n
     record = last_run()
     starts = [r.start for r in record.steps[:n]]
     ends = [r.end for r in record.steps[:n]]
     assert max(starts) < min(ends)  # every sleep was in flight at once
-    assert threading.active_count() == baseline  # async steps use no thread
+    assert threading.active_count() <= baseline  # async steps use no thread
 
 
 def test_async_steps_see_the_callers_options_and_no_threads_leak():
@@ -281,7 +282,7 @@ def test_async_steps_see_the_callers_options_and_no_threads_leak():
 
     plan = make_plan("Sees", {"a": (look, ()), "b": (lambda ops, inputs: seen.append(current_options().max_workers), ())},
                      ("a", "b"), width=2)
-    baseline = threading.active_count()
+    baseline = quiet()
     with execution_options(scheduler="async", max_workers=7):
         execute(plan, None, {})
     assert sorted(seen) == [7, 7]

@@ -9,6 +9,7 @@ import time
 import traceback
 
 import pytest
+from threads import quiet
 
 from runtime.errors import CycleError, OperatorInputError, StepError, XCSError
 from runtime.executor import execute
@@ -374,7 +375,7 @@ def test_after_a_failure_no_further_step_starts(mode):
     steps.update({n: (rec.step(n, 0.05), ()) for n in names})
     steps["after_busy"] = (rec.step("after_busy"), ("busy",))
     plan = make_plan("Stops", steps, ("after_busy", *names), width=7)
-    baseline = threading.active_count()
+    baseline = quiet()
     with pytest.raises(StepError, match="step 'boom'"):
         execute(plan, None, {}, ExecutionOptions(mode, max_workers=2))
     raised = time.perf_counter()
@@ -386,7 +387,7 @@ def test_after_a_failure_no_further_step_starts(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_no_thread_outlives_a_call(mode):
     plan = diamond()
-    baseline = threading.active_count()
+    baseline = quiet()
     for _ in range(3):
         execute(plan, {"scale": 1}, {"x": 1}, ExecutionOptions(mode))
     assert settle(baseline, timeout=1.0) == baseline
@@ -396,11 +397,15 @@ def test_no_thread_outlives_a_call(mode):
     assert settle(baseline) == baseline
 
 
-def test_pool_threads_are_gone_when_the_call_returns():
+def test_pool_threads_are_reused_by_the_next_call_then_exit_when_idle():
     plan = diamond()
-    baseline = threading.active_count()
+    baseline = quiet()
     execute(plan, {"scale": 1}, {"x": 1}, ExecutionOptions("parallel"))
-    assert threading.active_count() == baseline
+    warm = {t.ident for t in threading.enumerate() if t.name.startswith("xcs-")}
+    execute(plan, {"scale": 1}, {"x": 1}, ExecutionOptions("parallel"))
+    again = {t.ident for t in threading.enumerate() if t.name.startswith("xcs-")}
+    assert warm & again  # the second call ran on (some of) the first call's threads
+    assert settle(baseline, timeout=1.0) == baseline  # and they exit once idle
 
 
 @pytest.mark.parametrize("mode", ("topological", "wave", "parallel"))

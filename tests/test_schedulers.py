@@ -10,6 +10,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from threads import quiet
 
 import corpus
 from runtime.errors import SchedulerError
@@ -346,7 +347,7 @@ def call_with_deadline(fn, seconds=30.0):
 def test_nesting_depth_5_with_two_workers_does_not_deadlock(mode, jit_children):
     root = jit(Level(5, jit_children))
     assert root(inputs={"x": 0}) == {"x": 32}  # capture every level
-    baseline = threading.active_count()
+    baseline = quiet()
     ACTIVE["peak"] = 0
 
     def call():

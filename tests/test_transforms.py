@@ -14,6 +14,7 @@ import multiprocessing
 
 import numpy as np
 import pytest
+from threads import quiet
 
 from xcs import (
     BatchAxisError, BatchLengthError, BatchResult, DeviceMesh, ElementError, EmptyBatchError, GraphBreakWarning,
@@ -500,7 +501,7 @@ def test_the_first_failure_raises_naming_the_element_and_nothing_new_starts():
 
 
 def test_a_failure_stops_a_concurrent_batch_early_and_leaks_no_thread():
-    baseline = threading.active_count()
+    baseline = quiet()
     started = []
 
     def f(*, inputs):

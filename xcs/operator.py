@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from runtime.aio import DEFER, Deferred, in_thread, run_sync
 from runtime.errors import FrozenOperatorError, OperatorInputError, OperatorOutputError
@@ -41,17 +42,7 @@ class Operator(metaclass=OperatorMeta):
         raise NotImplementedError(f"{type(self).__qualname__} must define forward(self, *, inputs)")
 
     def __call__(self, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> Mapping[str, Any]:
-        if inputs is None:
-            inputs = kwargs
-        elif kwargs:
-            raise OperatorInputError(
-                f"{type(self).__qualname__}: pass inputs={{...}} or keyword inputs, not both "
-                f"(got inputs= and {', '.join(kwargs)})"
-            )
-        if not isinstance(inputs, Mapping):
-            raise OperatorInputError(
-                f"{type(self).__qualname__}: inputs must be a mapping, got {type(inputs).__name__}"
-            )
+        inputs = checked_inputs(self, inputs, kwargs)
         probe = DEFER.get()
         if probe is not None:  # a step probed by the async scheduler: it runs or awaits the call
             call = _deferred(self, inputs)
@@ -71,18 +62,7 @@ class Operator(metaclass=OperatorMeta):
         ``async def forward`` is awaited; a sync ``forward`` runs in a thread of its own, so the loop
         keeps running and any async operator it calls runs back on this loop.
         """
-        if inputs is None:
-            inputs = kwargs
-        elif kwargs:
-            raise OperatorInputError(
-                f"{type(self).__qualname__}: pass inputs={{...}} or keyword inputs, not both "
-                f"(got inputs= and {', '.join(kwargs)})"
-            )
-        if not isinstance(inputs, Mapping):
-            raise OperatorInputError(
-                f"{type(self).__qualname__}: inputs must be a mapping, got {type(inputs).__name__}"
-            )
-        return await _acall(self, inputs)
+        return await _acall(self, checked_inputs(self, inputs, kwargs))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_xcs_frozen"):
@@ -143,6 +123,20 @@ def _deferred(op: Any, inputs: Mapping[str, Any]) -> Any:
     if is_async(op) or op.__xcs_jit__ is not None:
         return _acall(op, inputs)
     return Deferred(functools.partial(_sync_forward, op, inputs))
+
+
+def checked_inputs(op: Any, inputs: Any, kwargs: dict[str, Any]) -> Mapping[str, Any]:
+    """The call's inputs: ``inputs=`` or the keyword arguments, which must be a mapping."""
+    if inputs is None:
+        inputs = kwargs
+    elif kwargs:
+        raise OperatorInputError(
+            f"{type(op).__qualname__}: pass inputs={{...}} or keyword inputs, not both "
+            f"(got inputs= and {', '.join(kwargs)})"
+        )
+    if type(inputs) is not dict and not isinstance(inputs, Mapping):
+        raise OperatorInputError(f"{type(op).__qualname__}: inputs must be a mapping, got {type(inputs).__name__}")
+    return inputs
 
 
 def check_output(op: Any, output: Any) -> Mapping[str, Any]:
