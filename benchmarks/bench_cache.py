@@ -34,17 +34,17 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import timeit
 import tracemalloc
 from pathlib import Path
+from common import private_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CACHE_ROOT = tempfile.mkdtemp(prefix="xcs-bench-cache-")
+CACHE_ROOT = private_cache_dir("cache")
 os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "main")
 
 from xcs import Operator, execution_options, jit  # noqa: E402

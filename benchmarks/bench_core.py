@@ -48,8 +48,9 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from common import private_cache_dir
 
-CACHE_ROOT = tempfile.mkdtemp(prefix="xcs-bench-core-")
+CACHE_ROOT = private_cache_dir("core")
 os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "warm")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -40,12 +40,12 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
+from common import private_cache_dir
 
-os.environ.setdefault("XCS_CACHE_DIR", tempfile.mkdtemp(prefix="xcs-bench-sched-"))
+private_cache_dir("sched")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtime.executor import execute  # noqa: E402

@@ -57,13 +57,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from common import private_cache_dir
 
 WORKER_FLAG = "--capture-worker"
-CACHE_ROOT = os.environ.get("XCS_BENCH_STATIC_ROOT") or tempfile.mkdtemp(prefix="xcs-bench-static-")
+CACHE_ROOT = os.environ.get("XCS_BENCH_STATIC_ROOT") or private_cache_dir("static")
 os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "cache")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -32,12 +32,13 @@ import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+from common import private_cache_dir
 
-os.environ.setdefault("XCS_CACHE_DIR", tempfile.mkdtemp(prefix="xcs-bench-transforms-"))
+if "XCS_CACHE_DIR" not in os.environ:
+    private_cache_dir("transforms")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xcs import Operator, execution_options, pmap, vmap  # noqa: E402

@@ -13,7 +13,7 @@ from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
 from typing import Any, Callable
 
-IDLE = 0.25  # seconds an idle worker waits for more work before it exits
+IDLE = 0.5  # seconds an idle worker waits for more work before it exits
 KEEP = 4  # pools kept per (workers, name) for later calls
 
 
