@@ -507,6 +507,10 @@ class Tracer:
         if not self.recording:
             return Val(target(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
         if self.is_operator(target):
+            if getattr(target, "__xcs_jit__", None) is not None and not args:
+                inlined = self.inline_jitted(fn, kwargs)
+                if inlined is not None:
+                    return inlined
             return self.call_operator(fn, args, kwargs)
         special = SPECIAL_CALLS.get(target) if _hashable(target) else None
         if special is not None and not kwargs and all(self.traceable(a, target) for a in args):
@@ -527,6 +531,25 @@ class Tracer:
             return self.call_function(target, args, kwargs)
         self.breaks("unknown-call", f"call of {getattr(target, '__qualname__', type(target).__name__)}")
         return self.call(fn, args, kwargs)
+
+    def inline_jitted(self, fn: Val, kwargs: dict[str, Val]) -> Val | None:
+        """A jitted sub-operator's ``forward`` captured into this graph (one flat graph, more
+        parallelism); None when it cannot be (not reachable by a path, async, or unsupported code),
+        and the call stays one opaque step that runs the sub-operator's own plan."""
+        forward = getattr(type(fn.value), "forward", None)
+        if not isinstance(fn.expr, Static) or not fn.expr.path or not isinstance(forward, types.FunctionType):
+            return None
+        if forward.__code__.co_flags & 0x80:  # async def
+            return None
+        try:
+            self.prescan(forward.__code__)
+        except GraphBreak:
+            return None
+        if list(kwargs) == ["inputs"]:
+            inputs = kwargs["inputs"]
+        else:
+            inputs = self.make_dict([(Val(k, Const(k)), v) for k, v in kwargs.items()])
+        return self.call_function(forward, [Val(fn.value, fn.expr)], {"inputs": inputs})
 
     def traceable(self, arg: Val, target: Any) -> bool:
         """Whether a special call may look at ``arg``'s items (guarding input lengths if it must)."""

@@ -97,6 +97,7 @@ class Source:
             f"not {self.str_atom()}",
             f"{self.str_atom()}.startswith('a')",
             f"len({self.list_atom()}) > 1",
+            f"({self.int_atom()} > 3 and {self.str_atom()} != 'lit')",
         ])
 
     def str_expr(self) -> str:
@@ -128,7 +129,7 @@ class Source:
         kind = self.pick([
             "echo", "upper", "wrap", "add", "glue_str", "glue_int", "if_else", "if_no_else", "ternary_call",
             "map_input", "map_output", "map_branch", "append_loop", "static_comp", "members", "dict",
-            "unpack", "augment", "consume",
+            "unpack", "augment", "consume", "early_return",
         ])
         s = self.str_expr
         if kind == "echo":
@@ -184,16 +185,20 @@ class Source:
         elif kind == "augment":
             name = self.bind("int", self.int_expr())
             self.emit(f"{name} += {self.int_atom()}", f"{name} *= 2")
+        elif kind == "early_return":  # the statements after it belong to the other side
+            self.emit(f"if {self.cond()}:", f"    return {self.result()}")
         else:
             self.bind("str", f'" | ".join({self.list_atom()})')
             self.bind("int", f"len({self.list_atom()})")
 
+    def result(self) -> str:
+        names = [n for kind in ("str", "int", "list") for n in self.vars[kind]]
+        return "{" + ", ".join(f'"{n}": {n}' for n in names) + "}"
+
     def module(self) -> str:
         for _ in range(self.draw(st.integers(min_value=1, max_value=7))):
             self.statement()
-        names = [n for kind in ("str", "int", "list") for n in self.vars[kind]]
-        result = ", ".join(f'"{n}": {n}' for n in names)
-        body = [*self.lines, f"return {{{result}}}"]
+        body = [*self.lines, f"return {self.result()}"]
         return HEADER + "".join(f"        {line}\n" for line in body)
 
 
