@@ -16,6 +16,8 @@ interpreter in ``compiler.interpreter`` executes. What is normalised:
   applies to the value *below* the spec); ``CONVERT_VALUE`` (3.13, before the spec is pushed) becomes
   ``CONVERT conv`` and ``FORMAT_SIMPLE``/``FORMAT_WITH_SPEC`` become ``FORMAT (has_spec, "")``;
 - 3.13 super-instructions are split; ``TO_BOOL``, ``RESUME``, ``NOP``, ``PRECALL``, ``CACHE`` vanish;
+- exit tails: 3.12+ copies a short block that ends the function into every arm leading to it; the
+  copies are merged back so branches join where 3.11 joins;
 - loops: ``FOR_ITER`` carries whether exhaustion pops the iterator (3.11) or jumps to ``END_FOR``
   (3.12+); ``END_FOR`` becomes ``POP n`` with the version's count;
 - conditional jumps become ``JUMP_IF (pop, when)``: 3.11's directed and ``*_OR_POP`` forms included.
@@ -161,7 +163,7 @@ def normalize(code: CodeType) -> list[Ins]:
         else:
             arg = labels[ins.arg]
         out[index] = Ins(ins.op, arg, ins.line, ins.col)
-    return _prune(out, {labels[h]: line for h, line in handlers.items()})
+    return _merge_exit_tails(_prune(out, {labels[h]: line for h, line in handlers.items()}))
 
 
 ENDS = frozenset({"JUMP", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE"})
@@ -193,3 +195,36 @@ def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
         else Ins("UNREACHABLE", None, ins.line, ins.col)
         for pc, ins in enumerate(out)
     ]
+
+
+STRAIGHT_LINE_ENDS = frozenset({"JUMP", "JUMP_IF", "FOR_ITER", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE", "UNREACHABLE", "TRY"})
+
+
+def _merge_exit_tails(ins: list[Ins]) -> list[Ins]:
+    """One copy of each exit tail: CPython 3.12+ copies a small block that ends the function into every
+    arm leading to it (``return {"k": a if c else b}`` builds and returns the dict in both arms), 3.11
+    does not. Identical tails on the same line are merged back (the earlier copy jumps to the later),
+    so branch regions join where 3.11 joins and the IR is the same on every version."""
+    out = list(ins)
+    targets = {i.arg if i.op == "JUMP" else i.arg[0] for i in ins if i.op in ("JUMP", "JUMP_IF", "FOR_ITER")}
+    returns = [pc for pc, i in enumerate(ins) if i.op == "RETURN_VALUE"]
+    for a in returns:
+        for b in reversed(returns):
+            if b <= a:
+                break
+            n = 0
+            while n < b - a and n <= a and _same(out[a - n], out[b - n]) and (n == 0 or out[a - n].op not in STRAIGHT_LINE_ENDS):
+                n += 1
+                if a - n + 1 in targets:  # the tail may start at a jump target, not extend past one
+                    break
+            if n:
+                start = a - n + 1
+                out[start] = Ins("JUMP", b - n + 1, out[start].line, out[start].col)
+                out[start + 1:a + 1] = [Ins("UNREACHABLE", None, i.line, i.col) for i in out[start + 1:a + 1]]
+                targets.add(b - n + 1)
+                break
+    return out
+
+
+def _same(x: Ins, y: Ins) -> bool:
+    return x.op == y.op and x.line == y.line and type(x.arg) is type(y.arg) and x.arg == y.arg

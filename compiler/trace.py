@@ -164,40 +164,7 @@ def relative_file(filename: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _instructions(code: types.CodeType) -> tuple[Ins, ...]:
-    return _merge_exit_tails(tuple(normalize(code)))
-
-
-STRAIGHT_LINE_ENDS = frozenset({"JUMP", "JUMP_IF", "FOR_ITER", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE", "UNREACHABLE", "TRY"})
-
-
-def _merge_exit_tails(ins: tuple[Ins, ...]) -> tuple[Ins, ...]:
-    """One copy of each exit tail: CPython 3.12+ copies a small block that ends the function into every
-    arm leading to it (``return {"k": a if c else b}`` builds and returns the dict in both arms), 3.11
-    does not. Identical tails on the same line are merged back (the earlier copy jumps to the later),
-    so branch regions join where 3.11 joins and the IR is the same on every version."""
-    out = list(ins)
-    targets = {i.arg if i.op == "JUMP" else i.arg[0] for i in ins if i.op in ("JUMP", "JUMP_IF", "FOR_ITER")}
-    returns = [pc for pc, i in enumerate(ins) if i.op == "RETURN_VALUE"]
-    for a in returns:
-        for b in reversed(returns):
-            if b <= a:
-                break
-            n = 0
-            while n < b - a and n <= a and _same(out[a - n], out[b - n]) and (n == 0 or out[a - n].op not in STRAIGHT_LINE_ENDS):
-                n += 1
-                if a - n + 1 in targets:  # the tail may start at a jump target, not extend past one
-                    break
-            if n:
-                start = a - n + 1
-                out[start] = Ins("JUMP", b - n + 1, out[start].line, out[start].col)
-                out[start + 1:a + 1] = [Ins("UNREACHABLE", None, i.line, i.col) for i in out[start + 1:a + 1]]
-                targets.add(b - n + 1)
-                break
-    return tuple(out)
-
-
-def _same(x: Ins, y: Ins) -> bool:
-    return x.op == y.op and x.line == y.line and type(x.arg) is type(y.arg) and x.arg == y.arg
+    return tuple(normalize(code))
 
 
 LIBRARY_DIRS = tuple(
