@@ -38,7 +38,7 @@ import time
 import timeit
 import tracemalloc
 from pathlib import Path
-from common import private_cache_dir
+from common import Inc, private_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,11 +56,6 @@ perf = time.perf_counter
 
 
 # ---------------------------------------------------------------------- operators
-class Inc(Operator):
-    def forward(self, *, inputs):
-        return {"v": inputs["v"] + 1}
-
-
 class One(Operator):
     def __init__(self):
         self.inc = Inc()

@@ -48,7 +48,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from common import private_cache_dir
+from common import Chain, Inc, private_cache_dir
 
 CACHE_ROOT = private_cache_dir("core")
 os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "warm")
@@ -73,22 +73,6 @@ perf = time.perf_counter
 
 
 # ---------------------------------------------------------------------- operators
-class Inc(Operator):
-    def forward(self, *, inputs):
-        return {"v": inputs["v"] + 1}
-
-
-class Chain(Operator):
-    def __init__(self, n):
-        self.ops = [Inc() for _ in range(n)]
-
-    def forward(self, *, inputs):
-        x = inputs
-        for op in self.ops:
-            x = op(inputs=x)
-        return x
-
-
 @jit
 class JitChain(Chain):
     pass

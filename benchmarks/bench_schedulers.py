@@ -43,7 +43,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
-from common import private_cache_dir
+from common import Sleeper, private_cache_dir
 
 private_cache_dir("sched")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -109,16 +109,6 @@ def table(title: str, rows: list[tuple[str, float]], reference: float, ref_name:
 
 
 # ------------------------------------------------------------------------------------------ 1. fan-out
-class Sleeper(Operator):
-    def __init__(self, name: str, seconds: float):
-        self.name = name
-        self.seconds = seconds
-
-    def forward(self, *, inputs):
-        time.sleep(self.seconds)
-        return {"answer": f"{self.name}:{inputs['query']}"}
-
-
 class AsyncSleeper(Operator):
     def __init__(self, name: str, seconds: float):
         self.name = name

@@ -60,7 +60,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from common import private_cache_dir
+from common import Chain, Inc, private_cache_dir
 
 WORKER_FLAG = "--capture-worker"
 CACHE_ROOT = os.environ.get("XCS_BENCH_STATIC_ROOT") or private_cache_dir("static")
@@ -85,22 +85,6 @@ perf = time.perf_counter
 
 
 # ---------------------------------------------------------------------- operators
-class Inc(Operator):
-    def forward(self, *, inputs):
-        return {"v": inputs["v"] + 1}
-
-
-class Chain(Operator):
-    def __init__(self, n):
-        self.ops = [Inc() for _ in range(n)]
-
-    def forward(self, *, inputs):
-        x = inputs
-        for op in self.ops:
-            x = op(inputs=x)
-        return x
-
-
 class Work(Operator):
     def forward(self, *, inputs):
         time.sleep(SLEEP)

@@ -58,7 +58,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
-from common import private_cache_dir
+from common import Sleeper, private_cache_dir
 
 CACHE_ROOT = private_cache_dir("workloads")
 os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "cache")
@@ -79,16 +79,6 @@ TARGETS: list[tuple[str, str, bool, str]] = []
 
 
 # ---------------------------------------------------------------------- operators
-class Sleeper(Operator):
-    def __init__(self, name: str, seconds: float):
-        self.name = name
-        self.seconds = seconds
-
-    def forward(self, *, inputs):
-        time.sleep(self.seconds)
-        return {"answer": f"{self.name}:{inputs['query']}"}
-
-
 class Count(Operator):
     def forward(self, *, inputs):
         return {"final": len(inputs["answers"])}
