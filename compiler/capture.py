@@ -102,7 +102,7 @@ def _capture(
             lint(graph)
             applied: list[passes.Applied] = []
             if strategy == "enhanced":
-                graph, applied = passes.optimize(graph, is_operator, root, tracer.files)
+                graph, applied = passes.optimize(graph, is_operator, root, tracer.files, tracer.variables)
                 lint(graph)
             return Capture(strategy, graph, tuple(tracer.required), breaks=list(met), applied=applied)
         tracer = Tracer(root, name, is_operator, dry=True)

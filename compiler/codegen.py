@@ -18,7 +18,7 @@ from compiler.ir import (
 )
 
 VERSION = "0.1.0"
-CODEGEN_VERSION = "1"
+CODEGEN_VERSION = "2"  # bump whenever the generated text changes for the same graph
 RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))
@@ -43,7 +43,7 @@ class Header:
 
 def is_step(node) -> bool:
     """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
-    if isinstance(node, OperatorCall):
+    if isinstance(node, OperatorCall) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
         return any(is_step(n) for n in node.body)
@@ -114,8 +114,8 @@ class Emitter:
         if isinstance(node, MapRegion) and not is_step(node):  # pure glue per element: a comprehension
             result = self.expr(node.result) if node.result is not None else "None"
             return f"[{result} for {node.item} in {self.expr(node.over)}]", ATOM
-        if node is None or isinstance(node, (Input, OperatorCall, MapRegion, Branch)):
-            return operand.name, ATOM  # a map element, an input, a step or a region's result
+        if node is None or isinstance(node, (Input, OperatorCall, MapRegion, Branch)) or node.hoisted:
+            return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue(node)
 
     def glue(self, node: Glue) -> tuple[str, int]:
@@ -202,6 +202,8 @@ class Emitter:
         for node in nodes:
             if isinstance(node, OperatorCall):
                 lines.append(f"{indent}{node.name} = {self.call(node)}")
+            elif isinstance(node, Glue) and node.hoisted:
+                lines.append(f"{indent}{node.name} = {self.glue(node)[0]}")
             elif isinstance(node, (MapRegion, Branch)) and is_step(node):
                 lines += self.region(node, indent, assign=node.name)
         return lines
@@ -236,6 +238,8 @@ class Emitter:
     def step_body(self, node, indent: str) -> list[str]:
         if isinstance(node, OperatorCall):
             return [f"{indent}return {self.call(node)}"]
+        if isinstance(node, Glue):
+            return [f"{indent}return {self.glue(node)[0]}"]
         return self.region(node, indent, returns=True)
 
     def call(self, node: OperatorCall) -> str:

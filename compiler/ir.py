@@ -93,7 +93,8 @@ class OperatorCall:
 @dataclass(frozen=True)
 class Glue:
     """``op`` with ``operands``; ``detail`` carries the operator symbol, attribute or method name,
-    and ``keys`` the keyword names of a call's trailing operands."""
+    and ``keys`` the keyword names of a call's trailing operands. ``hoisted`` glue (set by the
+    ``hoist_input_glue`` pass) is computed once before the steps that read it."""
 
     name: str
     op: str
@@ -101,6 +102,7 @@ class Glue:
     detail: str = ""
     keys: tuple[str, ...] = ()
     loc: Loc = Loc()
+    hoisted: bool = False  # computed once, as a step of its own, instead of inline in each consumer
 
 
 @dataclass(frozen=True)

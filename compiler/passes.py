@@ -5,7 +5,9 @@
 - ``merge_identical_calls``: a second call of the same operator with the same arguments reuses the
   first's result, but only for operators that declare ``deterministic = True`` (two identical calls of
   a sampling LLM are intentional);
-- ``eliminate_dead_glue``: glue nothing reads is dropped.
+- ``eliminate_dead_glue``: glue nothing reads is dropped;
+- ``hoist_input_glue``: a computation on the inputs alone (a call, a method, a format) that several
+  steps read, or that a map region would redo per element, is computed once, as a step of its own.
 
 ``optimize`` runs them in that order and reports what each changed (``xcs dump --passes`` prints it).
 """
@@ -30,14 +32,18 @@ class Applied:
 
 
 def optimize(
-    graph: Graph, is_operator: Callable[[Any], bool], root: Any, files: dict[str, str] | None = None
+    graph: Graph, is_operator: Callable[[Any], bool], root: Any, files: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None,
 ) -> tuple[Graph, list[Applied]]:
+    """Run the passes in order; ``files`` maps repository-relative files to files (for libcst) and
+    ``variables`` node names to the user's variable names (for hoisted glue)."""
     applied = []
     for name, fn in (
         ("source_names", lambda g: source_names(g, files or {})),
         ("fold_constants", lambda g: fold_constants(g)),
         ("merge_identical_calls", lambda g: merge_identical_calls(g, root)),
         ("eliminate_dead_glue", lambda g: eliminate_dead_glue(g)),
+        ("hoist_input_glue", lambda g: hoist_input_glue(g, variables or {})),
     ):
         graph, summary = fn(graph)
         applied.append(Applied(name, summary))
@@ -203,3 +209,68 @@ def eliminate_dead_glue(graph: Graph) -> tuple[Graph, str]:
     if not dead:
         return graph, ""
     return Graph(_drop(graph.nodes, dead)), f"dropped {len(dead)} unused glue expression(s)"
+
+
+HOISTABLE = frozenset({"call", "method", "format", "string", "binop"})
+
+
+def hoist_input_glue(graph: Graph, variables: dict[str, str]) -> tuple[Graph, str]:
+    nodes = {n.name: n for n in graph.nodes}
+    inputs_only: dict[str, bool] = {}
+
+    def only_inputs(name: str) -> bool:
+        if name not in inputs_only:
+            node = nodes.get(name)
+            if isinstance(node, Glue):
+                inputs_only[name] = all(not isinstance(o, Ref) or only_inputs(o.name) for o in node.operands)
+            else:
+                inputs_only[name] = node is not None and type(node).__name__ == "Input"
+        return inputs_only[name]
+
+    def glue_reached(operand: Any, found: set[str]) -> None:
+        """The top-level glue an operand reads through glue only (not through steps)."""
+        if isinstance(operand, Ref) and isinstance(nodes.get(operand.name), Glue) and operand.name not in found:
+            found.add(operand.name)
+            for o in nodes[operand.name].operands:
+                glue_reached(o, found)
+
+    readers: dict[str, int] = {}
+    for node in graph.nodes:
+        if isinstance(node, Glue):
+            continue
+        found: set[str] = set()
+        for operand in operands(node):
+            glue_reached(operand, found)
+        weight = 2 if isinstance(node, MapRegion) else 1  # a map region reads it once per element
+        for name in found:
+            readers[name] = readers.get(name, 0) + weight
+    hoist = {
+        name for name, count in readers.items()
+        if count > 1 and nodes[name].op in HOISTABLE and only_inputs(name)
+    }
+    # only the outermost: glue inside a hoisted expression is computed with it
+    inner: set[str] = set()
+    for name in hoist:
+        found: set[str] = set()
+        for o in nodes[name].operands:
+            glue_reached(o, found)
+        inner |= found
+    hoist -= inner
+    if not hoist:
+        return graph, ""
+    from compiler.codegen import RESERVED
+
+    taken = {n.name for n in _all_nodes(graph.nodes)} | set(RESERVED)
+    renames: dict[str, Any] = {}
+    for name in sorted(hoist):  # named after the user's variable when it is free
+        user = variables.get(name)
+        if user and user not in taken and user.isidentifier():
+            taken.add(user)
+            renames[name] = Ref(user)
+    rebuilt = []
+    for node in substitute(graph.nodes, renames):
+        if node.name in hoist:
+            node = replace(node, hoisted=True, name=renames[node.name].name if node.name in renames else node.name)
+        rebuilt.append(node)
+    shown = sorted(renames[n].name if n in renames else n for n in hoist)
+    return Graph(tuple(rebuilt)), f"hoisted {len(hoist)} input-only computation(s): {', '.join(shown)}"

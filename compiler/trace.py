@@ -248,6 +248,7 @@ class Tracer:
         self.abstract = abstract
         self.scopes: list = []
         self.files: dict[str, str] = {}  # repository-relative file -> the file, for source analysis
+        self.variables: dict[str, str] = {}  # node name -> the first local variable the user stored it in
         self.root = root
         self.operator_name = operator_name
         self.is_operator = is_operator
@@ -806,6 +807,8 @@ def _store_fast(t: Tracer, f: Frame, name: str) -> None:
         f.locals.pop(name, None)
     else:
         f.locals[name] = val
+        if isinstance(val.expr, Ref):
+            t.variables.setdefault(val.expr.name, name)
 
 
 @handles("DELETE_FAST")
@@ -823,7 +826,9 @@ def _load_deref(t: Tracer, f: Frame, name: str) -> None:
 
 @handles("STORE_DEREF")
 def _store_deref(t: Tracer, f: Frame, name: str) -> None:
-    f.cells[name].val = f.stack.pop()
+    val = f.cells[name].val = f.stack.pop()
+    if isinstance(val.expr, Ref):  # a variable a closure reads (3.11 comprehensions): same naming
+        t.variables.setdefault(val.expr.name, name)
 
 
 @handles("LOAD_CLOSURE")

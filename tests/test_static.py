@@ -223,3 +223,38 @@ def test_racing_first_calls_of_a_static_plan_compile_once():
     for thread in threads:
         thread.join()
     assert len(results) == 6 and len(entries(op, {"docs": []})) == 1
+
+
+class Hoisted(Operator):
+    """One input-only computation read by two steps and by a map region: computed once."""
+
+    def __init__(self):
+        self.first = corpus.Upper("h-first")
+        self.second = corpus.Upper("h-second")
+        self.each = corpus.Upper("h-each")
+
+    def forward(self, *, inputs):
+        prompt = f"Q: {inputs['q'].strip()}"
+        x = self.first(text=prompt)
+        y = self.second(text=prompt + "!")
+        outs = [self.each(text=prompt + d)["text"] for d in inputs["docs"]]
+        return {"x": x["text"], "y": y["text"], "outs": outs}
+
+
+def code_lines(source, text):
+    """The generated lines (not comments, not the Step table's source column) that contain ``text``."""
+    return [line for line in source.splitlines() if text in line and not line.lstrip().startswith(("#", "Step("))]
+
+
+def test_hoisting_computes_input_only_glue_once_under_the_users_name():
+    op = jit(Hoisted())
+    for inputs in ({"q": " hi ", "docs": ["1", "2"]}, {"q": "x", "docs": []}):
+        assert op(inputs=inputs) == Hoisted()(inputs=inputs)
+    (entry,) = entries(op, {"q": "", "docs": []})
+    summaries = {a.name: a.summary for a in entry.applied}
+    assert summaries["hoist_input_glue"] == "hoisted 1 input-only computation(s): prompt"
+    assert len(code_lines(entry.source, ".strip()")) == 2  # its step function and the straight-line run
+    assert "def x(ops, inputs, prompt):" in entry.source
+    structural = jit(Hoisted(), mode="structural")
+    structural(q="a", docs=["b"])
+    assert len(code_lines(entries(structural, {"q": "", "docs": []})[0].source, ".strip()")) > 2  # inline
