@@ -160,15 +160,29 @@ def _postdominators(code: CodeType) -> tuple[int, ...]:
     return tuple(result)
 
 
+class Same:
+    """Compares equal to a ``Same`` of the very same object (identity, never value or address)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Same) and other.obj is self.obj
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def _static_state(frame: Any) -> tuple:
     """What static control flow in ``frame`` depends on: its static locals and static iterators."""
     state = []
     for name, val in sorted(frame.locals.items()):
         if val.kind == t_.STATIC:
             raw = val.raw
-            key = (id(raw), len(val.box)) if val.box is not None else raw if t_.is_literal(raw) else id(raw)
+            key = (Same(raw), len(val.box)) if val.box is not None else raw if t_.is_literal(raw) else Same(raw)
             state.append((name, key))
-    state += [(id(v.raw), v.raw.index) for v in frame.stack if isinstance(getattr(v, "raw", None), t_.IterState)]
+    state += [(Same(v.raw), v.raw.index) for v in frame.stack if isinstance(getattr(v, "raw", None), t_.IterState)]
     return tuple(state)
 
 
@@ -183,7 +197,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     loc = t.loc
     # Meeting this jump again inside one of its own sides: a loop. When no static value changed since
     # (no static loop advanced), the loop is driven by runtime data and would unroll forever.
-    mark = (id(frame), jump_pc, _static_state(frame))
+    mark = (Same(frame), jump_pc, _static_state(frame))
     again = [s for s in t.scopes if s.mark is not None and s.mark[:2] == mark[:2]]
     if any(s.mark == mark for s in again) or len(again) >= MAX_REENTRY:
         raise GraphBreak("runtime-loop", "a loop whose condition is a runtime value (a while loop on runtime data)", loc)
