@@ -16,7 +16,7 @@ several repeats timed with ``time.perf_counter``. The script never asserts: it p
    imported plan modules dropped from ``sys.modules`` and ``XCS_CACHE_DIR`` pointed at an empty folder:
    a fully cold compile. The figure is that first call minus the median eager call (the trace really
    runs the 1,000 operators). A breakdown by stage (structure hash, trace, lint, codegen, plan file
-   write + import) is printed beside it, measured by repeating what ``xcs.jit.JitConfig.capture`` does.
+   write + import) is printed beside it, measured by repeating what ``xcs.plans.JitConfig.capture`` does.
 
 3. **Dependency analysis of 100,000 nodes** (target: under 2 s; growth 100k/10k near 10 for linear
    time, taken here as <= 13). ``compiler.analysis.topological_order`` followed by ``waves`` on the
@@ -63,7 +63,7 @@ from compiler.cache import PLAN_PACKAGE, load_plan, plan_file_name, signature, s
 from compiler.codegen import Header, generate  # noqa: E402
 from compiler.trace import Tracer  # noqa: E402
 from xcs import Operator, execution_options, jit  # noqa: E402
-from xcs.jit import PLANS, PYTHON, forward_of, module_label, operator_label  # noqa: E402
+from xcs.plans import PLANS, PYTHON, forward_of, module_label, operator_label  # noqa: E402
 from xcs.operator import is_operator  # noqa: E402
 
 CHAIN = 1_000

@@ -72,7 +72,7 @@ sys.path.insert(0, str(REPO))
 from compiler.capture import capture  # noqa: E402
 from compiler.codegen import Header, generate  # noqa: E402
 from xcs import Operator, execution_options, jit  # noqa: E402
-from xcs.jit import compiled  # noqa: E402
+from xcs.plans import compiled  # noqa: E402
 from xcs.operator import is_operator  # noqa: E402
 
 SIZES = (1_000, 2_000, 10_000)  # 2,000: a midpoint, so the growth exponent shows even when 10k is stopped

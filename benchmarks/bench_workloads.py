@@ -65,7 +65,7 @@ os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "cache")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xcs import Operator, execution_options, jit  # noqa: E402
-from xcs.jit import compiled  # noqa: E402
+from xcs.plans import compiled  # noqa: E402
 
 perf = time.perf_counter
 

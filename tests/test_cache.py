@@ -32,7 +32,7 @@ from xcs import (
     jit,
 )
 from xcs.cli import main
-from xcs.jit import PLANS, clear_caches
+from xcs.plans import PLANS, clear_caches
 from xcs.operator import is_operator
 
 
@@ -511,7 +511,7 @@ def test_warm_calls_never_touch_the_disk(root, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the warm path touched the disk cache")
 
-    monkeypatch.setattr(sys.modules["xcs.jit"], "disk_cache", boom)
+    monkeypatch.setattr(sys.modules["xcs.plans"], "disk_cache", boom)
     monkeypatch.setattr(dc.DiskCache, "load", boom)
     for _ in range(3):
         assert op(inputs={"query": "b"})["out"] == "m0:b | m1:b"

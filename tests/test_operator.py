@@ -7,7 +7,7 @@ import pytest
 import corpus
 from runtime.plan import Plan
 from xcs import FrozenOperatorError, JitError, Operator, OperatorInputError, jit
-from xcs.jit import PLANS, JittedFunction
+from xcs.plans import PLANS, JittedFunction
 from xcs.operator import is_operator, sub_operators
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")

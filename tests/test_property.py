@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import corpus
 from compiler.cache import signature
 from xcs import GraphBreakWarning, jit
-from xcs.jit import PLANS, PYTHON, clear_caches
+from xcs.plans import PLANS, PYTHON, clear_caches
 
 MODULES = itertools.count()
 WORDS = st.text(alphabet="abcxyz ", min_size=0, max_size=8)

@@ -20,7 +20,7 @@ from compiler.cache import signature
 from compiler.capture import capture
 from compiler.ir import interpret
 from xcs import GraphBreakWarning, JitError, dump, execution_options, jit
-from xcs.jit import PLANS, PYTHON
+from xcs.plans import PLANS, PYTHON
 from xcs.operator import is_operator
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")

@@ -21,7 +21,7 @@ from compiler.trace import Tracer
 from runtime.executor import execute
 from runtime.plan import Plan
 from xcs import GraphBreakWarning, execution_options, jit
-from xcs.jit import PLANS, PYTHON, Eager, JittedFunction
+from xcs.plans import PLANS, PYTHON, Eager, JittedFunction
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")
 

@@ -21,7 +21,7 @@ from runtime.record import RunRecord, StepRecord, last_run
 from runtime.schedulers import Scheduler, create_scheduler, register_scheduler, unregister_scheduler
 from compiler.disk_cache import PlanCacheWarning
 from xcs.explain import Explanation, explain
-from xcs.jit import CacheInfo, GraphBreakWarning, RecompileLimitError, RecompileWarning, cache_info, dump, jit
+from xcs.plans import CacheInfo, GraphBreakWarning, RecompileLimitError, RecompileWarning, cache_info, dump, jit
 from xcs.operator import Operator
 from runtime.batching import (
     BatchAxisError,

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from runtime.errors import XCSError
 from runtime.options import execution_options
 from xcs.explain import explain
-from xcs.jit import JitConfig, JittedFunction, compiled, dump, forward_of
+from xcs.plans import JitConfig, JittedFunction, compiled, dump, forward_of
 from xcs.operator import Operator, check_output
 
 

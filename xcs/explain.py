@@ -16,7 +16,7 @@ from compiler.breaks import Break
 from compiler.cache import signature, signature_text
 from compiler.codegen import step_dependencies
 from runtime.errors import JitError
-from xcs.jit import JitConfig, operator_label
+from xcs.plans import JitConfig, operator_label
 from xcs.operator import Operator
 
 

@@ -36,7 +36,7 @@ class OperatorMeta(type):
 class Operator(metaclass=OperatorMeta):
     """Base class of operators: define ``forward(self, *, inputs)`` returning a mapping."""
 
-    __xcs_jit__: Any = None  # set by ``xcs.jit`` on a class or an instance
+    __xcs_jit__: Any = None  # set by ``xcs.plans`` on a class or an instance
 
     def forward(self, *, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         raise NotImplementedError(f"{type(self).__qualname__} must define forward(self, *, inputs)")

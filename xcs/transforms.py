@@ -395,7 +395,7 @@ def pjit(fn: Any = None, *, mode: str = "auto", **pmap_options: Any) -> Any:
         )
     _check_fn(fn, "pjit")
     if getattr(fn, "__xcs_jit__", None) is None:
-        fn = importlib.import_module("xcs.jit").jit(fn, mode=mode)  # the module: ``xcs.jit`` is the function
+        fn = importlib.import_module("xcs.plans").jit(fn, mode=mode)  # the module: ``xcs.plans`` is the function
     return Parallelized(PmapRegion(fn, kind="pjit", **pmap_options))
 
 

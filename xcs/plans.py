@@ -1,4 +1,5 @@
-"""``jit``: compile an operator (class or instance) or a ``*, inputs`` function into cached plans.
+"""``xcs.plans``: ``jit`` compiles an operator (class or instance) or a ``*, inputs`` function into
+cached plans, and owns the in-process plan cache, ``dump`` and ``cache_info``.
 
 A call computes the input signature, looks up the plans of (structure hash, signature) in the
 in-memory cache, and runs the first whose guard holds. On a miss the operator's ``forward`` is captured
