@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from compiler import analysis
 from compiler.ir import (
-    Branch, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static, operands,
+    Branch, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static, operands, walk,
 )
 
 VERSION = "0.1.0"
@@ -50,20 +50,10 @@ def is_step(node) -> bool:
     return isinstance(node, Branch) and any(is_step(n) for n in node.then_body + node.else_body)
 
 
-def _walk(nodes):
-    for node in nodes:
-        yield node
-        if isinstance(node, MapRegion):
-            yield from _walk(node.body)
-        elif isinstance(node, Branch):
-            yield from _walk(node.then_body)
-            yield from _walk(node.else_body)
-
-
 class Emitter:
     def __init__(self, graph: Graph):
         self.graph = graph
-        self.nodes = {n.name: n for n in _walk(graph.nodes)}
+        self.nodes = {n.name: n for n in walk(graph.nodes)}
         self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}

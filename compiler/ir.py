@@ -22,7 +22,7 @@ import importlib
 import math
 import operator as _operator
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Iterator, Mapping, Union
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,17 @@ class Graph:
     @property
     def output(self) -> Output:
         return self.nodes[-1]  # type: ignore[return-value]
+
+
+def walk(nodes: tuple) -> Iterator[Node]:
+    """Every node, region bodies included (depth first, in order)."""
+    for node in nodes:
+        yield node
+        if isinstance(node, MapRegion):
+            yield from walk(node.body)
+        elif isinstance(node, Branch):
+            yield from walk(node.then_body)
+            yield from walk(node.else_body)
 
 
 def operands(node: Node) -> tuple[Operand, ...]:

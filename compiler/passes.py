@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from compiler.ir import (
     Branch, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, evaluate_glue,
-    is_literal, operands, resolve_static,
+    is_literal, operands, resolve_static, walk,
 )
 
 
@@ -72,16 +72,6 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
     return tuple(_sub_node(n) for n in nodes)
 
 
-def _all_nodes(nodes: tuple):
-    for node in nodes:
-        yield node
-        if isinstance(node, MapRegion):
-            yield from _all_nodes(node.body)
-        elif isinstance(node, Branch):
-            yield from _all_nodes(node.then_body)
-            yield from _all_nodes(node.else_body)
-
-
 def _drop(nodes: tuple, names: set[str]) -> tuple:
     kept = []
     for node in nodes:
@@ -102,7 +92,7 @@ def source_names(graph: Graph, files: dict[str, str]) -> tuple[Graph, str]:
     from compiler.codegen import RESERVED
     from compiler.source import call_site
 
-    taken = {n.name for n in _all_nodes(graph.nodes)} | set(RESERVED)
+    taken = {n.name for n in walk(graph.nodes)} | set(RESERVED)
     renames: dict[str, Any] = {}
     located: dict[str, Any] = {}
     for node in graph.nodes:
@@ -132,7 +122,7 @@ def source_names(graph: Graph, files: dict[str, str]) -> tuple[Graph, str]:
 def fold_constants(graph: Graph) -> tuple[Graph, str]:
     mapping: dict[str, Any] = {}
     nodes = graph.nodes
-    for node in _all_nodes(nodes):
+    for node in walk(nodes):
         if isinstance(node, Glue) and node.op not in ("call", "method"):
             ops = [mapping.get(o.name, o) if isinstance(o, Ref) else o for o in node.operands]
             if ops and all(isinstance(o, Const) for o in ops):
@@ -192,7 +182,7 @@ def _reads(node) -> tuple:
 
 def eliminate_dead_glue(graph: Graph) -> tuple[Graph, str]:
     live: set[str] = set()
-    nodes = list(_all_nodes(graph.nodes))
+    nodes = list(walk(graph.nodes))
     for node in reversed(nodes):  # roots: everything that is not glue
         if not isinstance(node, Glue):
             live.add(node.name)
@@ -260,7 +250,7 @@ def hoist_input_glue(graph: Graph, variables: dict[str, str]) -> tuple[Graph, st
         return graph, ""
     from compiler.codegen import RESERVED
 
-    taken = {n.name for n in _all_nodes(graph.nodes)} | set(RESERVED)
+    taken = {n.name for n in walk(graph.nodes)} | set(RESERVED)
     renames: dict[str, Any] = {}
     for name in sorted(hoist):  # named after the user's variable when it is free
         user = variables.get(name)

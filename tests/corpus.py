@@ -608,3 +608,19 @@ PROGRAMS: tuple[Program, ...] = (
 )
 
 BY_NAME = {p.name: p for p in PROGRAMS}
+
+
+# ---------------------------------------------------------------------- test helpers
+def run_counted(op, inputs):
+    """``op(inputs=...)`` and the leaf-operator calls it made."""
+    CALLS.clear()
+    result = op(inputs=dict(inputs))
+    return result, dict(CALLS)
+
+
+def entries(op, inputs):
+    """The plan-cache entries (``Compiled``) of the jitted ``op`` for the signature of ``inputs``."""
+    from compiler.cache import signature
+    from xcs.plans import PLANS, PYTHON
+
+    return PLANS.get((op.__xcs_jit__.structure(op), signature(inputs), PYTHON)) or []

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import corpus
 from compiler.cache import signature
+from corpus import run_counted
 from xcs import GraphBreakWarning, jit
 from xcs.plans import PLANS, PYTHON, clear_caches
 
@@ -217,12 +217,6 @@ def load(source: str, directory):
     sys.modules[name] = module  # plans refer to module-level names by import
     spec.loader.exec_module(module)
     return module
-
-
-def run_counted(op, inputs):
-    corpus.CALLS.clear()
-    result = op(inputs=dict(inputs))
-    return result, dict(corpus.CALLS)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 from threads import quiet
 
 import corpus
+from corpus import run_counted
 from runtime.errors import SchedulerError
 from runtime.executor import execute
 from runtime.options import ExecutionOptions, current_options, execution_options
@@ -22,11 +23,6 @@ from test_runtime_executor import Recorder, diamond, make_plan, settle
 from xcs import Operator, jit
 
 ALL = ("sequential", "topological", "wave", "parallel", "async", "auto")
-
-
-def run_counted(op, inputs):
-    corpus.CALLS.clear()
-    return op(inputs=dict(inputs)), dict(corpus.CALLS)
 
 
 # ------------------------------------------------------------------------------------------ corpus

@@ -11,11 +11,11 @@ import warnings
 import pytest
 
 import corpus
+from corpus import entries, run_counted
 from compiler.capture import capture
-from compiler.cache import signature
 from compiler.ir import interpret
 from xcs import GraphBreakWarning, JitError, Operator, dump, execution_options, jit
-from xcs.plans import PLANS, PYTHON
+from xcs.plans import PLANS
 from xcs.operator import is_operator
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")
@@ -29,16 +29,6 @@ STATIC_BREAKS = {
     "lambda_key": "unrenderable-value",
 }
 STATIC = [p for p in corpus.PROGRAMS if p.name not in STATIC_BREAKS]
-
-
-def run_counted(op, inputs):
-    corpus.CALLS.clear()
-    result = op(inputs=dict(inputs))
-    return result, dict(corpus.CALLS)
-
-
-def entries(op, inputs):
-    return PLANS.get((op.__xcs_jit__.structure(op), signature(inputs), PYTHON)) or []
 
 
 @pytest.mark.parametrize("mode", ["structural", "enhanced"])

@@ -14,13 +14,13 @@ import warnings
 import pytest
 
 import corpus
+from corpus import entries, run_counted
 import corpus_static
 from compiler.breaks import CODES
 from compiler.cache import signature
 from compiler.capture import capture
 from compiler.ir import interpret
 from xcs import GraphBreakWarning, JitError, dump, execution_options, jit
-from xcs.plans import PLANS, PYTHON
 from xcs.operator import is_operator
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")
@@ -41,16 +41,6 @@ REQUIRED_BREAKS = {
     "branch_mutation": "runtime-branch",
     "unknown_method": "runtime-value",
 }
-
-
-def run_counted(op, inputs):
-    corpus.CALLS.clear()
-    result = op(inputs=dict(inputs))
-    return result, dict(corpus.CALLS)
-
-
-def entries(op, inputs):
-    return PLANS.get((op.__xcs_jit__.structure(op), signature(inputs), PYTHON)) or []
 
 
 def all_inputs(program):

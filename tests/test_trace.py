@@ -14,6 +14,7 @@ import warnings
 import pytest
 
 import corpus
+from corpus import entries, run_counted
 from compiler import ir
 from compiler.cache import signature
 from compiler.ir import Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
@@ -21,7 +22,7 @@ from compiler.trace import Tracer
 from runtime.executor import execute
 from runtime.plan import Plan
 from xcs import GraphBreakWarning, execution_options, jit
-from xcs.plans import PLANS, PYTHON, Eager, JittedFunction
+from xcs.plans import Eager, JittedFunction
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")
 
@@ -31,11 +32,6 @@ BROKEN = [p for p in corpus.PROGRAMS if p.breaks is not None]
 
 
 # ---------------------------------------------------------------------- helpers
-def entries(op, inputs):
-    """The plan-cache entries (``Compiled``) of ``op`` for the signature of ``inputs``."""
-    return PLANS.get((op.__xcs_jit__.structure(op), signature(inputs), PYTHON)) or []
-
-
 def compiled_for(op, inputs):
     """The entry that serves ``inputs``: the first ``Eager`` or plan whose guard holds."""
     for entry in entries(op, inputs):
@@ -43,13 +39,6 @@ def compiled_for(op, inputs):
         if isinstance(plan, Eager) or plan.guard is None or plan.guard(op, inputs):
             return entry
     raise LookupError(f"no plan of {type(op).__name__} serves {inputs!r}")
-
-
-def run_counted(op, inputs):
-    """``op(inputs=...)`` and the leaf-operator calls it made."""
-    corpus.CALLS.clear()
-    result = op(inputs=dict(inputs))
-    return result, dict(corpus.CALLS)
 
 
 def break_line(program):
