@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import builtins
 import keyword
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from compiler import analysis
 from compiler.ir import (
-    Branch, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static, operands, walk,
+    Batching, Branch, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static, operands, walk,
 )
 
 VERSION = "0.1.0"
-CODEGEN_VERSION = "2"  # bump whenever the generated text changes for the same graph
+CODEGEN_VERSION = "3"  # bump whenever the generated text changes for the same graph
 RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))
@@ -46,8 +46,18 @@ def is_step(node) -> bool:
     if isinstance(node, OperatorCall) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
-        return any(is_step(n) for n in node.body)
+        return node.batch is not None or any(is_step(n) for n in node.body)
     return isinstance(node, Branch) and any(is_step(n) for n in node.then_body + node.else_body)
+
+
+def batch_options(batch: Batching) -> str:
+    """``map_batch``'s arguments after the body and inputs: the label, then the options that are set."""
+    options = [repr(batch.label)]
+    for f in fields(batch)[1:]:
+        value = getattr(batch, f.name)
+        if value != f.default:
+            options.append(f"{f.name}={value!r}")
+    return ", ".join(options)
 
 
 class Emitter:
@@ -57,7 +67,9 @@ class Emitter:
         self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
-        self.uses_map = any(isinstance(n, MapRegion) and is_step(n) for n in self.nodes.values())
+        regions = [n for n in self.nodes.values() if isinstance(n, MapRegion) and is_step(n)]
+        self.uses_map = any(n.batch is None for n in regions)
+        self.uses_batch = any(n.batch is not None for n in regions)
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
 
@@ -206,6 +218,8 @@ class Emitter:
             result = self.expr(node.result) if node.result is not None else "None"
             lines = [f"{indent}def {fn}({node.item}):", *self.statements(node.body, indent + "    ")]
             lines.append(f"{indent}    return {result}")
+            if node.batch is not None:
+                return lines + [finish(f"map_batch({fn}, {self.expr(node.over)}, {batch_options(node.batch)})")]
             return lines + [finish(f"map_each({fn}, {self.expr(node.over)})")]
         inner = indent + "    "
         lines = [f"{indent}if {self.condition(node.cond)}:", *self.statements(node.then_body, inner)]
@@ -291,6 +305,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         f"# signature: {header.signature}   structure: {header.structure}   steps: {len(calls)}"
         f"   waves: {len(waves)}   width: {width}",
         "from runtime.plan import Plan, Step",
+        *(["from runtime.batching import map_batch"] if em.uses_batch else []),
         *(["from runtime.regions import map_each"] if em.uses_map else []),
         *(f"import {m}" for m in sorted(em.modules)),
     ]

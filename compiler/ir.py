@@ -24,6 +24,9 @@ import operator as _operator
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Union
 
+from runtime.batching import map_batch
+from runtime.options import execution_options
+
 
 @dataclass(frozen=True)
 class Loc:
@@ -123,10 +126,24 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Batching:
+    """What makes a ``MapRegion`` a ``vmap``: ``over`` is the call's inputs mapping, split along
+    ``in_axes`` (default: every list, tuple or array input) into one inputs mapping per element; the
+    region's value is the assembled output (``{key: [value per element]}``, or a ``BatchResult`` when
+    ``collect``). ``label`` names the vmap in errors; at most ``batch_size`` elements run at once."""
+
+    label: str
+    in_axes: tuple[str, ...] | None = None
+    batch_size: int | None = None
+    collect: bool = False
+    out_keys: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class MapRegion:
     """Runs ``body`` once per element of ``over`` (the element is ``Ref(item)`` inside the body); the
     region's value is the list of the per-element ``result`` values, in order (``None`` when the loop
-    only has effects)."""
+    only has effects), or, for a ``vmap`` (``batch`` set), the batch's assembled output."""
 
     name: str
     over: Operand
@@ -134,6 +151,7 @@ class MapRegion:
     body: tuple = ()
     result: Operand | None = None
     loc: Loc = Loc()
+    batch: Batching | None = None
 
 
 @dataclass(frozen=True)
@@ -387,6 +405,8 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
             elif isinstance(node, Guard):
                 if value(node.value) != node.expected:
                     raise AssertionError(f"guard {node.name} does not hold")
+            elif isinstance(node, MapRegion) and node.batch is not None:
+                env[node.name] = _interpret_batch(node, value(node.over), run, value, env)
             elif isinstance(node, MapRegion):
                 results = []
                 for element in value(node.over):
@@ -406,3 +426,17 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
     if not isinstance(graph.nodes[-1], Output):
         raise LintError("graph has no Output")
     return result
+
+
+def _interpret_batch(node: MapRegion, over: Any, run: Any, value: Any, env: dict) -> Any:
+    """A ``vmap`` region, element after element (the oracle is sequential), with vmap's semantics."""
+
+    def element(item: Any) -> Any:
+        env[node.item] = item
+        run(node.body)
+        return value(node.result)
+
+    b = node.batch
+    with execution_options(scheduler="sequential"):
+        return map_batch(element, over, b.label, in_axes=b.in_axes, batch_size=b.batch_size, collect=b.collect,
+                         out_keys=b.out_keys)

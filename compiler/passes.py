@@ -87,8 +87,9 @@ def _drop(nodes: tuple, names: set[str]) -> tuple:
 
 # ---------------------------------------------------------------------- passes
 def source_names(graph: Graph, files: dict[str, str]) -> tuple[Graph, str]:
-    """Name each top-level operator call after the variable the user assigns it to (when that name is
-    free) and replace its source line by the call's exact source span."""
+    """Name each top-level operator call (a ``vmap``-ed operator's map region included) after the
+    variable the user assigns it to (when that name is free) and replace its source line by the
+    call's exact source span."""
     from compiler.codegen import RESERVED
     from compiler.source import call_site
 
@@ -96,7 +97,8 @@ def source_names(graph: Graph, files: dict[str, str]) -> tuple[Graph, str]:
     renames: dict[str, Any] = {}
     located: dict[str, Any] = {}
     for node in graph.nodes:
-        if not isinstance(node, OperatorCall) or node.loc.file not in files or node.loc.col < 0:
+        is_call = isinstance(node, OperatorCall) or (isinstance(node, MapRegion) and node.batch is not None)
+        if not is_call or node.loc.file not in files or node.loc.col < 0:
             continue
         site = call_site(files[node.loc.file], node.loc.line, node.loc.col)
         if site is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from compiler import trace as t_
 from compiler.breaks import GraphBreak
-from compiler.ir import Branch, Const, Glue, MapRegion, OperatorCall, Ref
+from compiler.ir import Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static
 
 EXIT = -1
 MAX_REENTRY = 64  # sides of one conditional jump open at once (a static loop with a runtime exit)
@@ -99,6 +99,42 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
         else:
             ref = Ref(name)
         target.box, target.expr, target.raw, target.kind = None, ref, t_.PENDING, t_.STEP
+
+
+def batch_region(t: Any, fn: Any, vmapped: tuple[str, Batching], inputs: Any) -> Any:
+    """A call of a ``vmap``-ed operator (``fn``, reachable by a static path) on ``inputs``: a map region
+    whose body is one element's call of the mapped operator (inlined when it is jitted) on an abstract
+    element inputs mapping; the region's value is the vmap's output. ``vmapped`` is the operator's
+    ``__xcs_vmap__``: the attribute path from it to the mapped operator and the ``Batching``."""
+    suffix, batching = vmapped
+    loc = t.loc
+    over = t.operand(inputs)
+    name = t.builder.fresh(t_.step_name(fn.expr))
+    item = t.builder.fresh("element")
+    scope = Scope("map", len(t.builder.nodes), item, {}, [], loc, t.depth)
+    t.scopes.append(scope)
+    mapped = t_.Val(_path(fn.value, suffix), Static(f"{fn.expr.path}.{suffix}"))
+    element = t_.Val(t_.PENDING, Ref(item), t_.INPUT)
+    if t.is_operator(mapped.value):
+        out = t.call(mapped, [], {"inputs": element})
+    else:  # a ``*, inputs`` function: the unit of work of each element, one call per element
+        out = t.call_operator(mapped, [], {"inputs": element})
+    result = t.operand(out)
+    if t.scopes[-1] is not scope:
+        raise GraphBreak("runtime-loop", "the vmapped operator returns from inside a runtime branch", loc)
+    t.scopes.pop()
+    nodes = t.builder.nodes
+    body = tuple(nodes[scope.start:])
+    del nodes[scope.start:]
+    t.loc = loc
+    nodes.append(MapRegion(name, over, item, body, result, loc, batching))
+    return t_.Val(t_.PENDING, Ref(name), t_.STEP)
+
+
+def _path(value: Any, suffix: str) -> Any:
+    for part in suffix.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def record_mutation(t: Any, target: Any, op: str, item: Any = None) -> bool:

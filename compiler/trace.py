@@ -475,6 +475,9 @@ class Tracer:
         if not self.recording:
             return Val(target(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
         if self.is_operator(target):
+            vmapped = getattr(target, "__xcs_vmap__", None) if self.abstract and not args else None
+            if vmapped is not None and isinstance(fn.expr, Static) and fn.expr.path:
+                return regions.batch_region(self, fn, vmapped, self.call_inputs(kwargs))
             if getattr(target, "__xcs_jit__", None) is not None and not args:
                 inlined = self.inline_jitted(fn, kwargs)
                 if inlined is not None:
@@ -513,11 +516,13 @@ class Tracer:
             self.prescan(forward.__code__)
         except GraphBreak:
             return None
+        return self.call_function(forward, [Val(fn.value, fn.expr)], {"inputs": self.call_inputs(kwargs)})
+
+    def call_inputs(self, kwargs: dict[str, Val]) -> Val:
+        """The inputs mapping an operator call passes: ``op(inputs=x)`` is ``x``, ``op(a=1)`` ``{"a": 1}``."""
         if list(kwargs) == ["inputs"]:
-            inputs = kwargs["inputs"]
-        else:
-            inputs = self.make_dict([(Val(k, Const(k)), v) for k, v in kwargs.items()])
-        return self.call_function(forward, [Val(fn.value, fn.expr)], {"inputs": inputs})
+            return kwargs["inputs"]
+        return self.make_dict([(Val(k, Const(k)), v) for k, v in kwargs.items()])
 
     def traceable(self, arg: Val, target: Any) -> bool:
         """Whether a special call may look at ``arg``'s items (guarding input lengths if it must)."""

@@ -3,8 +3,10 @@
 What it shows: one compiled plan reused for every element of a dataset, elements run concurrently.
 ``ArithmeticQA`` is the per-item pipeline (a solver model, then a grader that extracts the number
 from the reply and compares it with the expected answer). ``BatchEval`` maps it over a whole batch
-with ``vmap`` (the element plan is captured once; every element reuses it; up to ``batch_size``
-elements are in flight) and computes the accuracy in a final step. ``main()`` evaluates each of the
+with ``vmap`` and computes the accuracy in a final step. The ``vmap`` call becomes a map region of
+``BatchEval``'s plan: ``ArithmeticQA``'s steps are inlined as the region's body, run once per
+element, up to ``batch_size`` elements in flight, with no recompilation when the batch size changes.
+``main()`` evaluates each of the
 embedded server's models on ``examples/data/arithmetic.jsonl`` (24 questions shipped in the repo).
 
 Run it:

@@ -469,6 +469,48 @@ def is_batched(fn: Any) -> bool:
     return hasattr(fn, "xcs_run_batch")
 
 
+def run_batch(
+    run: Callable[[Batch, RunState], list], inputs: Any, label: str, in_axes: tuple[str, ...] | None,
+    collect: bool, out_keys: tuple[str, ...] | None,
+) -> Mapping[str, Any]:
+    """One batched call: resolve the batch, ``run(batch, state)`` for the per-element outcomes, assemble."""
+    batch = resolve_batch(inputs, in_axes, label)
+    if batch.n == 0:
+        return empty_result(out_keys, collect, label)
+    state = RunState(collect)
+    return assemble(run(batch, state), batch, state, out_keys, label)
+
+
+def run_elements(fn: Any, batch: Batch, state: RunState, base: int, label: str, batch_size: int | None) -> list:
+    """Every element of ``batch`` through ``fn(inputs=...)``, concurrently under the current scheduler
+    (at most ``batch_size`` and ``max_workers`` at once); the outcomes in order."""
+    bound, mode, factory = scheduling()
+    n = batch.n
+    out = [NOT_RUN] * n
+
+    def task(i: int) -> None:
+        call_element(fn, batch, out, i, state, base, label)
+
+    run_tasks(task, n, min(bound or DEFAULT_MAX_WORKERS, batch_size or n, n), state, mode, factory)
+    return out
+
+
+def map_batch(
+    body: Callable[[dict], Any], inputs: Any, label: str, *, in_axes: tuple[str, ...] | None = None,
+    batch_size: int | None = None, collect: bool = False, out_keys: tuple[str, ...] | None = None,
+) -> Mapping[str, Any]:
+    """A ``vmap`` compiled into a plan (a map region with ``Batching``): ``body(element_inputs)`` per
+    element, with exactly ``vmap``'s splitting, concurrency, errors and output assembly."""
+
+    def element(*, inputs: dict) -> Any:
+        return body(inputs)
+
+    return run_batch(
+        lambda batch, state: run_elements(element, batch, state, 0, label, batch_size),
+        inputs, label, in_axes, collect, out_keys,
+    )
+
+
 def call_elements(
     fn: Any, batch: Batch, out: list, lo: int, hi: int, state: RunState, base: int, label: str
 ) -> None:

@@ -167,7 +167,7 @@ def test_every_transform_equals_a_plain_loop(name, scheduler, n):
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-def test_a_vmapped_operator_inside_a_jitted_forward_is_one_step(scheduler):
+def test_a_vmapped_operator_inside_a_jitted_forward_is_a_map_region(scheduler):
     class Outer(Operator):
         def __init__(self):
             self.each = vmap(Affine(offset=1))
@@ -187,7 +187,8 @@ def test_a_vmapped_operator_inside_a_jitted_forward_is_one_step(scheduler):
             assert outer(inputs={"items": items}) == eager
             assert outer(inputs={"items": [7]}) == {"answers": [71], "best": 1}
     text = dump(outer, {"items": items})
-    assert "ops.each(inputs=" in text  # captured as one operator step running the whole batch
+    assert "map_batch(answers_body, {'x': inputs['items'], 'k': 10}, 'vmap(Affine)')" in text
+    assert "ops.each.fn(inputs=element)" in text  # the region's body: one call per element
 
 
 def test_vmap_of_a_jitted_operator_compiles_one_element_plan(fresh_plans):
@@ -208,14 +209,14 @@ def test_pjit_compiles_one_plan_for_every_shard(fresh_plans):
     assert info.captures == 1 and info.hits == 19
 
 
-def test_jit_of_vmap_is_a_plan_of_one_region_step(fresh_plans):
+def test_jit_of_vmap_is_a_plan_of_one_map_region(fresh_plans):
     jv = jit(vmap(Affine(offset=1)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", GraphBreakWarning)
         assert jv(inputs={"x": [1, 2, 3]}) == {"y": [2, 3, 4], "x": [1, 2, 3]}
         assert jv(inputs={"x": [5]}) == {"y": [6], "x": [5]}
     text = dump(jv, {"x": [1, 2]})
-    assert "ops.region(inputs=inputs)" in text and "steps: 1" in text
+    assert "map_batch(region_body, inputs, 'vmap(Affine)')" in text and "steps: 1" in text
 
 
 def test_transform_plans_are_snapshot_tested(plan_snapshot, fresh_plans):

@@ -7,7 +7,8 @@ A transform applied to a function returns an ``Operator`` (``Vectorized`` for ``
 ``Parallelized`` for ``pmap``/``pjit``): a thin shell whose ``forward`` calls one sub-operator,
 ``region`` (a ``VmapRegion`` / ``PmapRegion``) that runs the batch. So a transformed operator can be
 jitted (``jit(vmap(op))``: a plan of one ``region`` step), held as an attribute of another operator and
-called inside its jitted ``forward`` (captured as one opaque step that runs the whole batch), nested
+called inside its jitted ``forward`` (a plain ``vmap`` is captured statically as a map region:
+``__xcs_vmap__``; other transforms as one opaque step that runs the whole batch), nested
 in other transforms, and repr'ed, hashed and frozen like any operator.
 
 A transform called without a function returns a configured ``Transform`` to apply later:
@@ -25,10 +26,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
 from typing import Any, Callable, Mapping
 
+from compiler.ir import Batching
 from runtime.batching import (
-    DEFAULT_MAX_WORKERS, DEVICE, NOT_RUN, Batch, Failure, RunState, TransformError, assemble, call_element,
-    call_elements, check_picklable, default_slots, empty_result, is_batched, normalize_axes, resolve_batch,
-    run_shard_bytes, run_tasks, scheduling, shard_bounds,
+    DEVICE, NOT_RUN, Batch, Failure, RunState, TransformError, call_elements, check_picklable, default_slots,
+    is_batched, normalize_axes, run_batch, run_elements, run_shard_bytes, run_tasks, scheduling, shard_bounds,
 )
 from runtime.options import ExecutionOptions, current_options
 from xcs.operator import Operator
@@ -92,7 +93,7 @@ def compose(*transforms: Callable[[Any], Any]) -> Composed:
 # ---------------------------------------------------------------------------------------- the operators
 class Transformed(Operator):
     """The operator a transform returns: ``forward`` calls ``region``, the operator that runs the batch
-    (one plan step when the transformed operator is jitted or captured inside a jitted forward)."""
+    (a map region or one opaque step of a plan when it is jitted or called inside a jitted forward)."""
 
     def __init__(self, region: Operator):
         self.region = region
@@ -104,6 +105,11 @@ class Transformed(Operator):
     def fn(self) -> Any:
         """The function or operator the transform was applied to."""
         return self.region.fn
+
+    @property
+    def __xcs_vmap__(self) -> tuple[str, Batching] | None:
+        """Read by the static capture: see ``VmapRegion.__xcs_vmap__``."""
+        return getattr(self.region, "__xcs_vmap__", None)  # its ``fn`` is the region's
 
     def __repr__(self) -> str:
         return repr(self.region)
@@ -125,7 +131,7 @@ class Parallelized(BatchedTransform):
     """``pmap(fn)`` / ``pjit(fn)``: the batch split into contiguous shards run in parallel."""
 
 
-class MapRegion(Operator):
+class BatchRegion(Operator):
     """What ``vmap`` and ``pmap`` share: the function, the batched keys, out_keys and on_error, and the
     settings inherited from a nested transform (``_xcs_*``: derived, so not part of the structure)."""
 
@@ -148,13 +154,10 @@ class MapRegion(Operator):
         self._xcs_label = f"{who}({_name(fn)}{label_options})"
 
     def forward(self, *, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        label = self._xcs_label
-        batch = resolve_batch(inputs, self._xcs_axes, label)
-        if batch.n == 0:
-            return empty_result(self._xcs_out_keys, self._xcs_collect, label)
-        state = RunState(self._xcs_collect)
-        out = self.xcs_run_batch(batch, state, 0)
-        return assemble(out, batch, state, self._xcs_out_keys, label)
+        return run_batch(
+            lambda batch, state: self.xcs_run_batch(batch, state, 0), inputs, self._xcs_label, self._xcs_axes,
+            self._xcs_collect, self._xcs_out_keys,
+        )
 
     def xcs_run_batch(self, batch: Batch, state: RunState, base: int) -> list:
         raise NotImplementedError
@@ -163,7 +166,7 @@ class MapRegion(Operator):
         return self._xcs_label
 
 
-class VmapRegion(MapRegion):
+class VmapRegion(BatchRegion):
     """Runs ``vmap``: every element concurrently, at most ``batch_size`` (and the scheduler's
     ``max_workers``) in flight; over a nested transform, chunks of ``batch_size`` one after another."""
 
@@ -176,6 +179,15 @@ class VmapRegion(MapRegion):
         self.batch_size = batch_size
         shown = _options(in_axes=in_axes, batch_size=batch_size, on_error=(on_error, "raise"), out_keys=out_keys)
         super().__init__(fn, in_axes=in_axes, out_keys=out_keys, on_error=on_error, label_options=shown)
+
+    @property
+    def __xcs_vmap__(self) -> tuple[str, Batching] | None:
+        """How a jitted ``forward`` calling this vmap captures it statically: a map region over ``fn``
+        (the attribute path) with these batching settings. None over a nested transform, whose call
+        stays one step."""
+        if self._xcs_inner is not None:
+            return None
+        return "fn", Batching(self._xcs_label, self._xcs_axes, self.batch_size, self._xcs_collect, self._xcs_out_keys)
 
     def xcs_run_batch(self, batch: Batch, state: RunState, base: int) -> list:
         n = batch.n
@@ -191,19 +203,10 @@ class VmapRegion(MapRegion):
                     break
                 out.extend(inner.xcs_run_batch(batch.slice(lo, min(lo + size, n)), state, base + lo))
             return out
-        bound, mode, factory = scheduling()
-        workers = min(bound or DEFAULT_MAX_WORKERS, self.batch_size or n, n)
-        out = [NOT_RUN] * n
-        fn, label = self.fn, self._xcs_label
-
-        def task(i: int) -> None:
-            call_element(fn, batch, out, i, state, base, label)
-
-        run_tasks(task, n, workers, state, mode, factory)
-        return out
+        return run_elements(self.fn, batch, state, base, self._xcs_label, self.batch_size)
 
 
-class PmapRegion(MapRegion):
+class PmapRegion(BatchRegion):
     """Runs ``pmap``: the batch split into ``num_workers`` contiguous shards, one per worker (threads,
     or processes with ``backend="process"``); a shard runs its elements in order, or is handed whole to
     a nested transform."""
@@ -530,6 +533,6 @@ def _portable_options() -> dict[str, Any]:
 
 
 __all__ = [
-    "BatchedTransform", "Composed", "MapRegion", "Parallelized", "PmapRegion", "Transform", "Transformed",
+    "BatchedTransform", "Composed", "BatchRegion", "Parallelized", "PmapRegion", "Transform", "Transformed",
 "Vectorized", "VmapRegion", "compose", "pjit", "pmap", "vmap",
 ]
