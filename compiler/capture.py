@@ -102,7 +102,9 @@ def _capture(
             lint(graph)
             applied: list[passes.Applied] = []
             if strategy == "enhanced":
-                graph, applied = passes.optimize(graph, is_operator, root, tracer.files, tracer.variables)
+                graph, applied = passes.optimize(
+                    graph, is_operator, root, tracer.files, tracer.variables, tracer.origins
+                )
                 lint(graph)
             return Capture(strategy, graph, tuple(tracer.required), breaks=list(met), applied=applied)
         tracer = Tracer(root, name, is_operator, dry=True)

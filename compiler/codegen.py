@@ -8,9 +8,13 @@ guard, the output function, the straight-line ``run`` and ``PLAN`` (``runtime.pl
 
 from __future__ import annotations
 
+import ast
 import builtins
 import keyword
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Callable, Iterator
 
 from compiler import analysis
 from compiler.ir import (
@@ -60,6 +64,22 @@ def batch_options(batch: Batching) -> str:
     return ", ".join(options)
 
 
+@lru_cache(maxsize=1024)
+def _precedence(text: str) -> int:
+    """How tightly an expression's text binds: atoms (names, calls, subscripts, displays, literals)
+    need no parentheses inside another expression; anything else gets them."""
+    tree = ast.parse(text, mode="eval").body
+    if isinstance(tree, ATOMS) and not (isinstance(tree, ast.Tuple) and not text.startswith("(")):
+        return ATOM
+    return 0
+
+
+ATOMS = (
+    ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set,
+    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.JoinedStr,
+)
+
+
 class Emitter:
     def __init__(self, graph: Graph):
         self.graph = graph
@@ -72,6 +92,12 @@ class Emitter:
         self.uses_batch = any(n.batch is not None for n in regions)
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
+        # verbatim glue: the names its binds may not take, the current function's assignments
+        # (name -> text; None where no statement can precede the expression) and the statement's prelude
+        globals_ = {o.module.split(".")[0] for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)}
+        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch"}
+        self.bound: dict[str, str] | None = None
+        self.prelude: list[str] = []
 
     # -------------------------------------------------------------- dependencies
     def step_deps(self, operands) -> tuple[int, ...]:
@@ -114,11 +140,58 @@ class Emitter:
             return ".".join(p for p in (operand.module, operand.qualname) if p), ATOM
         node = self.nodes.get(operand.name)
         if isinstance(node, MapRegion) and not is_step(node):  # pure glue per element: a comprehension
-            result = self.expr(node.result) if node.result is not None else "None"
+            with self.scope(None):  # no statement can run per element here
+                result = self.expr(node.result) if node.result is not None else "None"
             return f"[{result} for {node.item} in {self.expr(node.over)}]", ATOM
         if node is None or isinstance(node, (Input, OperatorCall, MapRegion, Branch)) or node.hoisted:
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
+        return self.glue_text(node)
+
+    # -------------------------------------------------------------- verbatim glue
+    def glue_text(self, node: Glue) -> tuple[str, int]:
+        """The user's own text of ``node`` where it carries one and its names can be assigned before
+        the statement (``verbatim_glue``); else the rendering from the IR."""
+        if node.text and self.bound is not None:
+            text = self.verbatim(node)
+            if text is not None:
+                return text, _precedence(text)
         return self.glue(node)
+
+    def verbatim(self, node: Glue) -> str | None:
+        if any(name in self.taken and operand != Ref(name) for name, operand in node.binds):
+            return None
+        for name, operand in node.binds:
+            text = self.expr(operand)
+            have = self.bound.get(name)
+            if text == name or have == text:
+                continue
+            if have is not None:  # the name holds something else in this function already
+                return None
+            self.bound[name] = text
+            self.prelude.append(f"{name} = {text}")
+        return node.text
+
+    @contextmanager
+    def scope(self, bound: dict[str, str] | None) -> Iterator[None]:
+        """Render with ``bound`` as the current function's assignments (None: verbatim off)."""
+        outer, self.bound = self.bound, bound
+        try:
+            yield
+        finally:
+            self.bound = outer
+
+    def inner(self) -> dict[str, str] | None:
+        """The assignments a nested block starts with: the enclosing ones (a copy)."""
+        return None if self.bound is None else dict(self.bound)
+
+    def line(self, indent: str, make: Callable[[], str]) -> list[str]:
+        """One statement (``make()`` renders it), after the assignments its verbatim glue reads."""
+        outer, self.prelude = self.prelude, []
+        try:
+            text = make()
+            return [f"{indent}{p}" for p in self.prelude] + [f"{indent}{text}"]
+        finally:
+            self.prelude = outer
 
     def glue(self, node: Glue) -> tuple[str, int]:
         op, ops, e = node.op, node.operands, self.expr
@@ -126,7 +199,8 @@ class Emitter:
             chosen = self.nodes.get(ops[0].name) if isinstance(ops[0], Ref) else None
             if isinstance(chosen, Branch) and not is_step(chosen):  # a pure branch: inline
                 i = ops[1].value
-                text = f"{e(chosen.then_out[i], 1)} if {self.condition(chosen.cond, 1)} else {e(chosen.else_out[i], 0)}"
+                with self.scope(None):  # a side's assignments would run whichever side is taken
+                    text = f"{e(chosen.then_out[i], 1)} if {self.condition(chosen.cond, 1)} else {e(chosen.else_out[i], 0)}"
                 return text, 0
             return f"{e(ops[0], ATOM)}[{e(ops[1])}]", ATOM
         if op == "getattr":
@@ -177,7 +251,8 @@ class Emitter:
                 continue
             if not isinstance(part, Glue) or part.op != "format":
                 return self.joined(parts)
-            inner = self.expr(part.operands[0])
+            with self.scope(None):  # the user's text may use the f-string's own quote
+                inner = self.expr(part.operands[0])
             spec = part.operands[1] if len(part.operands) > 1 else Const("")
             if not isinstance(spec, Const) or any(c in inner + spec.value for c in '"\\{}#\n:!'):
                 return self.joined(parts)
@@ -203,31 +278,40 @@ class Emitter:
         lines: list[str] = []
         for node in nodes:
             if isinstance(node, OperatorCall):
-                lines.append(f"{indent}{node.name} = {self.call(node)}")
+                lines += self.line(indent, lambda: f"{node.name} = {self.call(node)}")
             elif isinstance(node, Glue) and node.hoisted:
-                lines.append(f"{indent}{node.name} = {self.glue(node)[0]}")
+                lines += self.line(indent, lambda: f"{node.name} = {self.glue_text(node)[0]}")
             elif isinstance(node, (MapRegion, Branch)) and is_step(node):
                 lines += self.region(node, indent, assign=node.name)
         return lines
 
     def region(self, node, indent: str, assign: str = "", returns: bool = False) -> list[str]:
         """A map region (a per-element function and ``map_each``) or a branch (``if``/``else``)."""
-        finish = (lambda text: f"{indent}return {text}") if returns else (lambda text: f"{indent}{assign} = {text}")
+        target = "return" if returns else f"{assign} ="
+        inner = indent + "    "
         if isinstance(node, MapRegion):
             fn = f"{node.name}_body"
-            result = self.expr(node.result) if node.result is not None else "None"
-            lines = [f"{indent}def {fn}({node.item}):", *self.statements(node.body, indent + "    ")]
-            lines.append(f"{indent}    return {result}")
+            lines = [f"{indent}def {fn}({node.item}):"]
+            with self.scope(self.inner()):
+                lines += self.statements(node.body, inner)
+                result = node.result
+                lines += self.line(inner, lambda: f"return {self.expr(result) if result is not None else 'None'}")
             if node.batch is not None:
-                return lines + [finish(f"map_batch({fn}, {self.expr(node.over)}, {batch_options(node.batch)})")]
-            return lines + [finish(f"map_each({fn}, {self.expr(node.over)})")]
-        inner = indent + "    "
-        lines = [f"{indent}if {self.condition(node.cond)}:", *self.statements(node.then_body, inner)]
-        lines.append(f"{inner}{'return' if returns else assign + ' ='} {self.tuple(node.then_out)}")
-        if returns:
-            return lines + self.statements(node.else_body, indent) + [f"{indent}return {self.tuple(node.else_out)}"]
-        lines += [f"{indent}else:", *self.statements(node.else_body, inner)]
-        return lines + [f"{inner}{assign} = {self.tuple(node.else_out)}"]
+                return lines + self.line(
+                    indent, lambda: f"{target} map_batch({fn}, {self.expr(node.over)}, {batch_options(node.batch)})"
+                )
+            return lines + self.line(indent, lambda: f"{target} map_each({fn}, {self.expr(node.over)})")
+        lines = self.line(indent, lambda: f"if {self.condition(node.cond)}:")
+        with self.scope(self.inner()):
+            lines += self.statements(node.then_body, inner)
+            lines += self.line(inner, lambda: f"{target} {self.tuple(node.then_out)}")
+        if not returns:
+            lines.append(f"{indent}else:")
+        side = indent if returns else inner
+        with self.scope(self.inner()):
+            lines += self.statements(node.else_body, side)
+            lines += self.line(side, lambda: f"{target} {self.tuple(node.else_out)}")
+        return lines
 
     def condition(self, operand, need: int = 0) -> str:
         """``operand`` in a boolean context: ``bool(x)`` is written ``x``."""
@@ -241,9 +325,9 @@ class Emitter:
 
     def step_body(self, node, indent: str) -> list[str]:
         if isinstance(node, OperatorCall):
-            return [f"{indent}return {self.call(node)}"]
+            return self.line(indent, lambda: f"return {self.call(node)}")
         if isinstance(node, Glue):
-            return [f"{indent}return {self.glue(node)[0]}"]
+            return self.line(indent, lambda: f"return {self.glue_text(node)[0]}")
         return self.region(node, indent, returns=True)
 
     def call(self, node: OperatorCall) -> str:
@@ -277,7 +361,8 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
     for call, dep in zip(calls, step_deps):
         params = ", ".join(["ops", "inputs", *(calls[i].name for i in dep)])
         body += ["", "", f"def {call.name}({params}):", f"    # {call.loc}  {call.loc.text}".rstrip()]
-        body += em.step_body(call, "    ")
+        with em.scope({}):
+            body += em.step_body(call, "    ")
     guards = [em.guard(g) for g in graph.guards]
     if guards:
         body += ["", "", "def guard(ops, inputs):"]
@@ -285,16 +370,18 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
             ["    return ("] + [f"        {'and ' if i else ''}{g}" for i, g in enumerate(guards)] + ["    )"]
         )
     out_params = ", ".join(["ops", "inputs", *(calls[i].name for i in out_deps)])
-    out_text = em.expr(output.value)
-    body += ["", "", f"def output({out_params}):", f"    return {out_text}"]
+    body += ["", "", f"def output({out_params}):"]
+    with em.scope({}):
+        body += em.line("    ", lambda: f"return {em.expr(output.value)}")
 
     run = ["", "", "def run(ops, inputs):"]
     run_lines: list[tuple[int, int]] = []  # (offset inside ``run``, step index)
-    for index, call in enumerate(calls):
-        run_lines.append((len(run), index))
-        run += em.statements((call,), "    ")
-    run_lines.append((len(run), len(calls)))
-    run.append(f"    return {out_text}")
+    with em.scope({}):
+        for index, call in enumerate(calls):
+            run_lines.append((len(run), index))
+            run += em.statements((call,), "    ")
+        run_lines.append((len(run), len(calls)))
+        run += em.line("    ", lambda: f"return {em.expr(output.value)}")
 
     steps = [
         f"        Step({c.name!r}, {c.name}, {d!r}, {str(c.loc)!r}, {c.loc.text!r}),"

@@ -97,7 +97,9 @@ class OperatorCall:
 class Glue:
     """``op`` with ``operands``; ``detail`` carries the operator symbol, attribute or method name,
     and ``keys`` the keyword names of a call's trailing operands. ``hoisted`` glue (set by the
-    ``hoist_input_glue`` pass) is computed once before the steps that read it."""
+    ``hoist_input_glue`` pass) is computed once before the steps that read it. ``text`` (set by the
+    ``verbatim_glue`` pass) is the user's own source of the same computation, reading the local
+    names of ``binds`` (name -> the operand it stands for)."""
 
     name: str
     op: str
@@ -106,6 +108,8 @@ class Glue:
     keys: tuple[str, ...] = ()
     loc: Loc = Loc()
     hoisted: bool = False  # computed once, as a step of its own, instead of inline in each consumer
+    text: str = ""  # the user's expression, equivalent to op(operands) given ``binds``
+    binds: tuple[tuple[str, Operand], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,7 @@ def operands(node: Node) -> tuple[Operand, ...]:
     if isinstance(node, OperatorCall):
         return (node.target, *node.args, *(v for _, v in node.kwargs))
     if isinstance(node, Glue):
-        return node.operands
+        return node.operands + tuple(o for _, o in node.binds) if node.binds else node.operands
     if isinstance(node, (Guard, Output)):
         return (node.value,)
     if isinstance(node, MapRegion):

@@ -21,6 +21,7 @@ from compiler.ir import (
     Branch, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, evaluate_glue,
     is_literal, operands, resolve_static, walk,
 )
+from compiler.verbatim import verbatim_glue
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,14 @@ class Applied:
 
 def optimize(
     graph: Graph, is_operator: Callable[[Any], bool], root: Any, files: dict[str, str] | None = None,
-    variables: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None, origins: dict | None = None,
 ) -> tuple[Graph, list[Applied]]:
-    """Run the passes in order; ``files`` maps repository-relative files to files (for libcst) and
-    ``variables`` node names to the user's variable names (for hoisted glue)."""
+    """Run the passes in order; ``files`` maps repository-relative files to files (for libcst),
+    ``variables`` node names to the user's variable names (for hoisted glue) and ``origins`` node
+    names to where the user's code made them (``trace.Origin``, for verbatim glue)."""
     applied = []
     for name, fn in (
+        ("verbatim_glue", lambda g: verbatim_glue(g, origins or {}, files or {}, root, is_operator)),
         ("source_names", lambda g: source_names(g, files or {})),
         ("fold_constants", lambda g: fold_constants(g)),
         ("merge_identical_calls", lambda g: merge_identical_calls(g, root)),

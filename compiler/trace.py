@@ -112,6 +112,19 @@ class Interpreted:
     kwdefaults: dict = field(default_factory=dict)
 
 
+@dataclass
+class Origin:
+    """Where user code produced a node, for the verbatim-glue pass of ``enhanced``: ``kind`` is
+    ``call`` (an operator call: its keyword arguments), ``store`` (a value stored in a local) or
+    ``return`` (forward's result); ``names`` what the frame's local names held there (``Seen``) and
+    ``globals`` the frame's globals."""
+
+    kind: str
+    loc: Loc
+    names: Seen
+    globals: dict
+
+
 class IterState:
     __slots__ = ("items", "index")
 
@@ -220,8 +233,32 @@ class Builder:
         return name
 
 
+class Seen:
+    """What a frame's local names held when last loaded or stored (static capture only), in segments:
+    a ``remember`` closes the current segment (it becomes that origin's view) and starts a new one
+    chained to it, so recording an origin costs O(1) however many locals the frame has."""
+
+    __slots__ = ("values", "parent")
+
+    def __init__(self, parent: Seen | None = None):
+        self.values: dict[str, tuple | None] = {}  # name -> (raw, operand, kind), None: not a plain value
+        self.parent = parent
+
+    def note(self, name: str, val: Val) -> None:
+        plain = val.box is None and isinstance(val.expr, (Ref, Const, Static, Global))
+        self.values[name] = (val.raw, val.expr, val.kind) if plain else None
+
+    def get(self, name: str) -> tuple | None:
+        seen: Seen | None = self
+        while seen is not None:
+            if name in seen.values:
+                return seen.values[name]
+            seen = seen.parent
+        return None
+
+
 class Frame:
-    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames", "user")
+    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames", "user", "seen")
 
     def __init__(self, code: types.CodeType, globals_: dict):
         self.code = code
@@ -233,6 +270,7 @@ class Frame:
         self.pc = 0
         self.kwnames: tuple = ()
         self.user = not _library_file(code.co_filename)  # locations point at user code, not libraries
+        self.seen = Seen()
 
 
 class Tracer:
@@ -258,6 +296,8 @@ class Tracer:
         self.required: list[str] = []
         self.depth = 0
         self.loc = Loc()
+        self.frame: Frame | None = None  # the frame of the call being interpreted (set by CALL)
+        self.origins: dict[str, Origin] = {}  # node name (or "" for the result) -> where it was made
 
     # ------------------------------------------------------------------ entry point
     def run(self, forward: Callable, inputs: Mapping[str, Any]) -> tuple[Any, Graph | None]:
@@ -295,6 +335,13 @@ class Tracer:
                 raise GraphBreak(
                     "unsupported-bytecode", f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line)
                 )
+
+    def remember(self, key: str, kind: str, frame: Frame | None) -> None:
+        """Record the ``Origin`` of node ``key`` (static capture of user code only; the first wins)."""
+        if not self.abstract or frame is None or not frame.user or key in self.origins:
+            return
+        self.origins[key] = Origin(kind, self.loc, frame.seen, frame.globals)
+        frame.seen = Seen(frame.seen)
 
     # ------------------------------------------------------------------ breaks
     def breaks(self, code: str, reason: str) -> None:
@@ -583,6 +630,7 @@ class Tracer:
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call(fn, args, kwargs)
         self.builder.nodes.append(node)
+        self.remember(name, "call", self.frame)
         if self.dry:
             return Val(PENDING, Ref(name), STEP)
         try:
@@ -654,6 +702,9 @@ class Tracer:
         for name, cell in zip(code.co_freevars, fn.closure):
             frame.cells[name] = cell
         frame.locals.update(bound)
+        if self.abstract:
+            for name, val in bound.items():
+                frame.seen.note(name, val)
 
     # ------------------------------------------------------------------ the loop
     def execute(self, frame: Frame, stop: int = -1) -> Val | None:
@@ -797,6 +848,8 @@ def _load_fast(t: Tracer, f: Frame, name: str) -> None:
     val = f.locals.get(name)
     if val is None:
         raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
+    if t.abstract:
+        f.seen.note(name, val)
     f.stack.append(val)
 
 
@@ -811,6 +864,10 @@ def _store_fast(t: Tracer, f: Frame, name: str) -> None:
     if val.raw is UNBOUND:
         f.locals.pop(name, None)
     else:
+        if isinstance(val.expr, Ref) and val.box is None:
+            t.remember(val.expr.name, "store", f)
+        if t.abstract:
+            f.seen.note(name, val)
         f.locals[name] = val
         if isinstance(val.expr, Ref):
             t.variables.setdefault(val.expr.name, name)
@@ -826,12 +883,19 @@ def _load_deref(t: Tracer, f: Frame, name: str) -> None:
     cell = f.cells[name]
     if cell.val is None:
         raise NameError(f"free variable {name!r} referenced before assignment")
+    if t.abstract:
+        f.seen.note(name, cell.val)
     f.stack.append(cell.val)
 
 
 @handles("STORE_DEREF")
 def _store_deref(t: Tracer, f: Frame, name: str) -> None:
-    val = f.cells[name].val = f.stack.pop()
+    val = f.stack.pop()
+    if isinstance(val.expr, Ref) and val.box is None:
+        t.remember(val.expr.name, "store", f)
+    if t.abstract:
+        f.seen.note(name, val)
+    f.cells[name].val = val
     if isinstance(val.expr, Ref):  # a variable a closure reads (3.11 comprehensions): same naming
         t.variables.setdefault(val.expr.name, name)
 
@@ -899,6 +963,7 @@ def _call(t: Tracer, f: Frame, argc: int) -> None:
         fn, args = first, [second, *args]
     names, f.kwnames = f.kwnames, ()
     npos = len(args) - len(names)
+    t.frame = f
     f.stack.append(t.call(fn, args[:npos], dict(zip(names, args[npos:]))))
 
 
@@ -915,6 +980,7 @@ def _call_function_ex(t: Tracer, f: Frame, flags: int) -> None:
             t.breaks("unpack-output", "**kwargs from an operator's output")
         for key, item in (kwargs.box.items() if kwargs.box is not None else t.mapping_items(kwargs)):
             kw[key] = item
+    t.frame = f
     f.stack.append(t.call(fn, args, kw))
 
 
@@ -949,6 +1015,8 @@ def _set_function_attribute(t: Tracer, f: Frame, flag: Any) -> None:
 def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
     if any(scope.kind == "map" and scope.depth == t.depth for scope in t.scopes):  # this frame's loops only
         raise GraphBreak("runtime-loop", "return inside a loop over runtime data", t.loc)
+    if t.depth == 1 and not t.scopes:
+        t.remember("", "return", f)
     return f.stack.pop()
 
 
