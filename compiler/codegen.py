@@ -22,7 +22,7 @@ from compiler.ir import (
 )
 
 VERSION = "0.1.0"
-CODEGEN_VERSION = "3"  # bump whenever the generated text changes for the same graph
+CODEGEN_VERSION = "4"  # bump whenever the generated text changes for the same graph
 RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))

@@ -21,7 +21,7 @@ import builtins
 import importlib
 import math
 import operator as _operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Union
 
 from runtime.batching import map_batch
@@ -213,6 +213,20 @@ def walk(nodes: tuple) -> Iterator[Node]:
         elif isinstance(node, Branch):
             yield from walk(node.then_body)
             yield from walk(node.else_body)
+
+
+def rebuild(nodes: tuple, change: Any) -> tuple:
+    """``nodes`` with ``change(node)`` for every node, region bodies included (None drops the node)."""
+    out = []
+    for node in nodes:
+        if isinstance(node, MapRegion):
+            node = replace(node, body=rebuild(node.body, change))
+        elif isinstance(node, Branch):
+            node = replace(node, then_body=rebuild(node.then_body, change), else_body=rebuild(node.else_body, change))
+        node = change(node)
+        if node is not None:
+            out.append(node)
+    return tuple(out)
 
 
 def operands(node: Node) -> tuple[Operand, ...]:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from compiler.ir import (
     Branch, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, evaluate_glue,
-    is_literal, operands, resolve_static, walk,
+    is_literal, operands, rebuild, resolve_static, walk,
 )
 from compiler.verbatim import verbatim_glue
 
@@ -42,7 +42,7 @@ def optimize(
     applied = []
     for name, fn in (
         ("verbatim_glue", lambda g: verbatim_glue(g, origins or {}, files or {}, root, is_operator)),
-        ("source_names", lambda g: source_names(g, files or {})),
+        ("source_names", lambda g: source_names(g, files or {}, variables or {})),
         ("fold_constants", lambda g: fold_constants(g)),
         ("merge_identical_calls", lambda g: merge_identical_calls(g, root)),
         ("eliminate_dead_glue", lambda g: eliminate_dead_glue(g)),
@@ -76,23 +76,14 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
 
 
 def _drop(nodes: tuple, names: set[str]) -> tuple:
-    kept = []
-    for node in nodes:
-        if node.name in names:
-            continue
-        if isinstance(node, MapRegion):
-            node = replace(node, body=_drop(node.body, names))
-        elif isinstance(node, Branch):
-            node = replace(node, then_body=_drop(node.then_body, names), else_body=_drop(node.else_body, names))
-        kept.append(node)
-    return tuple(kept)
+    return rebuild(nodes, lambda node: None if node.name in names else node)
 
 
 # ---------------------------------------------------------------------- passes
-def source_names(graph: Graph, files: dict[str, str]) -> tuple[Graph, str]:
+def source_names(graph: Graph, files: dict[str, str], variables: dict[str, str]) -> tuple[Graph, str]:
     """Name each top-level operator call (a ``vmap``-ed operator's map region included) after the
-    variable the user assigns it to (when that name is free) and replace its source line by the
-    call's exact source span."""
+    variable the user assigns it to, and each top-level map region after the variable that holds its
+    list (when that name is free); replace a call's source line by its exact source span."""
     from compiler.codegen import RESERVED
     from compiler.source import call_site
 
@@ -100,8 +91,13 @@ def source_names(graph: Graph, files: dict[str, str]) -> tuple[Graph, str]:
     renames: dict[str, Any] = {}
     located: dict[str, Any] = {}
     for node in graph.nodes:
-        is_call = isinstance(node, OperatorCall) or (isinstance(node, MapRegion) and node.batch is not None)
-        if not is_call or node.loc.file not in files or node.loc.col < 0:
+        user = variables.get(node.name)
+        if isinstance(node, MapRegion) and node.batch is None:
+            if user and user not in taken and user.isidentifier():
+                taken.add(user)
+                renames[node.name] = Ref(user)
+            continue
+        if not isinstance(node, (OperatorCall, MapRegion)) or node.loc.file not in files or node.loc.col < 0:
             continue
         site = call_site(files[node.loc.file], node.loc.line, node.loc.col)
         if site is None:

@@ -93,6 +93,10 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
         if scope.cells_before.get(local) is not cell.val:
             cell.val = t_.Val(t_.PENDING, LoopCarried(local), t_.STEP)
     if target is not None:
+        for local, val in frame.locals.items():  # the list the user appends to names the region
+            if val is target:
+                t.variables.setdefault(name, local)
+                break
         if target.box:
             prior = t.operand(t.make_box(list(target.box), list))
             ref = t.node(Glue(t.builder.fresh("concat"), "binop", (prior, Ref(name)), "+", loc=scope.loc))

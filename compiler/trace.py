@@ -19,7 +19,6 @@ import math
 import operator as _operator
 import os
 import re
-import sys
 import sysconfig
 import types
 from dataclasses import dataclass, field

@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from compiler.codegen import is_step
-from compiler.ir import Branch, Glue, Graph, MapRegion, OperatorCall, Ref, walk
+from compiler.ir import Branch, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
 from compiler.source import assigned_value, call_site, returned_value
 from compiler.trace import Builder, Origin, Tracer, Val
 
@@ -148,14 +148,10 @@ def _canon(operand: Any, made: dict, nodes: dict, items: tuple = ()) -> Any:
 
 
 def _annotate(nodes: tuple, found: dict[str, tuple[str, tuple]]) -> tuple:
-    out = []
-    for node in nodes:
+    def change(node: Any) -> Any:
         if isinstance(node, Glue) and node.name in found:
             text, binds = found[node.name]
-            node = replace(node, text=text, binds=binds)
-        elif isinstance(node, MapRegion):
-            node = replace(node, body=_annotate(node.body, found))
-        elif isinstance(node, Branch):
-            node = replace(node, then_body=_annotate(node.then_body, found), else_body=_annotate(node.else_body, found))
-        out.append(node)
-    return tuple(out)
+            return replace(node, text=text, binds=binds)
+        return node
+
+    return rebuild(nodes, change)

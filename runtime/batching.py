@@ -338,7 +338,7 @@ def resolve_batch(inputs: Any, axes: tuple[str, ...] | None, label: str) -> Batc
             value = inputs[key]
             if not batchable(value):
                 if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Sequence):
-                    kind = f"a 0-d array" if is_array(value) else f"a {type(value).__name__}"
+                    kind = "a 0-d array" if is_array(value) else f"a {type(value).__name__}"
                     raise BatchAxisError(
                         f"{label}: input {key!r} is batched (in_axes) but holds {kind}, not a list, tuple "
                         "or array of elements; wrap a single element in a list, or leave the key out of "

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from queue import Empty, SimpleQueue
 from types import TracebackType
 from typing import Any, Callable
