@@ -75,6 +75,27 @@ def test_acall_inside_a_running_loop():
     assert sync["thread"] != threading.current_thread().name  # a sync forward does not block the loop
 
 
+MEMBER = AsyncMember("m", 0.01)  # module level: a jitted function reaches it as a global
+
+
+@jit
+def pipeline(*, inputs):
+    first = MEMBER(inputs={"query": inputs["query"]})
+    return {"answer": first["answer"] + "!", "loop": first["loop"]}
+
+
+def test_acall_of_a_jitted_function_runs_its_plan_on_the_loop():
+    async def main():
+        return await pipeline.acall(inputs={"query": "hi"}), await pipeline.acall(query="yo"), id(asyncio.get_running_loop())
+
+    first, second, loop = asyncio.run(main())
+    assert first["answer"] == "m:hi!" and second["answer"] == "m:yo!"
+    assert first["loop"] == second["loop"] == loop  # the async operator ran on the caller's loop
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GraphBreakWarning)
+        assert pipeline(inputs={"query": "x"})["answer"] == "m:x!"
+
+
 def test_sync_call_of_an_async_operator_inside_a_loop_says_to_await_acall():
     async def main():
         with pytest.raises(AsyncContextError, match=r"AsyncMember.forward is async.*await op.acall"):

@@ -47,7 +47,7 @@ class Explanation:
         else:
             lines.append("breaks: none")
         if self.strategy not in ("eager", "trace (runs the call)"):
-            regions = ", ".join(f"{n} {k}" for k, n in sorted(self.regions.items()) if n)
+            regions = ", ".join(f"{n} {k if n > 1 else k[:-1]}" for k, n in sorted(self.regions.items()) if n)
             lines.append(
                 f"graph: {self.steps} steps, {self.waves} waves, width {self.width}"
                 + (f"; regions: {regions}" if regions else "")

@@ -621,6 +621,10 @@ class JittedFunction:
     def __call__(self, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> Mapping[str, Any]:
         return Operator.__call__(self, inputs=inputs, **kwargs)  # same validation as an operator
 
+    async def acall(self, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> Mapping[str, Any]:
+        """``await f.acall(inputs=...)``: the plan runs on the running event loop (as ``Operator.acall``)."""
+        return await Operator.acall(self, inputs=inputs, **kwargs)
+
     def __repr__(self) -> str:
         return f"jit({self.__qualname__})"
 
