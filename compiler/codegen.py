@@ -2,8 +2,10 @@
 
 The text is byte-identical across runs, processes, hash seeds and Python versions: it depends only on
 the graph (whose order and names are deterministic) and the header. Steps are the graph's operator
-calls; glue is inlined into the step that consumes it. The module defines one function per step, the
-guard, the output function, the straight-line ``run`` and ``PLAN`` (``runtime.plan.Plan``).
+calls; glue is inlined into the step that consumes it, as the user wrote it where the ``verbatim_glue``
+pass proved the text equivalent (the local names it reads are assigned first, one value per name and
+function). The module defines one function per step, the guard, the output function, the
+straight-line ``run`` and ``PLAN`` (``runtime.plan.Plan``).
 """
 
 from __future__ import annotations

@@ -114,6 +114,7 @@ def batch_region(t: Any, fn: Any, vmapped: tuple[str, Batching], inputs: Any) ->
     loc = t.loc
     over = t.operand(inputs)
     name = t.builder.fresh(t_.step_name(fn.expr))
+    t.remember(name, "call", t.frame)
     item = t.builder.fresh("element")
     scope = Scope("map", len(t.builder.nodes), item, {}, [], loc, t.depth)
     t.scopes.append(scope)

@@ -53,13 +53,14 @@ def verbatim_glue(
 def _candidates(key: str, origin: Origin, filename: str, nodes: dict, graph: Graph) -> list[tuple[Any, str]]:
     """(operand, the user's source text of it) pairs offered by one origin."""
     line, col = origin.loc.line, origin.loc.col
-    if origin.kind == "call":
+    if origin.kind == "call":  # an operator call, or a vmap-ed operator's call (its ``inputs``)
         node = nodes.get(key)
-        site = call_site(filename, line, col) if isinstance(node, OperatorCall) else None
+        site = call_site(filename, line, col) if isinstance(node, (OperatorCall, MapRegion)) else None
         if site is None:
             return []
         texts = dict(site.keywords)
-        return [(operand, texts[k]) for k, operand in node.kwargs if k in texts]
+        kwargs = node.kwargs if isinstance(node, OperatorCall) else (("inputs", node.over),)
+        return [(operand, texts[k]) for k, operand in kwargs if k in texts]
     text = assigned_value(filename, line, col) if origin.kind == "store" else returned_value(filename, line, col)
     if text is None:
         return []

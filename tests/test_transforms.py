@@ -187,7 +187,7 @@ def test_a_vmapped_operator_inside_a_jitted_forward_is_a_map_region(scheduler):
             assert outer(inputs={"items": items}) == eager
             assert outer(inputs={"items": [7]}) == {"answers": [71], "best": 1}
     text = dump(outer, {"items": items})
-    assert "map_batch(answers_body, {'x': inputs['items'], 'k': 10}, 'vmap(Affine)')" in text
+    assert """map_batch(answers_body, {"x": inputs["items"], "k": 10}, 'vmap(Affine)')""" in text
     assert "ops.each.fn(inputs=element)" in text  # the region's body: one call per element
 
 
