@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import types
-import weakref
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Callable, Hashable, Iterator, Mapping
@@ -314,19 +313,18 @@ def _state(value: Any, is_operator: Callable[[Any], bool], path: str, active: li
                     yield None, f"{path}.{name}:{attr!r}"
 
 
-_FINGERPRINTS: dict[int, tuple[Any, str]] = {}
-
-
 def code_fingerprint(func: Any) -> str:
-    """A digest of a function's bytecode, constants, names and source text (memoised by code object).
+    """A digest of a function's bytecode, constants, names and source text, memoised on the function
+    (``__xcs_fingerprint__``: the code object it was computed for, and the digest).
 
-    The memo is keyed by the code object's identity, not equality: two code objects compiled from
+    The memo belongs to the function, not to an equal code object: two code objects compiled from
     sources that differ only in a comment or quote style compare equal, but their sources differ."""
     code = getattr(func, "__code__", None)
     if code is None:
         return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', type(func).__name__)}"
-    known = _FINGERPRINTS.get(id(code))
-    if known is not None and known[0]() is code:
+    owner = getattr(func, "__func__", func)  # a bound method's function
+    known = getattr(owner, "__xcs_fingerprint__", None)
+    if known is not None and known[0] is code:
         return known[1]
     digest = hashlib.sha256()
     try:  # the source is the same on every Python version; bytecode only where there is none
@@ -334,8 +332,10 @@ def code_fingerprint(func: Any) -> str:
     except (OSError, TypeError):
         _code_parts(code, digest)
     fingerprint = digest.hexdigest()[:16]
-    key = id(code)
-    _FINGERPRINTS[key] = (weakref.ref(code, lambda _, key=key: _FINGERPRINTS.pop(key, None)), fingerprint)
+    try:
+        owner.__xcs_fingerprint__ = (code, fingerprint)
+    except (AttributeError, TypeError):  # a callable that takes no attributes: not memoised
+        pass
     return fingerprint
 
 
