@@ -1,7 +1,7 @@
 """Every CPython 3.11/3.12/3.13 bytecode difference, in one place.
 
 ``normalize(code)`` turns a code object into a version-independent list of ``Ins`` that the
-interpreter in ``compiler.interpreter`` executes. What is normalised:
+interpreter in ``compiler.trace`` executes. What is normalised:
 
 - calls: ``PRECALL`` dropped; ``KW_NAMES`` (3.11/3.12) and ``LOAD_CONST names; CALL_KW`` (3.13) both
   become ``KW_NAMES names`` before ``CALL``; the NULL slot may sit below or above the callable (the
