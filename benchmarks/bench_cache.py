@@ -38,7 +38,7 @@ import time
 import timeit
 import tracemalloc
 from pathlib import Path
-from common import Inc, private_cache_dir
+from common import Chain, Inc, private_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,19 +69,6 @@ class JitOne(One):
     pass
 
 
-class Chain(Operator):
-    def __init__(self, n, tag=0):
-        self.tag = tag  # a static attribute: distinct tags are distinct structures
-        self.ops = [Inc() for _ in range(n)]
-
-    def forward(self, *, inputs):
-        x = inputs
-        for op in self.ops:
-            x = op(inputs=x)
-        return x
-
-
-@jit
 class JitChain(Chain):
     pass
 

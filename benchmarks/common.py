@@ -28,9 +28,11 @@ class Inc(Operator):
 
 
 class Chain(Operator):
-    """``n`` trivial steps, each feeding the next."""
+    """``n`` trivial steps, each feeding the next; ``tag`` is a static attribute, so distinct tags are
+    distinct structures (distinct cache keys)."""
 
-    def __init__(self, n):
+    def __init__(self, n, tag=0):
+        self.tag = tag
         self.ops = [Inc() for _ in range(n)]
 
     def forward(self, *, inputs):

@@ -57,11 +57,7 @@ def execute(
 ) -> Any:
     """Run ``plan`` on ``ops`` and ``inputs`` under ``options`` (default: the current ones)."""
     _check_inputs(plan, inputs)
-    if options is None:
-        options = current_options()
-    scheduler = options.scheduler
-    if not isinstance(scheduler, Scheduler):
-        scheduler = resolve(scheduler)
+    options, scheduler = _resolved(options)
     mode = scheduler.mode
     if mode == "auto":
         mode = "parallel" if plan.width > 1 else "sequential"
@@ -93,11 +89,7 @@ async def aexecute(
     """``execute`` for a running event loop: ``auto`` and ``async`` walk the plan on this loop; other
     modes run ``execute`` in a thread of their own so the loop keeps running."""
     _check_inputs(plan, inputs)
-    if options is None:
-        options = current_options()
-    scheduler = options.scheduler
-    if not isinstance(scheduler, Scheduler):
-        scheduler = resolve(scheduler)
+    options, scheduler = _resolved(options)
     if scheduler.mode not in ("auto", "async"):
         sink: list[RunRecord | None] = []
         try:
@@ -116,6 +108,14 @@ async def aexecute(
     finally:
         if sink and sink[0] is not None:
             set_last_run(sink[0])
+
+
+def _resolved(options: ExecutionOptions | None) -> tuple[ExecutionOptions, Scheduler]:
+    """The options of a call (default: the current ones) and their scheduler object."""
+    if options is None:
+        options = current_options()
+    scheduler = options.scheduler
+    return options, scheduler if isinstance(scheduler, Scheduler) else resolve(scheduler)
 
 
 def _execute_into(sink: list, plan: Plan, ops: Any, inputs: Mapping[str, Any], options: ExecutionOptions) -> Any:
