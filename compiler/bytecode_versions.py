@@ -102,6 +102,8 @@ def normalize(code: CodeType) -> list[Ins]:
             emit("LOAD_GLOBAL", arg)
             if push_null and VERSION >= (3, 13):  # and above it on 3.13
                 emit("PUSH_NULL")
+        elif name == "LOAD_SUPER_ATTR":  # 3.12+: ``super().name``; bit 0 of the arg: a method load
+            emit("LOAD_SUPER_ATTR", (arg, bool(item.arg & 1)))
         elif name == "LOAD_ATTR":
             emit("LOAD_METHOD" if VERSION >= (3, 12) and item.arg & 1 else "LOAD_ATTR", arg)
         elif name == "CALL_KW":  # 3.13: the names tuple was pushed by the previous LOAD_CONST

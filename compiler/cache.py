@@ -167,11 +167,11 @@ def _structure(
             elif not name.startswith("_xcs"):
                 yield from _structure(attr, is_operator, f"{path}.{name}", active, classes)
         active.pop()
-    elif type(value) in (list, tuple):
-        yield None, f"{path}:{type(value).__name__}[{len(value)}]"
+    elif type(value) in (list, tuple) or (isinstance(value, list) and getattr(value, "__xcs_frozen__", False)):
+        yield None, f"{path}:{'tuple' if isinstance(value, tuple) else 'list'}[{len(value)}]"
         for index, item in enumerate(value):
             yield from _structure(item, is_operator, f"{path}[{index}]", active, classes)
-    elif type(value) is dict:
+    elif type(value) is dict or (isinstance(value, dict) and getattr(value, "__xcs_frozen__", False)):
         yield None, f"{path}:dict[{len(value)}]"
         for key, item in value.items():
             yield from _structure(item, is_operator, f"{path}[{key!r}]", active, classes)

@@ -20,11 +20,11 @@ from typing import Callable, Iterator
 
 from compiler import analysis
 from compiler.ir import (
-    Batching, Branch, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static, operands, walk,
+    Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static, operands, walk,
 )
 
 VERSION = "0.1.0"
-CODEGEN_VERSION = "4"  # bump whenever the generated text changes for the same graph
+CODEGEN_VERSION = "5"  # bump whenever the generated text changes for the same graph
 RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))
@@ -49,7 +49,7 @@ class Header:
 
 def is_step(node) -> bool:
     """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
-    if isinstance(node, OperatorCall) or (isinstance(node, Glue) and node.hoisted):
+    if isinstance(node, (OperatorCall, Call)) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
         return node.batch is not None or any(is_step(n) for n in node.body)
@@ -116,7 +116,7 @@ class Emitter:
             node = self.nodes.get(name)
             if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, (Glue, OperatorCall, MapRegion, Branch)):  # glue, or a region's inside
+            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch)):  # glue, or a region's inside
                 result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
@@ -145,7 +145,7 @@ class Emitter:
             with self.scope(None):  # no statement can run per element here
                 result = self.expr(node.result) if node.result is not None else "None"
             return f"[{result} for {node.item} in {self.expr(node.over)}]", ATOM
-        if node is None or isinstance(node, (Input, OperatorCall, MapRegion, Branch)) or node.hoisted:
+        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch)) or node.hoisted:
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
 
@@ -279,7 +279,7 @@ class Emitter:
         """The statements that compute the steps among ``nodes`` (glue is inlined where used)."""
         lines: list[str] = []
         for node in nodes:
-            if isinstance(node, OperatorCall):
+            if isinstance(node, (OperatorCall, Call)):
                 lines += self.line(indent, lambda: f"{node.name} = {self.call(node)}")
             elif isinstance(node, Glue) and node.hoisted:
                 lines += self.line(indent, lambda: f"{node.name} = {self.glue_text(node)[0]}")
@@ -326,15 +326,16 @@ class Emitter:
         return "(" + ", ".join(self.expr(o) for o in outs) + ("," if len(outs) == 1 else "") + ")"
 
     def step_body(self, node, indent: str) -> list[str]:
-        if isinstance(node, OperatorCall):
+        if isinstance(node, (OperatorCall, Call)):
             return self.line(indent, lambda: f"return {self.call(node)}")
         if isinstance(node, Glue):
             return self.line(indent, lambda: f"return {self.glue_text(node)[0]}")
         return self.region(node, indent, returns=True)
 
-    def call(self, node: OperatorCall) -> str:
+    def call(self, node: OperatorCall | Call) -> str:
         args = [self.expr(a) for a in node.args] + [f"{k}={self.expr(v)}" for k, v in node.kwargs]
-        return f"{self.expr(node.target, ATOM)}({', '.join(args)})"
+        target = node.target if isinstance(node, OperatorCall) else node.func
+        return f"{self.expr(target, ATOM)}({', '.join(args)})"
 
     def guard(self, node: Guard) -> str:
         value = self.nodes.get(node.value.name) if isinstance(node.value, Ref) else None
@@ -357,7 +358,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
     waves = analysis.waves(deps) if calls else ()
     width = max((len(w) for w in waves), default=1)
     output = graph.output
-    out_deps = em.step_deps((output.value,))
+    out_deps = em.step_deps(operands(output))
 
     body: list[str] = []
     for call, dep in zip(calls, step_deps):
@@ -427,6 +428,7 @@ def step_dependencies(graph: Graph, em: Emitter | None = None) -> dict[str, tupl
 
 def _step_operands(node):
     """What a step reads: a call's arguments, or everything a region reads from outside it."""
-    if isinstance(node, OperatorCall):
-        return (*node.args, *(v for _, v in node.kwargs))
+    if isinstance(node, (OperatorCall, Call)):
+        after = tuple(Ref(name) for name in node.after)
+        return (*node.args, *(v for _, v in node.kwargs), *after, *((node.func,) if isinstance(node, Call) else ()))
     return operands(node)

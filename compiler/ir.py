@@ -8,7 +8,12 @@ A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed se
 - ``Guard``: a condition on the inputs that must hold for a traced plan to be valid;
 - ``Output``: the value ``forward`` returns (always the last node);
 - ``MapRegion``: a body of nodes run once per element of a runtime sequence (concurrently);
-- ``Branch``: two bodies, of which only the side the runtime condition selects runs.
+- ``Branch``: two bodies, of which only the side the runtime condition selects runs;
+- ``Call``: a call the capture cannot prove pure (an effect): a step of its own, in program order.
+
+Steps carry ``after``: the steps they must follow without reading their values (the previous effect,
+and the steps that read state an effect may change), so effects happen once, in eager's order, and
+state is read where the program reads it.
 
 Operands are ``Ref`` (a node by name), ``Const`` (a literal), ``Static`` (an attribute path of the
 root operator, rendered as ``ops.<path>``) or ``Global`` (a module-level name). Every node has a stable
@@ -91,6 +96,21 @@ class OperatorCall:
     args: tuple[Operand, ...] = ()
     kwargs: tuple[tuple[str, Operand], ...] = ()
     loc: Loc = Loc()
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call of ``func`` the capture cannot see into or prove pure (a library or user function with
+    effects, ``print``, logging, a mutation of state the operator holds). It runs as a step of its own,
+    after the previous ``Call`` (``after``), with the same arguments as in eager Python."""
+
+    name: str
+    func: Operand
+    args: tuple[Operand, ...] = ()
+    kwargs: tuple[tuple[str, Operand], ...] = ()
+    loc: Loc = Loc()
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,7 @@ class Glue:
     hoisted: bool = False  # computed once, as a step of its own, instead of inline in each consumer
     text: str = ""  # the user's expression, equivalent to op(operands) given ``binds``
     binds: tuple[tuple[str, Operand], ...] = ()
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +148,7 @@ class Output:
     name: str
     value: Operand
     loc: Loc = Loc()
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,6 +178,7 @@ class MapRegion:
     result: Operand | None = None
     loc: Loc = Loc()
     batch: Batching | None = None
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,9 +192,10 @@ class Branch:
     else_body: tuple = ()
     else_out: tuple = ()
     loc: Loc = Loc()
+    after: tuple[str, ...] = ()
 
 
-Node = Union[Input, OperatorCall, Glue, Guard, Output, MapRegion, Branch]
+Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch]
 REGIONS = (MapRegion, Branch)
 
 
@@ -193,7 +217,7 @@ class Graph:
     @property
     def steps(self) -> tuple:
         """What the plan schedules: top-level operator calls and regions, in order."""
-        return tuple(n for n in self.nodes if isinstance(n, (OperatorCall, MapRegion, Branch)))
+        return tuple(n for n in self.nodes if isinstance(n, (OperatorCall, Call, MapRegion, Branch)))
 
     @property
     def guards(self) -> tuple[Guard, ...]:
@@ -230,18 +254,22 @@ def rebuild(nodes: tuple, change: Any) -> tuple:
 
 
 def operands(node: Node) -> tuple[Operand, ...]:
-    """Every operand a node reads, in order."""
-    if isinstance(node, OperatorCall):
-        return (node.target, *node.args, *(v for _, v in node.kwargs))
+    """Every operand a node reads, in order (ordering-only ``after`` steps last)."""
+    after = tuple(Ref(name) for name in getattr(node, "after", ()))
+    if isinstance(node, (OperatorCall, Call)):
+        target = node.target if isinstance(node, OperatorCall) else node.func
+        return (target, *node.args, *(v for _, v in node.kwargs), *after)
     if isinstance(node, Glue):
-        return node.operands + tuple(o for _, o in node.binds) if node.binds else node.operands
-    if isinstance(node, (Guard, Output)):
+        return (node.operands + tuple(o for _, o in node.binds) if node.binds else node.operands) + after
+    if isinstance(node, Guard):
         return (node.value,)
+    if isinstance(node, Output):
+        return (node.value, *after)
     if isinstance(node, MapRegion):
         inner = _free(node.body, (node.result,) if node.result is not None else (), {node.item})
-        return (node.over, *inner)
+        return (node.over, *inner, *after)
     if isinstance(node, Branch):
-        return (node.cond, *_free(node.then_body, node.then_out, set()), *_free(node.else_body, node.else_out, set()))
+        return (node.cond, *_free(node.then_body, node.then_out, set()), *_free(node.else_body, node.else_out, set()), *after)
     return ()
 
 
@@ -415,8 +443,8 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
         for node in nodes:
             if isinstance(node, Input):
                 env[node.name] = inputs
-            elif isinstance(node, OperatorCall):
-                call = value(node.target)
+            elif isinstance(node, (OperatorCall, Call)):
+                call = value(node.target if isinstance(node, OperatorCall) else node.func)
                 env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
             elif isinstance(node, Glue):
                 env[node.name] = evaluate_glue(node.op, node.detail, node.keys, [value(o) for o in node.operands])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
 from compiler.ir import (
-    Branch, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, evaluate_glue,
+    Branch, Call, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, evaluate_glue,
     is_literal, operands, rebuild, resolve_static, walk,
 )
 from compiler.verbatim import verbatim_glue
@@ -64,12 +64,15 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
             return mapping.get(value.name, value)
         if isinstance(value, tuple):
             return tuple(sub(v) for v in value)
-        if isinstance(value, (OperatorCall, Glue, MapRegion, Branch, Guard, Output)):
+        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Guard, Output)):
             return _sub_node(value)
         return value
 
     def _sub_node(node: Any) -> Any:
-        changes = {f.name: sub(getattr(node, f.name)) for f in fields(node) if f.name not in ("name", "loc")}
+        changes = {f.name: sub(getattr(node, f.name)) for f in fields(node) if f.name not in ("name", "loc", "after")}
+        if getattr(node, "after", ()):  # ordering-only steps: renamed with them, dropped when folded away
+            moved = (mapping.get(name, Ref(name)) for name in node.after)
+            changes["after"] = tuple(dict.fromkeys(m.name for m in moved if isinstance(m, Ref)))
         return replace(node, **changes)
 
     return tuple(_sub_node(n) for n in nodes)
@@ -174,10 +177,11 @@ def merge_identical_calls(graph: Graph, root: Any) -> tuple[Graph, str]:
 
 def _reads(node) -> tuple:
     """What a node reads directly; a region reads its condition or sequence and its bodies' outputs."""
+    after = tuple(Ref(name) for name in getattr(node, "after", ()))
     if isinstance(node, MapRegion):
-        return (node.over,) if node.result is None else (node.over, node.result)
+        return ((node.over,) if node.result is None else (node.over, node.result)) + after
     if isinstance(node, Branch):
-        return (node.cond, *node.then_out, *node.else_out)
+        return (node.cond, *node.then_out, *node.else_out, *after)
     return operands(node)
 
 

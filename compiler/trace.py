@@ -25,17 +25,20 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from compiler import regions
+from compiler import effects, regions
 from compiler.breaks import Break, GraphBreak
 from compiler.bytecode_versions import Ins, normalize
-from compiler.codegen import RESERVED
+from compiler.codegen import RESERVED, is_step as _is_step
 from compiler.ir import (
     is_literal,
-    Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Static, evaluate_glue,
+    Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Static, evaluate_glue,
 )
 from runtime.errors import OperatorInputError, StepError
 
-STATIC, INPUT, STEP = 0, 1, 2
+# Provenance, ordered: a value made of several has the highest of theirs. STATE is a value reached
+# through an attribute, a closure or a module global that is not proven immutable (``effects.frozen``):
+# known while capturing, but read again when the plan runs.
+STATIC, INPUT, STATE, STEP = 0, 1, 2, 3
 MAX_DEPTH = 16
 
 
@@ -297,6 +300,9 @@ class Tracer:
         self.loc = Loc()
         self.frame: Frame | None = None  # the frame of the call being interpreted (set by CALL)
         self.origins: dict[str, Origin] = {}  # node name (or "" for the result) -> where it was made
+        self.effects: list[str] = []  # the Call steps, in program order
+        self.readers: set[str] = set()  # glue that reads state
+        self.stepped = False  # whether a step (operator call or effect) was recorded yet
 
     # ------------------------------------------------------------------ entry point
     def run(self, forward: Callable, inputs: Mapping[str, Any]) -> tuple[Any, Graph | None]:
@@ -325,7 +331,15 @@ class Tracer:
             self.brk = exc.brk
             return result.value, None
         self.builder.nodes.append(Output(self.builder.fresh("output"), out, self.loc))
-        return (None if self.dry else result.value), Graph(tuple(self.builder.nodes))
+        nodes = effects.order(tuple(self.builder.nodes), frozenset(self.readers), _is_step)
+        return (None if self.dry else result.value), Graph(nodes)
+
+    def frozen(self, value: Any) -> bool:
+        return effects.frozen(value, self.is_operator)
+
+    def state(self, value: Any, expr: Any) -> Val:
+        """A value of the operator tree, a closure or a module: folded when immutable, else state."""
+        return Val(value, expr, STATIC if self.frozen(value) else STATE)
 
     def prescan(self, code: types.CodeType) -> None:
         for ins in _instructions(code):
@@ -378,6 +392,10 @@ class Tracer:
             )
         if val.expr is not None:
             return val.expr
+        if val.kind == STATE:
+            raise GraphBreak(
+                "unrenderable-value", f"a {type(val.value).__name__} held in a closure or a default is read", self.loc
+            )
         if is_literal(val.value):
             return Const(val.value)
         if val.kind == STATIC and _literal_container(val.value):
@@ -415,13 +433,18 @@ class Tracer:
             value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
         kind = self.kind(*vals)
         if kind == STATIC:
-            return Val(value, self.static_expr(op, vals, detail, value))
+            expr = self.static_expr(op, vals, detail, value)
+            if op in ("getattr", "getitem") and not self.frozen(value):
+                return Val(value, expr if isinstance(expr, (Static, Global)) else None, STATE)
+            return Val(value, expr)
         try:
             operands = tuple(self.operand(v) for v in vals)
         except GraphBreak as exc:  # e.g. a lambda passed to sorted(): the rest of the call runs natively
             self.breaks(exc.brk.code, exc.brk.reason)
             return Val(value)
         ref = self.node(Glue(self.builder.fresh(op), op, operands, detail, keys, self.loc))
+        if self.recording and any(v.kind == STATE for v in vals):
+            self.readers.add(ref.name)
         return Val(value, ref, kind)
 
     def static_expr(self, op: str, vals: list[Val], detail: str, value: Any) -> Any:
@@ -435,7 +458,7 @@ class Tracer:
                 return Global(base.module, f"{base.qualname}.{detail}")
         if op == "getitem" and isinstance(base, Static) and is_literal(vals[1].value):
             key = vals[1].value
-            if type(key) is int and key < 0 and type(vals[0].value) in (list, tuple):
+            if type(key) is int and key < 0 and isinstance(vals[0].value, (list, tuple)):
                 key += len(vals[0].value)  # one spelling per element: ``members[-1]`` is ``members[2]``
             return Static(f"{base.path}[{key!r}]")
         return Const(value) if is_literal(value) else None
@@ -445,8 +468,17 @@ class Tracer:
         self.builder.nodes.append(Guard(self.builder.fresh("guard"), self.operand(val), expected, self.loc))
 
     def concretize(self, val: Val) -> Any:
-        """A concrete value the trace may specialise on: guarded if it came from the inputs."""
+        """A concrete value the trace may specialise on: guarded if it came from the inputs, or from
+        state read before any step could change it."""
         kind = self.kind(val)
+        if kind == STATE and val.box is None:
+            if self.stepped:
+                self.breaks("state-after-step", "the program decides on state after a call that may change it")
+            elif not is_literal(val.value):
+                self.breaks("unrenderable-value", f"the program specialises on a {type(val.value).__name__} it holds")
+            else:
+                self.guard(val, val.value)
+            return val.value
         if self.abstract and kind != STATIC and val.box is None:
             self.breaks("runtime-value", "the program specialises on a runtime value (an index, a key or a choice)")
         if kind == INPUT and val.box is None:
@@ -470,15 +502,18 @@ class Tracer:
         if val.box is not None:
             return list(val.box) if not isinstance(val.box, dict) else [Val(k, Const(k)) for k in val.box]
         kind = self.kind(val)
-        if self.abstract and kind != STATIC and not isinstance(val.raw, Mapping):
+        if self.abstract and kind not in (STATIC, STATE) and not isinstance(val.raw, Mapping):
             self.breaks("runtime-loop", "unpacking or zipping a runtime sequence of unknown length")
         value = val.value
         if kind == STEP:
             self.breaks("iterate-over-output", "the loop's length depends on an operator's output")
             return [Val(v) for v in value]
+        if kind == STATE and self.stepped:
+            self.breaks("state-after-step", "the program iterates over state after a call that may change it")
+            return [Val(v) for v in value]
         if isinstance(value, Mapping):
             keys = tuple(value)
-            if kind == INPUT and not self.abstract:  # the signature fixes the keys of abstract inputs
+            if (kind == INPUT and not self.abstract) or kind == STATE:  # the signature fixes abstract inputs' keys
                 self.guard(self.glue("call", [Val(tuple, Global("builtins", "tuple")), val]), keys)
             return [Val(k, Const(k) if is_literal(k) else None) for k in keys]
         if kind == STATIC:
@@ -513,11 +548,13 @@ class Tracer:
             # A method of a value the capture does not have (its type is unknown): only names that
             # no builtin type mutates with are taken as pure glue.
             if fn.attr not in PURE_METHOD_NAMES:
-                self.breaks("runtime-value", f"method {fn.attr!r} of a runtime value whose type is unknown")
+                return self.effect(fn, args, kwargs)
             return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
         target = fn.value
         if isinstance(target, Interpreted):
             return self.call_interpreted(target, args, kwargs)
+        if target is super and not args and not kwargs and self.frame is not None:
+            return _super(self, fn, self.frame)  # 3.11's zero-argument super()
         if not self.recording:
             return Val(target(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
         if self.is_operator(target):
@@ -541,13 +578,41 @@ class Tracer:
             return self.call_method(receiver, fn, args, kwargs)
         if target in PURE_FUNCTIONS or (_hashable(target) and target in PURE_BUILTINS) or getattr(target, "__module__", None) in ("math", "_operator", "operator"):
             return self.glue("call", [fn, *args, *kwargs.values()], keys=tuple(kwargs))
+        func = target.__func__ if isinstance(target, types.MethodType) else target
+        if isinstance(func, types.FunctionType) and _library_file(func.__code__.co_filename):
+            return self.effect(fn, args, kwargs)  # library code: not interpreted, one opaque step
         if isinstance(target, types.MethodType) and isinstance(target.__func__, types.FunctionType):
-            owner = fn.receiver if fn.receiver is not None and fn.receiver.raw is target.__self__ else Val(target.__self__)
+            owner = fn.receiver
+            while owner is not None and owner.raw is not target.__self__:  # super().m: the instance
+                owner = owner.receiver
+            owner = owner or self.state(target.__self__, None)
             return self.call_function(target.__func__, [owner, *args], kwargs)
         if isinstance(target, types.FunctionType):
             return self.call_function(target, args, kwargs)
-        self.breaks("unknown-call", f"call of {getattr(target, '__qualname__', type(target).__name__)}")
-        return self.call(fn, args, kwargs)
+        return self.effect(fn, args, kwargs)
+
+    def effect(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
+        """A call the capture cannot prove pure: one ``Call`` step, after the previous effect."""
+        name = _call_name(fn)
+        if self.scopes:
+            self.breaks("effect-in-region", f"a call of {name} inside a loop or branch on runtime data")
+            return self.call(fn, args, kwargs)
+        try:
+            node = Call(
+                self.builder.fresh(name), self.operand(fn), tuple(self.operand(a) for a in args),
+                tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
+                (self.effects[-1],) if self.effects else (),
+            )
+        except GraphBreak as exc:  # an argument the plan could not rebuild: this call runs natively
+            self.breaks(exc.brk.code, exc.brk.reason)
+            return self.call(fn, args, kwargs)
+        self.builder.nodes.append(node)
+        self.effects.append(node.name)
+        self.stepped = True
+        if self.dry:
+            return Val(PENDING, Ref(node.name), STEP)
+        value = fn.value(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()})
+        return Val(value, Ref(node.name), STEP)
 
     def inline_jitted(self, fn: Val, kwargs: dict[str, Val]) -> Val | None:
         """A jitted sub-operator's ``forward`` captured into this graph (one flat graph, more
@@ -574,11 +639,13 @@ class Tracer:
         """Whether a special call may look at ``arg``'s items (guarding input lengths if it must)."""
         if arg.box is not None or arg.kind == STATIC or isinstance(arg.raw, IterState):
             return True
+        if arg.kind == STATE and not self.stepped:  # state read before any step: its length guarded
+            return target in (zip, enumerate, reversed)
         return arg.kind == INPUT and target in (zip, enumerate, reversed) and not self.abstract
 
     def call_method(self, receiver: Val, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
         name = fn.value.__name__
-        recv_type = type(receiver.value)
+        recv_type = next(c for c in type(receiver.value).__mro__ if c in PURE_METHODS or c is object)
         if receiver.box is not None and name in BOX_MUTATORS:
             if regions.record_mutation(self, receiver, name, args[0] if args else None):
                 return Val(None, Const(None))
@@ -605,8 +672,10 @@ class Tracer:
             if receiver.kind == STATIC and receiver.box is None and name == "values" and isinstance(receiver.expr, Static):
                 return self.make_box([self.glue("getitem", [receiver, Val(k, Const(k))]) for k in receiver.value], list)
             return self.glue("method", [receiver, *args, *kwargs.values()], detail=name, keys=tuple(kwargs))
-        self.breaks("mutation" if receiver.kind != STATIC else "unknown-call", f"call of {recv_type.__name__}.{name}")
-        return self.call(fn, args, kwargs)
+        if receiver.box is not None:
+            self.breaks("mutation", f"call of {recv_type.__name__}.{name} on a container built in forward")
+            return self.call(fn, args, kwargs)
+        return self.effect(fn, args, kwargs)
 
     def mapping_items(self, src: Val) -> list[tuple[Any, Val]]:
         if src.box is not None and isinstance(src.box, dict):
@@ -629,6 +698,7 @@ class Tracer:
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call(fn, args, kwargs)
         self.builder.nodes.append(node)
+        self.stepped = True
         self.remember(name, "call", self.frame)
         if self.dry:
             return Val(PENDING, Ref(name), STEP)
@@ -641,10 +711,14 @@ class Tracer:
     def call_function(self, func: types.FunctionType, args: list[Val], kwargs: dict[str, Val]) -> Val:
         if not self.recording:
             return Val(func(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
-        closure = tuple(Cell(Val(c.cell_contents) if _cell_full(c) else None) for c in (func.__closure__ or ()))
-        defaults = tuple(Val(d, Const(d) if is_literal(d) else None) for d in (func.__defaults__ or ()))
-        kwdefaults = {k: Val(d, Const(d) if is_literal(d) else None) for k, d in (func.__kwdefaults__ or {}).items()}
+        closure = tuple(Cell(self.state(c.cell_contents, None)) if _cell_full(c) else Cell() for c in (func.__closure__ or ()))
+        defaults = tuple(self.held(d) for d in (func.__defaults__ or ()))
+        kwdefaults = {k: self.held(d) for k, d in (func.__kwdefaults__ or {}).items()}
         return self.call_interpreted(Interpreted(func.__code__, func.__globals__, closure, defaults, kwdefaults), args, kwargs)
+
+    def held(self, value: Any) -> Val:
+        """A default argument's value: a literal, or state (a mutable default is shared between calls)."""
+        return Val(value, Const(value)) if is_literal(value) else self.state(value, None)
 
     def call_interpreted(self, fn: Interpreted, args: list[Val], kwargs: dict[str, Val]) -> Val:
         if not self.recording:
@@ -757,6 +831,13 @@ def _literal_container(value: Any) -> bool:
     if type(value) in (list, tuple, set, frozenset):
         return all(_literal_container(v) for v in value)
     return False
+
+
+def _call_name(fn: Val) -> str:
+    """A step name for an opaque call: the function's or method's name."""
+    name = fn.attr or getattr(fn.value, "__name__", "") or type(fn.value).__name__
+    name = re.sub(r"\W", "_", name).strip("_").lower() or "call"
+    return name if name.isidentifier() and not name[0].isdigit() else f"call_{name}"
 
 
 def _hashable(value: Any) -> bool:
@@ -910,7 +991,7 @@ def _load_global(t: Tracer, f: Frame, name: str) -> None:
         value = f.globals[name]
         module = f.globals.get("__name__", "__main__")
         expr = Global(value.__name__, "") if isinstance(value, types.ModuleType) else Global(module, name)
-        f.stack.append(Val(value, expr))
+        f.stack.append(t.state(value, expr))
     elif hasattr(builtins, name):
         f.stack.append(Val(getattr(builtins, name), Global("builtins", name)))
     else:
@@ -936,6 +1017,28 @@ def attribute(t: Tracer, obj: Val, name: str) -> Val:
     val.receiver = obj
     val.attr = name
     return val
+
+
+def _super(t: Tracer, fn: Val, f: Frame) -> Val:
+    """``super()`` without arguments: the frame's ``__class__`` cell and its first argument."""
+    cell = f.cells.get("__class__")
+    if cell is None or cell.val is None or not f.code.co_argcount:
+        raise RuntimeError("super(): __class__ cell not found")
+    instance = f.locals.get(f.code.co_varnames[0]) or f.cells[f.code.co_varnames[0]].val
+    made = Val(super(cell.val.value, instance.value), None, instance.kind)
+    made.receiver = instance
+    return made
+
+
+@handles("LOAD_SUPER_ATTR")
+def _load_super_attr(t: Tracer, f: Frame, arg: tuple[str, bool]) -> None:
+    name, method = arg
+    instance, cls, fn = f.stack.pop(), f.stack.pop(), f.stack.pop()
+    made = Val(super(cls.value, instance.value), None, instance.kind)
+    made.receiver = instance
+    f.stack.append(attribute(t, made, name))
+    if method:
+        f.stack.append(NULL)
 
 
 @handles("LOAD_METHOD")
@@ -1051,7 +1154,7 @@ def _jump_if(t: Tracer, f: Frame, arg: tuple) -> Val | None:
     if t.abstract and t.kind(cond) != STATIC and cond.box is None:
         return regions.branch(t, f, cond, target, pops, when)
     if when in ("none", "not_none"):
-        is_none = t.glue("is", [cond, Val(None, Const(None))])
+        is_none = t.glue("is", [cond, Val(None, Const(None))], "is")
         taken = t.concretize(is_none) if is_none.kind else is_none.value
         jump = taken if when == "none" else not taken
     else:
@@ -1233,11 +1336,11 @@ def subscript(t: Tracer, container: Val, key: Val) -> Val:
             items = container.box[slice(*(k.value for k in key.box))]
             return t.make_box(items, type(container.raw))
         if (
-            t.recording and isinstance(container.expr, Static) and type(container.value) in (list, tuple)
-            and all(k.kind == STATIC for k in key.box)
+            t.recording and isinstance(container.expr, Static) and isinstance(container.value, (list, tuple))
+            and t.kind(container) == STATIC and all(k.kind == STATIC for k in key.box)
         ):  # a static slice of the operator tree (``self.members[1:]``): a sequence of static paths
             indexes = range(len(container.value))[key.value]
-            return t.make_box([t.glue("getitem", [container, Val(i, Const(i))]) for i in indexes], type(container.value))
+            return t.make_box([t.glue("getitem", [container, Val(i, Const(i))]) for i in indexes], tuple if isinstance(container.value, tuple) else list)
         return t.glue("slice", [container, *key.box])
     if t.recording and container.box is not None:
         index = t.concretize(key)
@@ -1283,15 +1386,20 @@ def _store_subscr(t: Tracer, f: Frame, arg: Any) -> None:
             container.kind = max(container.kind, t.kind(value))
         container.raw[index] = value.raw
         return
-    t.breaks("mutation", "item assignment on a value not built inside forward")
-    container.value[key.value] = value.value
+    if not t.recording:
+        container.value[key.value] = value.value
+        return
+    t.effect(Val(_operator.setitem, Global("operator", "setitem")), [container, key, value], {})
 
 
 @handles("STORE_ATTR")
 def _store_attr(t: Tracer, f: Frame, name: str) -> None:
     obj, value = f.stack.pop(), f.stack.pop()
-    t.breaks("mutation", f"assignment to attribute {name!r}")
-    setattr(obj.value, name, value.value)
+    if not t.recording or obj.box is not None:
+        t.breaks("mutation", f"assignment to attribute {name!r}")
+        setattr(obj.value, name, value.value)
+        return
+    t.effect(Val(setattr, Global("builtins", "setattr")), [obj, Val(name, Const(name)), value], {})
 
 
 @handles("BINARY_OP")

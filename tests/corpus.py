@@ -400,26 +400,27 @@ class TryExcept(Operator):
 
 
 class RandomCall(Operator):
-    """An impure call (random.random) in forward: a graph break ('unknown-call')."""
+    """An impure call (random.random) is a step of its own; the chained comparison on its result is a
+    decision on a runtime value: a graph break ('branch-on-output')."""
 
     def __init__(self):
         self.echo = Echo("rc")
 
     def forward(self, *, inputs):
         r = self.echo(inputs=inputs)
-        jitter = random.random()  # graph break
-        return {"answer": r["answer"], "jitter": 0.0 <= jitter < 1.0}
+        jitter = random.random()  # an effect step
+        return {"answer": r["answer"], "jitter": 0.0 <= jitter < 1.0}  # graph break
 
 
 class UserClass(Operator):
-    """Instantiating a user class in forward: a graph break ('unknown-call')."""
+    """Instantiating a user class in forward: an opaque call, a step of the plan."""
 
     def __init__(self):
         self.echo = Echo("uc")
 
     def forward(self, *, inputs):
         r = self.echo(inputs=inputs)
-        note = Note(r["answer"])  # graph break
+        note = Note(r["answer"])  # an opaque step
         return {"answer": note.text}
 
 
@@ -593,8 +594,8 @@ PROGRAMS: tuple[Program, ...] = (
     ), plans=2),
     Program("branch_on_output", BranchOnOutput, Q, breaks="branch-on-output"),
     Program("try_except", TryExcept, Q, breaks="unsupported-bytecode"),
-    Program("random_call", RandomCall, Q, breaks="unknown-call"),
-    Program("user_class", UserClass, Q, breaks="unknown-call"),
+    Program("random_call", RandomCall, Q, breaks="branch-on-output"),
+    Program("user_class", UserClass, Q),
     Program("lambda_key", LambdaKey, Q, breaks="unrenderable-value"),
     Program("set_argument", SetArgument, Q),
     Program("nested_jit", NestedJit, Q),

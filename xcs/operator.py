@@ -7,7 +7,8 @@ and the ``async`` scheduler awaits it natively.
 ``op(inputs={...})`` or ``op(key=value, ...)`` validates the inputs, runs ``forward`` (or the compiled
 plan when the operator is jitted) and validates the output. Sub-operators are found in attributes and in
 lists, tuples and dicts held by attributes, with stable paths such as ``members[2]`` and
-``tools['search']``.
+``tools['search']``. Those lists and dicts are frozen with the operator (``FrozenList``,
+``FrozenDict``): the operator tree a plan was compiled for cannot change under it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class OperatorMeta(type):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         op = super().__call__(*args, **kwargs)
+        for name, value in list(vars(op).items()):
+            if not name.startswith("_xcs"):
+                held = _freeze(value)
+                if held is not value:
+                    object.__setattr__(op, name, held)
         object.__setattr__(op, "_xcs_frozen", True)
         jit = cls.__xcs_jit__
         if jit is not None:
@@ -152,6 +158,49 @@ def is_operator(value: Any) -> bool:
     return isinstance(value, Operator)
 
 
+def _refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+    raise FrozenOperatorError(
+        f"this {type(self).__mro__[1].__name__} holds sub-operators and is frozen with its operator "
+        "(a compiled plan is keyed by the operator tree); build a new operator instead"
+    )
+
+
+class FrozenList(list):
+    """A list of sub-operators, frozen with the operator that holds it (reads are a list's)."""
+
+    __xcs_frozen__ = True
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self) -> tuple:
+        return (FrozenList, (list(self),))
+
+
+class FrozenDict(dict):
+    """A dict of sub-operators, frozen with the operator that holds it (reads are a dict's)."""
+
+    __xcs_frozen__ = True
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple:
+        return (FrozenDict, (dict(self),))
+
+
+def _freeze(value: Any) -> Any:
+    """``value`` with every list and dict that holds an operator (at any depth) frozen."""
+    if type(value) in (list, tuple):
+        items = [_freeze(v) for v in value]
+        changed = any(a is not b for a, b in zip(items, value))
+        if type(value) is tuple:
+            return tuple(items) if changed else value
+        return FrozenList(items) if changed or any(isinstance(v, Operator) for v in value) else value
+    if type(value) is dict:
+        items = {k: _freeze(v) for k, v in value.items()}
+        changed = any(items[k] is not v for k, v in value.items())
+        return FrozenDict(items) if changed or any(isinstance(v, Operator) for v in value.values()) else value
+    return value
+
+
 def sub_operators(op: Operator, prefix: str = "") -> Iterator[tuple[str, Operator]]:
     """Every operator below ``op`` with its path, depth first, in attribute order."""
     for name, value in vars(op).items():
@@ -163,9 +212,9 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, Operator]]:
     if isinstance(value, Operator):
         yield path, value
         yield from sub_operators(value, path)
-    elif type(value) in (list, tuple):
+    elif type(value) in (list, tuple, FrozenList):
         for index, item in enumerate(value):
             yield from _walk(item, f"{path}[{index}]")
-    elif type(value) is dict:
+    elif type(value) in (dict, FrozenDict):
         for key, item in value.items():
             yield from _walk(item, f"{path}[{key!r}]")

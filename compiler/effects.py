@@ -1,0 +1,143 @@
+"""Soundness of captured plans: what a plan may fold, and the order of effects and state reads.
+
+A plan is correct for every call of its signature, whatever changed between calls. ``frozen`` says
+which values the capture may fold into a plan (they can never change); every other value reached
+through an attribute, a closure or a module global is state, read when the plan runs.
+
+``order`` gives a captured graph the ordering edges (``after``) that make a concurrent plan behave
+like eager Python:
+
+- every ``Call`` (an effect: a call the capture cannot prove pure) follows the previous one, so
+  effects happen once, in program order;
+- a step that reads state (through glue it inlines) runs after the effect that precedes the read in
+  program order, and before the effect that follows it;
+- glue that reads state but is consumed only after a later effect is hoisted into a step of its own,
+  so it still reads the state as it was where the program read it;
+- the output follows the last effect (a call returns only when its effects are done).
+
+Operator calls are not effects: by the operator contract a sub-operator's work is its own, so
+independent operator calls between two effects still overlap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import fractions
+import functools
+import pathlib
+import re
+import types
+from dataclasses import replace
+from typing import Any, Callable
+
+from compiler.ir import Call, Glue, Output, Ref, is_literal, operands, walk
+
+CALLABLES = (
+    types.FunctionType, types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,
+    types.MethodDescriptorType, types.ClassMethodDescriptorType, types.ModuleType, type,
+)
+IMMUTABLE_TYPES = (
+    str, bytes, int, float, complex, bool, type(None), range, re.Pattern, decimal.Decimal, fractions.Fraction,
+    datetime.date, datetime.time, datetime.timedelta, datetime.tzinfo, pathlib.PurePath, enum.Enum,
+    type(Ellipsis), type(NotImplemented),
+)
+
+
+def frozen(value: Any, is_operator: Callable[[Any], bool], depth: int = 0) -> bool:
+    """Whether a plan may fold ``value``: literals, tuples and frozensets of such, frozen dataclasses
+    of such, callables used as callables (functions, classes, modules, methods of frozen objects),
+    operators (frozen after ``__init__``) and the containers that hold them (frozen with them)."""
+    if depth > 8:
+        return False
+    if isinstance(value, IMMUTABLE_TYPES) or is_operator(value):
+        return True
+    if isinstance(value, CALLABLES) or type(value).__name__ == "ufunc":
+        return True
+    if isinstance(value, (tuple, frozenset)) or getattr(type(value), "__xcs_frozen__", False):
+        items = value.values() if isinstance(value, dict) else value
+        return all(frozen(v, is_operator, depth + 1) for v in items)
+    if isinstance(value, types.MethodType):
+        return frozen(value.__self__, is_operator, depth + 1)
+    if isinstance(value, functools.partial):
+        parts = (value.func, *value.args, *value.keywords.values())
+        return all(frozen(v, is_operator, depth + 1) for v in parts)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        params = getattr(type(value), "__dataclass_params__", None)
+        return bool(params and params.frozen) and all(
+            frozen(getattr(value, f.name), is_operator, depth + 1) for f in dataclasses.fields(value)
+        )
+    return is_literal(value)
+
+
+def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool]) -> tuple:
+    """``nodes`` (a captured graph's top level, in program order) with ``after`` edges and hoisted
+    state reads, as the module docstring describes. ``readers`` names the glue that reads state."""
+    calls = [n.name for n in nodes if isinstance(n, Call)]
+    if not calls:
+        return nodes
+    position = {n.name: i for i, n in enumerate(nodes)}
+    epoch: dict[str, int] = {}
+    seen = 0
+    for node in nodes:
+        epoch[node.name] = seen
+        seen += isinstance(node, Call)
+    by_name = {n.name: n for n in nodes}
+    hoisted: set[str] = set()
+
+    def steps() -> list:
+        return [n for n in nodes if is_step(n) or n.name in hoisted or isinstance(n, Output)]
+
+    def reads(node: Any) -> set[str]:
+        """The state readers a step evaluates when it runs: its own, its regions', and the top-level
+        glue it inlines (through glue only: a step's result is read, not recomputed)."""
+        found: set[str] = {n.name for n in walk((node,)) if n.name in readers}
+        stack = [o.name for o in operands(node) if isinstance(o, Ref)]
+        while stack:
+            name = stack.pop()
+            glue = by_name.get(name)
+            if not isinstance(glue, Glue) or glue.hoisted or name in hoisted or name in found:
+                continue
+            if name in readers:
+                found.add(name)
+            stack += [o.name for o in operands(glue) if isinstance(o, Ref)]
+        return found
+
+    changed = True
+    while changed:  # hoist reads consumed after a later effect (hoisting only shrinks what steps inline)
+        changed = False
+        for step in steps():
+            late = {r for r in reads(step) if r != step.name and epoch[r] < epoch[step.name] and r in by_name}
+            late = {r for r in late if isinstance(by_name[r], Glue) and position[r] < position[step.name]}
+            if late - hoisted:
+                hoisted |= late
+                changed = True
+    after: dict[str, list[str]] = {}
+
+    def add(name: str, before: str) -> None:
+        if name != before and before not in after.setdefault(name, []):
+            after[name].append(before)
+
+    for k, name in enumerate(calls[1:], 1):
+        add(name, calls[k - 1])
+    for step in steps():
+        if isinstance(step, Call):
+            continue
+        k = epoch[step.name]
+        if isinstance(step, Output):
+            add(step.name, calls[-1])
+        elif reads(step) or step.name in hoisted:
+            if k:
+                add(step.name, calls[k - 1])
+            if k < len(calls):
+                add(calls[k], step.name)
+    out = []
+    for node in nodes:
+        if node.name in hoisted:
+            node = replace(node, hoisted=True)
+        if node.name in after:
+            node = replace(node, after=tuple(dict.fromkeys((*node.after, *after[node.name]))))
+        out.append(node)
+    return tuple(out)
