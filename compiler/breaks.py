@@ -23,6 +23,10 @@ CODES: dict[str, str] = {
     "unrenderable-value": "a value used by the graph that is neither a literal, an attribute path of "
     "the operator, nor a module-level name",
     "raise": "forward raised an exception on the captured path",
+    "effect-in-region": "a call with effects (or one the compiler cannot prove pure) inside a loop or "
+    "branch on runtime data",
+    "state-after-step": "a decision on (or a loop over) state the operator holds, made after a call that "
+    "may have changed it",
     "recursion": "helper functions nest deeper than the capture follows",
     "runtime-branch": "a decision on a runtime value that a branch region cannot express (one side "
     "returns and the other does not, or a side changes a container built before it)",
@@ -41,6 +45,8 @@ HINTS: dict[str, str] = {
     "unsupported-bytecode": "move the construct into a sub-operator's forward",
     "unrenderable-value": "store the value as an attribute of the operator or as a module global",
     "raise": "validate inputs before calling the jitted operator, or raise inside a sub-operator",
+    "effect-in-region": "move the effect out of the loop or branch, or into a sub-operator's forward",
+    "state-after-step": "read the state once before the first call, into a local",
     "recursion": "flatten the helpers",
     "runtime-branch": "assign the same variables on both sides, or move the decision into an operator",
     "runtime-loop": "write the loop as a comprehension or an append per element, or use vmap",

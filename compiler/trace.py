@@ -427,11 +427,16 @@ class Tracer:
 
     def glue(self, op: str, vals: list[Val], detail: str = "", keys: tuple[str, ...] = ()) -> Val:
         """Apply a pure operation: folded when every operand is static, recorded otherwise."""
-        if self.dry and any(pending(v) for v in vals):
-            value = PENDING
-        else:
-            value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
         kind = self.kind(*vals)
+        if self.dry and (any(pending(v) for v in vals) or (self.effects and any(v.kind == STATE for v in vals))):
+            value = PENDING  # unknown here: an operator's output, or state an effect may have changed
+        else:
+            try:
+                value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
+            except Exception:
+                if not self.dry or kind == STATIC:
+                    raise
+                value = PENDING  # the run decides (state read here may differ when the plan runs)
         if kind == STATIC:
             expr = self.static_expr(op, vals, detail, value)
             if op in ("getattr", "getitem") and not self.frozen(value):
