@@ -99,6 +99,7 @@ class Emitter:
         globals_ = {o.module.split(".")[0] for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)}
         self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch"}
         self.bound: dict[str, str] | None = None
+        self.guarding = False  # rendering the guard: it runs before any step, so nothing is a step's result
         self.prelude: list[str] = []
 
     # -------------------------------------------------------------- dependencies
@@ -145,7 +146,7 @@ class Emitter:
             with self.scope(None):  # no statement can run per element here
                 result = self.expr(node.result) if node.result is not None else "None"
             return f"[{result} for {node.item} in {self.expr(node.over)}]", ATOM
-        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch)) or node.hoisted:
+        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch)) or (node.hoisted and not self.guarding):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
 
@@ -366,7 +367,9 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         body += ["", "", f"def {call.name}({params}):", f"    # {call.loc}  {call.loc.text}".rstrip()]
         with em.scope({}):
             body += em.step_body(call, "    ")
+    em.guarding = True
     guards = [em.guard(g) for g in graph.guards]
+    em.guarding = False
     if guards:
         body += ["", "", "def guard(ops, inputs):"]
         body += [f"    return {guards[0]}"] if len(guards) == 1 else (

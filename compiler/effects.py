@@ -90,28 +90,32 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool])
     def steps() -> list:
         return [n for n in nodes if is_step(n) or n.name in hoisted or isinstance(n, Output)]
 
-    def reads(node: Any) -> set[str]:
-        """The state readers a step evaluates when it runs: its own, its regions', and the top-level
-        glue it inlines (through glue only: a step's result is read, not recomputed)."""
+    def reads(node: Any) -> tuple[set[str], set[str]]:
+        """The state readers a step evaluates when it runs (its own, its regions', and the top-level
+        glue it inlines: a step's result is read, not recomputed), and among them the ones that read
+        state from an earlier epoch than the step's (their own inlined reads go with them)."""
         found: set[str] = {n.name for n in walk((node,)) if n.name in readers}
+        late: set[str] = set()
         stack = [o.name for o in operands(node) if isinstance(o, Ref)]
         while stack:
             name = stack.pop()
             glue = by_name.get(name)
-            if not isinstance(glue, Glue) or glue.hoisted or name in hoisted or name in found:
+            if not isinstance(glue, Glue) or glue.hoisted or name in hoisted or name in found or name in late:
+                continue
+            if name in readers and epoch[name] < epoch[node.name]:
+                late.add(name)
                 continue
             if name in readers:
                 found.add(name)
             stack += [o.name for o in operands(glue) if isinstance(o, Ref)]
-        return found
+        return found, late
 
     changed = True
     while changed:  # hoist reads consumed after a later effect (hoisting only shrinks what steps inline)
         changed = False
         for step in steps():
-            late = {r for r in reads(step) if r != step.name and epoch[r] < epoch[step.name] and r in by_name}
-            late = {r for r in late if isinstance(by_name[r], Glue) and position[r] < position[step.name]}
-            if late - hoisted:
+            late = reads(step)[1] - hoisted
+            if late:
                 hoisted |= late
                 changed = True
     after: dict[str, list[str]] = {}
@@ -128,7 +132,7 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool])
         k = epoch[step.name]
         if isinstance(step, Output):
             add(step.name, calls[-1])
-        elif reads(step) or step.name in hoisted:
+        elif reads(step)[0] or step.name in hoisted:
             if k:
                 add(step.name, calls[k - 1])
             if k < len(calls):

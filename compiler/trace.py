@@ -55,6 +55,15 @@ UNBOUND = _Sentinel("UNBOUND")
 PENDING = _Sentinel("PENDING")  # a dry capture's operator output: recorded, never computed
 
 
+class Opaque(Exception):
+    """A helper the capture was following hit a break before it made any step: the whole helper call
+    becomes one opaque step instead (raised to the innermost ``Tracer.call_helper``)."""
+
+    def __init__(self, brk: Break):
+        self.brk = brk
+        super().__init__(str(brk))
+
+
 class NeedsValue(Exception):
     """A dry capture needed a value it does not have (an operator output) or met a graph break."""
 
@@ -303,6 +312,7 @@ class Tracer:
         self.effects: list[str] = []  # the Call steps, in program order
         self.readers: set[str] = set()  # glue that reads state
         self.stepped = False  # whether a step (operator call or effect) was recorded yet
+        self.helpers: list[int] = []  # where each helper being followed started (len of the nodes)
 
     # ------------------------------------------------------------------ entry point
     def run(self, forward: Callable, inputs: Mapping[str, Any]) -> tuple[Any, Graph | None]:
@@ -358,7 +368,12 @@ class Tracer:
 
     # ------------------------------------------------------------------ breaks
     def breaks(self, code: str, reason: str) -> None:
-        """Record a graph break and continue natively (the rest of the call runs eagerly)."""
+        """Record a graph break and continue natively (the rest of the call runs eagerly); inside a
+        helper that has made no step yet, the helper call becomes one opaque step instead."""
+        if self.recording and self.helpers and not any(
+            _is_step(n) or isinstance(n, Call) for n in self.builder.nodes[self.helpers[-1]:]
+        ):
+            raise Opaque(Break(code, reason, self.loc))
         if self.dry:
             raise NeedsValue(Break(code, reason, self.loc))
         if self.recording:
@@ -591,9 +606,28 @@ class Tracer:
             while owner is not None and owner.raw is not target.__self__:  # super().m: the instance
                 owner = owner.receiver
             owner = owner or self.state(target.__self__, None)
-            return self.call_function(target.__func__, [owner, *args], kwargs)
+            return self.call_helper(fn, target.__func__, [owner, *args], args, kwargs)
         if isinstance(target, types.FunctionType):
-            return self.call_function(target, args, kwargs)
+            return self.call_helper(fn, target, args, args, kwargs)
+        return self.effect(fn, args, kwargs)
+
+    def call_helper(self, fn: Val, func: types.FunctionType, bound: list[Val], args: list[Val], kwargs: dict[str, Val]) -> Val:
+        """Follow a user helper into its code; if it breaks before making any step, roll back what it
+        recorded and make the call one opaque step (nothing ran twice: it made no step)."""
+        mark = (len(self.builder.nodes), len(self.effects), set(self.readers), self.stepped, len(self.scopes),
+                self.loc, self.frame, self.depth)
+        self.helpers.append(mark[0])
+        try:
+            return self.call_function(func, bound, kwargs)
+        except (Opaque, GraphBreak) as exc:
+            if isinstance(exc, GraphBreak) and any(
+                _is_step(n) or isinstance(n, Call) for n in self.builder.nodes[mark[0]:]
+            ):
+                raise
+            del self.builder.nodes[mark[0]:], self.effects[mark[1]:], self.scopes[mark[4]:]
+            self.readers, self.stepped, self.loc, self.frame, self.depth = mark[2], mark[3], mark[5], mark[6], mark[7]
+        finally:
+            self.helpers.pop()
         return self.effect(fn, args, kwargs)
 
     def effect(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
