@@ -335,6 +335,8 @@ class Emitter:
 
     def call(self, node: OperatorCall | Call) -> str:
         args = [self.expr(a) for a in node.args] + [f"{k}={self.expr(v)}" for k, v in node.kwargs]
+        if isinstance(node, Call) and node.source is not None:
+            return f"{node.name}_code({', '.join(args)})"
         target = node.target if isinstance(node, OperatorCall) else node.func
         return f"{self.expr(target, ATOM)}({', '.join(args)})"
 
@@ -362,6 +364,13 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
     out_deps = em.step_deps(operands(output))
 
     body: list[str] = []
+    segments = [n for n in walk(graph.nodes) if isinstance(n, Call) and n.source is not None]
+    for seg in segments:  # the user's statements that run natively, defined with their module's globals
+        src = seg.source
+        body += ["", "", f"# {seg.loc}  {seg.loc.text}".rstrip(), f"{seg.name}_code = segment("]
+        body += [f"    {src.module!r}, {src.line}, {seg.name!r},"]
+        body += [f"    {line!r}" for line in src.text.splitlines(keepends=True)]
+        body += [")"]
     for call, dep in zip(calls, step_deps):
         params = ", ".join(["ops", "inputs", *(calls[i].name for i in dep)])
         body += ["", "", f"def {call.name}({params}):", f"    # {call.loc}  {call.loc.text}".rstrip()]
@@ -400,6 +409,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         "from runtime.plan import Plan, Step",
         *(["from runtime.batching import map_batch"] if em.uses_batch else []),
         *(["from runtime.regions import map_each"] if em.uses_map else []),
+        *(["from runtime.segments import segment"] if segments else []),
         *(f"import {m}" for m in sorted(em.modules)),
     ]
     before_run = len(head) + len(body)

@@ -31,6 +31,7 @@ from typing import Any, Iterator, Mapping, Union
 
 from runtime.batching import map_batch
 from runtime.options import execution_options
+from runtime.segments import segment
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,22 @@ class OperatorCall:
 
 
 @dataclass(frozen=True)
+class Source:
+    """The user's own statements a ``Call`` runs (a graph break costs the statements it happens in):
+    ``text`` defines a function of the local names they read, with the globals of ``module``; its
+    ``def`` line is line ``line`` of that module's file, so every statement keeps its line."""
+
+    module: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Call:
     """A call of ``func`` the capture cannot see into or prove pure (a library or user function with
-    effects, ``print``, logging, a mutation of state the operator holds). It runs as a step of its own,
-    after the previous ``Call`` (``after``), with the same arguments as in eager Python."""
+    effects, ``print``, logging, a mutation of state the operator holds, or the user's statements of
+    ``source``). It runs as a step of its own, after the previous ``Call`` (``after``), with the same
+    arguments as in eager Python."""
 
     name: str
     func: Operand
@@ -111,6 +124,7 @@ class Call:
     kwargs: tuple[tuple[str, Operand], ...] = ()
     loc: Loc = Loc()
     after: tuple[str, ...] = ()
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
@@ -443,6 +457,10 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
         for node in nodes:
             if isinstance(node, Input):
                 env[node.name] = inputs
+            elif isinstance(node, Call) and node.source is not None:
+                src = node.source
+                call = segment(src.module, src.line, node.name, src.text)
+                env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
             elif isinstance(node, (OperatorCall, Call)):
                 call = value(node.target if isinstance(node, OperatorCall) else node.func)
                 env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})

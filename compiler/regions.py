@@ -102,6 +102,7 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
             ref = t.node(Glue(t.builder.fresh("concat"), "binop", (prior, Ref(name)), "+", loc=scope.loc))
         else:
             ref = Ref(name)
+        t.touch(target)
         target.box, target.expr, target.raw, target.kind = None, ref, t_.PENDING, t_.STEP
 
 
@@ -145,6 +146,7 @@ def _path(value: Any, suffix: str) -> Any:
 def record_mutation(t: Any, target: Any, op: str, item: Any = None) -> bool:
     """Called before a box mutation: True when it was recorded as the region's per-element append
     (so the box itself must not change), False when it may proceed; a break when it cannot."""
+    t.touch(target)
     if not t.scopes or target.scope >= len(t.scopes):
         return False
     scope = t.scopes[-1]

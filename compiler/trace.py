@@ -25,15 +25,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from compiler import effects, regions
+from compiler import effects, regions, segments
 from compiler.breaks import Break, GraphBreak
 from compiler.bytecode_versions import Ins, normalize
 from compiler.codegen import RESERVED, is_step as _is_step
 from compiler.ir import (
     is_literal,
-    Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Static, evaluate_glue,
+    Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, evaluate_glue,
+    walk,
 )
 from runtime.errors import OperatorInputError, StepError
+from runtime.segments import segment as define_segment
 
 # Provenance, ordered: a value made of several has the highest of theirs. STATE is a value reached
 # through an attribute, a closure or a module global that is not proven immutable (``effects.frozen``):
@@ -64,6 +66,33 @@ class Opaque(Exception):
         super().__init__(str(brk))
 
 
+class Resume(Exception):
+    """A break inside one of ``forward``'s statements: that statement becomes one opaque step and the
+    capture resumes after it (raised to ``forward``'s own frame, see ``Tracer.segment``)."""
+
+    def __init__(self, brk: Break):
+        self.brk = brk
+        super().__init__(str(brk))
+
+
+@dataclass
+class Checkpoint:
+    """The capture's state where a statement of ``forward`` starts, and an undo log of what the
+    statement changed since (locals, closure cells, containers built in forward)."""
+
+    stmt: Any
+    nodes: int
+    effects: int
+    required: int
+    stepped: bool
+    loc: Any
+    locals: dict
+    cells: dict
+    undo: list = field(default_factory=list)  # (name, the Val it held or None)
+    boxes: list = field(default_factory=list)  # (val, box, raw, kind, expr) before its first change
+    usable: bool = True
+
+
 class NeedsValue(Exception):
     """A dry capture needed a value it does not have (an operator output) or met a graph break."""
 
@@ -76,7 +105,7 @@ class Val:
     """A value in the traced program: the concrete value, its provenance and, for containers
     built inside forward, the traced items (``box``: list of Val, or dict key -> Val)."""
 
-    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver", "attr", "scope")
+    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver", "attr", "scope", "saved")
 
     def __init__(self, value: Any, expr: Any = None, kind: int = STATIC, box: Any = None):
         self.raw = value  # PENDING for an operator output in a dry capture; containers may hold it
@@ -87,6 +116,7 @@ class Val:
         self.receiver: Val | None = None  # set by LOAD_ATTR/LOAD_METHOD, with the attribute's name
         self.attr = ""
         self.scope = 0  # for containers: how many regions were open when it was built
+        self.saved: Any = None  # the checkpoint that saved this container before changing it
 
     @property
     def value(self) -> Any:
@@ -313,6 +343,11 @@ class Tracer:
         self.readers: set[str] = set()  # glue that reads state
         self.stepped = False  # whether a step (operator call or effect) was recorded yet
         self.helpers: list[int] = []  # where each helper being followed started (len of the nodes)
+        self.root_frame: Frame | None = None  # forward's own frame, whose statements can be segments
+        self.statements: Any = None  # forward's top-level statements (``segments.statements``)
+        self.cp: Checkpoint | None = None  # where the current statement of forward started
+        self.opaque: list[Break] = []  # the breaks each statement segment absorbed
+        self.in_root = False  # forward's own frame is running (its statements may become segments)
 
     # ------------------------------------------------------------------ entry point
     def run(self, forward: Callable, inputs: Mapping[str, Any]) -> tuple[Any, Graph | None]:
@@ -320,8 +355,13 @@ class Tracer:
         func = forward.__func__ if isinstance(forward, types.MethodType) else forward
         args = [Val(self.root, Static(""))] if isinstance(forward, types.MethodType) else []
         in_val = Val(_shape(inputs) if self.abstract else inputs, Ref("inputs"), INPUT)
+        self.statements = segments.statements(func.__code__)
         try:
-            self.prescan(func.__code__)
+            if self.statements is None or not all(
+                s.ok and all(p.ok for p in (self.statements.tail(s) if s.returns else ()))
+                for s in self.statements.items if _unmodelled_in(func.__code__, s.first, s.last)
+            ):  # else a construct the capture does not model costs the statement it is in
+                self.prescan(func.__code__)
         except GraphBreak as exc:
             if self.dry:
                 raise NeedsValue(exc.brk) from None
@@ -369,16 +409,146 @@ class Tracer:
     # ------------------------------------------------------------------ breaks
     def breaks(self, code: str, reason: str) -> None:
         """Record a graph break and continue natively (the rest of the call runs eagerly); inside a
-        helper that has made no step yet, the helper call becomes one opaque step instead."""
-        if self.recording and self.helpers and not any(
-            _is_step(n) or isinstance(n, Call) for n in self.builder.nodes[self.helpers[-1]:]
-        ):
+        helper that has made no step yet, the helper call becomes one opaque step instead, and else
+        the statement of forward it happens in (``segment``)."""
+        if self.recording and self.helpers and not self.stepped_since(self.helpers[-1]):
             raise Opaque(Break(code, reason, self.loc))
+        if self.recording and self.can_segment():
+            raise Resume(Break(code, reason, self.loc))
         if self.dry:
             raise NeedsValue(Break(code, reason, self.loc))
         if self.recording:
             self.brk = Break(code, reason, self.loc)
             self.recording = False
+
+    def stepped_since(self, mark: int) -> bool:
+        return any(_is_step(n) or isinstance(n, Call) for n in self.builder.nodes[mark:])
+
+    def can_segment(self) -> bool:
+        """Whether the current statement of forward can become one opaque step: it can run alone,
+        and nothing it did so far ran for real (a dry capture runs nothing; a trace ran no step)."""
+        cp = self.cp
+        return cp is not None and cp.usable and (self.dry or not self.stepped_since(cp.nodes))
+
+    # ------------------------------------------------------------------ statement segments
+    def statement_start(self, frame: Frame, line: int) -> None:
+        """At each new top-level statement of forward: a checkpoint to roll back to."""
+        stmt = self.statements.by_line.get(line) if self.statements is not None else None
+        if stmt is None or (self.cp is not None and self.cp.stmt is stmt):
+            return
+        if frame.stack or self.scopes:
+            self.cp = None
+            what = _unmodelled_in(frame.code, stmt.first, stmt.last)
+            if what:
+                raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture", self.loc)
+            return
+        parts = self.statements.tail(stmt) if stmt.returns else (stmt,)
+        self.cp = Checkpoint(
+            stmt, len(self.builder.nodes), len(self.effects), len(self.required), self.stepped, self.loc,
+            frame.locals, {name: cell.val for name, cell in frame.cells.items()},
+            usable=all(p.ok for p in parts),
+        )
+        what = _unmodelled_in(frame.code, stmt.first, stmt.last)
+        if what:  # the statement holds a construct the capture does not model: it runs as it is
+            raise Resume(Break("unsupported-bytecode", f"{what} is not modelled by the capture", self.loc))
+
+    def touch(self, val: Val) -> None:
+        """Save a container built in forward before the current statement changes it."""
+        cp = self.cp
+        if cp is not None and val.saved is not cp:
+            val.saved = cp
+            box = dict(val.box) if isinstance(val.box, dict) else list(val.box) if val.box is not None else None
+            raw = dict(val.raw) if isinstance(val.raw, dict) else list(val.raw) if isinstance(val.raw, list) else None
+            cp.boxes.append((val, box, raw, val.kind, val.expr))
+
+    def changed(self, frame: Frame, name: str) -> None:
+        if frame is self.root_frame and self.cp is not None:
+            self.cp.undo.append((name, frame.locals.get(name)))
+
+    def segment(self, frame: Frame, brk: Break) -> Val | None:
+        """Roll back the current statement and record it as one ``Call`` of the user's own text (with
+        the rest of forward when it returns); then resume after it. Returns forward's result when the
+        segment returns it."""
+        cp, code = self.cp, frame.code
+        stmt = cp.stmt
+        tail = stmt.returns or stmt.index == len(self.statements.items) - 1
+        parts = self.statements.tail(stmt) if tail else (stmt,)
+        removed = tuple(self.builder.nodes[cp.nodes:])
+        del self.builder.nodes[cp.nodes:], self.effects[cp.effects:], self.required[cp.required:]
+        for name in {n.name for n in walk(removed)}:
+            self.readers.discard(name)
+            self.origins.pop(name, None)
+            self.variables.pop(name, None)
+        self.stepped, self.loc, self.frame, self.depth = cp.stepped, cp.loc, frame, 1
+        self.scopes.clear()
+        self.helpers.clear()
+        frame.locals = cp.locals
+        for name, old in reversed(cp.undo):
+            if old is None:
+                frame.locals.pop(name, None)
+            else:
+                frame.locals[name] = old
+        if self.abstract:  # what the names hold again, for the verbatim-glue pass
+            frame.seen = segments_seen = Seen(frame.seen)
+            for name, _ in cp.undo:
+                if name in frame.locals:
+                    segments_seen.note(name, frame.locals[name])
+        for name, old in cp.cells.items():
+            frame.cells[name].val = old
+        for val, box, raw, kind, expr in reversed(cp.boxes):
+            if isinstance(val.raw, list) and raw is not None:
+                val.raw[:] = raw
+            elif isinstance(val.raw, dict) and raw is not None:
+                val.raw.clear()
+                val.raw.update(raw)
+            val.box, val.kind, val.expr = box, kind, expr
+        frame.stack.clear()
+        frame.kwnames = ()
+        self.cp = None
+        local = set(code.co_varnames) | set(code.co_cellvars)
+        reads = dict.fromkeys(n for p in parts for n in p.reads)
+        later = {n for p in self.statements.items[stmt.index + 1:] for n in p.reads}
+        bound = lambda n: n in frame.locals or (n in frame.cells and frame.cells[n].val is not None)  # noqa: E731
+        held = lambda n: frame.locals[n] if n in frame.locals else frame.cells[n].val  # noqa: E731
+        params = tuple(n for n in reads if bound(n))
+        vals = [held(n) for n in params]
+        # what it binds and later statements read, and the containers built in forward it may change
+        writes = () if tail else tuple(dict.fromkeys(
+            [n for p in parts for n in p.writes if n in local and n in later]
+            + [n for n, v in zip(params, vals) if v.box is not None and not isinstance(v.raw, tuple)]
+        ))
+        name = self.builder.fresh("segment")
+        text = segments.function_text(code.co_filename, name, params, parts, None if tail else writes)
+        module = frame.globals.get("__name__", "__main__")
+        args = tuple(self.operand(v) for v in vals)  # a GraphBreak here: the capture stops as before
+        loc = _loc(code.co_filename, stmt.first)
+        node = Call(name, Const(None), args, (), loc, (self.effects[-1],) if self.effects else (),
+                    Source(module, stmt.first - 1, text))
+        self.builder.nodes.append(node)
+        self.effects.append(name)
+        self.stepped = True
+        self.opaque.append(brk)
+        if self.dry:
+            value = PENDING
+        else:
+            value = define_segment(module, stmt.first - 1, name, text)(*map(_native, vals))
+        result = Val(value, Ref(name), STEP)
+        if tail:
+            return result
+        before = {n: held(n) for n in writes if bound(n)}
+        for i, written in enumerate(writes):
+            item = self.glue("getitem", [result, Val(i, Const(i))])
+            aliases = [n for n, v in frame.locals.items() if before.get(written) is not None and v is before[written]]
+            for name in {written, *aliases}:  # a container changed in place: every name that holds it
+                if name in frame.cells:
+                    frame.cells[name].val = item
+                else:
+                    frame.locals[name] = item
+                if self.abstract:
+                    frame.seen.note(name, item)
+        nxt = self.statements.items[stmt.index + 1]
+        frame.pc = _statement_entry(code, nxt.first, nxt.last)
+        return None
 
     def kind(self, *vals: Val) -> int:
         if not self.recording:
@@ -688,6 +858,7 @@ class Tracer:
         if receiver.box is not None and name in BOX_MUTATORS:
             if regions.record_mutation(self, receiver, name, args[0] if args else None):
                 return Val(None, Const(None))
+            self.touch(receiver)
             if isinstance(receiver.box, dict):
                 for src in args:
                     for key, item in self.mapping_items(src):
@@ -766,11 +937,14 @@ class Tracer:
             self.breaks("recursion", f"helpers nest deeper than {MAX_DEPTH} calls")
             return self.call_interpreted(fn, args, kwargs)
         try:
-            self.prescan(fn.code)
+            if self.root_frame is not None or self.statements is None:
+                self.prescan(fn.code)
         except GraphBreak as exc:
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call_interpreted(fn, args, kwargs)
         frame = Frame(fn.code, fn.globals)
+        if self.root_frame is None:
+            self.root_frame = frame
         self.files[relative_file(fn.code.co_filename)] = fn.code.co_filename
         self.bind(frame, fn, args, kwargs)
         self.depth += 1
@@ -820,17 +994,49 @@ class Tracer:
 
     # ------------------------------------------------------------------ the loop
     def execute(self, frame: Frame, stop: int = -1) -> Val | None:
-        """Run ``frame`` until it returns (the value) or reaches instruction ``stop`` (None)."""
+        """Run ``frame`` until it returns (the value) or reaches instruction ``stop`` (None). In
+        forward's own frame, a break inside a statement makes that statement an opaque step."""
+        root = frame is self.root_frame and not self.in_root  # forward's frame, outermost (not a branch side)
+        if not root:
+            return self.run_frame(frame, stop, False)
+        self.in_root = True
+        try:
+            return self.run_frame(frame, stop, True)
+        finally:
+            self.in_root = False
+
+    def run_frame(self, frame: Frame, stop: int, root: bool) -> Val | None:
         ins = frame.ins
+        line = 0
         while frame.pc != stop:
             instr = ins[frame.pc]
-            frame.pc += 1
             if instr.line and frame.user:
                 self.loc = _loc(frame.code.co_filename, instr.line, instr.col)
-            result = HANDLERS[instr.op](self, frame, instr.arg)
+            try:
+                if root and instr.line and instr.line != line:
+                    line = instr.line
+                    self.statement_start(frame, line)
+                frame.pc += 1
+                result = HANDLERS.get(instr.op, _unmodelled)(self, frame, instr.arg)
+            except Resume as exc:
+                if not root:
+                    raise
+                result = self.segment(frame, exc.brk)
+                line = 0
+            except GraphBreak as exc:
+                if not (root and self.recording and self.can_segment()):
+                    raise
+                result = self.segment(frame, exc.brk)
+                line = 0
             if result is not None:
                 return result
         return None
+
+
+@lru_cache(maxsize=4096)
+def _statement_entry(code: types.CodeType, first: int, last: int) -> int:
+    """The index of the first instruction of the statement on lines ``first``..``last`` of ``code``."""
+    return next(i for i, ins in enumerate(_instructions(code)) if ins.line and first <= ins.line <= last)
 
 
 def _native(val: Val) -> Any:
@@ -974,12 +1180,14 @@ def _load_fast(t: Tracer, f: Frame, name: str) -> None:
 
 @handles("LOAD_FAST_AND_CLEAR")
 def _load_fast_and_clear(t: Tracer, f: Frame, name: str) -> None:
+    t.changed(f, name)
     f.stack.append(f.locals.pop(name, None) or Val(UNBOUND))
 
 
 @handles("STORE_FAST")
 def _store_fast(t: Tracer, f: Frame, name: str) -> None:
     val = f.stack.pop()
+    t.changed(f, name)
     if val.raw is UNBOUND:
         f.locals.pop(name, None)
     else:
@@ -994,6 +1202,7 @@ def _store_fast(t: Tracer, f: Frame, name: str) -> None:
 
 @handles("DELETE_FAST")
 def _delete_fast(t: Tracer, f: Frame, name: str) -> None:
+    t.changed(f, name)
     f.locals.pop(name, None)
 
 
@@ -1519,6 +1728,20 @@ def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
 
 HANDLERS["UNREACHABLE"] = lambda t, f, arg: None
 HANDLED = frozenset(HANDLERS)
+
+
+@lru_cache(maxsize=4096)
+def _unmodelled_in(code: types.CodeType, first: int, last: int) -> str:
+    """The construct the capture does not model on lines ``first``..``last`` of ``code`` ("" if none)."""
+    for ins in _instructions(code):
+        if ins.op not in HANDLED and ins.line and first <= ins.line <= last:
+            return CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
+    return ""
+
+
+def _unmodelled(t: Tracer, f: Frame, arg: Any) -> None:
+    op = f.ins[f.pc - 1].op
+    raise GraphBreak("unsupported-bytecode", f"{CONSTRUCTS.get(op, f'the {op} instruction')} is not modelled by the capture", t.loc)
 CONSTRUCTS = {
     "TRY": "try/except/finally", "BEFORE_WITH": "a with statement", "BEFORE_ASYNC_WITH": "async with",
     "YIELD_VALUE": "yield", "RETURN_GENERATOR": "a generator", "GET_AWAITABLE": "await",
