@@ -17,6 +17,8 @@ raises instead of moving on. Static strategies never run user code, so they also
 from __future__ import annotations
 
 import gc
+import os
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -45,6 +47,7 @@ class Capture:
     result: Any = NOT_RUN  # the call's result when the capture ran the operators
     breaks: list[tuple[str, Break]] = field(default_factory=list)  # (strategy, break) met on the way
     applied: list[passes.Applied] = field(default_factory=list)
+    opaque: list[Break] = field(default_factory=list)  # breaks that cost one statement (run natively)
 
     @property
     def ran(self) -> bool:
@@ -106,23 +109,50 @@ def _capture(
                     graph, is_operator, root, tracer.files, tracer.variables, tracer.origins
                 )
                 lint(graph)
-            return Capture(strategy, graph, tuple(tracer.required), breaks=list(met), applied=applied)
+            return Capture(strategy, graph, tuple(tracer.required), breaks=list(met), applied=applied,
+                           opaque=list(tracer.opaque))
         tracer = Tracer(root, name, is_operator, dry=True)
         try:
             _, graph = tracer.run(forward, inputs)
             lint(graph)
-            return Capture("trace", graph, tuple(tracer.required), breaks=list(met))
+            return Capture("trace", graph, tuple(tracer.required), breaks=list(met), opaque=list(tracer.opaque))
         except NeedsValue:
             pass  # the path depends on an operator's output: trace while running them
         if not run:
             return Capture("none", None, breaks=list(met))
         tracer = Tracer(root, name, is_operator)
-        result, graph = tracer.run(forward, inputs)
+        try:
+            result, graph = tracer.run(forward, inputs)
+        except Exception as exc:  # raised by the user's code: shown from the user's frames, not ours
+            _from_user(exc)
+            raise
         if graph is None:
             met.append(("trace", tracer.brk))
             if strict:
                 raise StrictBreak("trace", tracer.brk)
             return Capture("eager", None, result=result, breaks=list(met))
         lint(graph)
-        return Capture("trace", graph, tuple(tracer.required), result=result, breaks=list(met))
+        return Capture("trace", graph, tuple(tracer.required), result=result, breaks=list(met),
+                       opaque=list(tracer.opaque))
     return Capture("eager", None, breaks=list(met))
+
+
+COMPILER_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _from_user(exc: BaseException) -> None:
+    """Drop the capture interpreter's frames from ``exc``'s traceback and its causes' (the user's
+    operator, helper and glue frames stay), so an error points at the user's code."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        frames, tb = [], exc.__traceback__
+        while tb is not None:
+            if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(COMPILER_DIR + os.sep):
+                frames.append(tb)
+            tb = tb.tb_next
+        trimmed = None
+        for tb in reversed(frames):
+            trimmed = types.TracebackType(trimmed, tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
+        exc.__traceback__ = trimmed
+        exc = exc.__cause__ or exc.__context__

@@ -428,6 +428,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         f"    guard={'guard' if guards else 'None'},",
         f"    width={width},",
         f"    lines={lines_table!r},",
+        *([f"    effects={tuple(i for i, c in enumerate(calls) if _effectful(c))!r},"] if any(map(_effectful, calls)) else []),
         ")",
     ]
     return "\n".join(head + body + run + tail) + "\n"
@@ -437,6 +438,11 @@ def step_dependencies(graph: Graph, em: Emitter | None = None) -> dict[str, tupl
     """``{step: the steps it reads}`` for the steps the plan schedules, in plan order."""
     em = em or Emitter(graph)
     return {c.name: tuple(em.calls[i].name for i in em.step_deps(_step_operands(c))) for c in em.calls}
+
+
+def _effectful(node) -> bool:
+    """Whether a step runs code with effects (a ``Call``, or a region holding one)."""
+    return any(isinstance(n, Call) for n in walk((node,)))
 
 
 def _step_operands(node):

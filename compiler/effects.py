@@ -13,7 +13,9 @@ like eager Python:
   program order, and before the effect that follows it;
 - glue that reads state but is consumed only after a later effect is hoisted into a step of its own,
   so it still reads the state as it was where the program read it;
-- the output follows the last effect (a call returns only when its effects are done).
+- the output follows the last effect (a call returns only when its effects are done);
+- every step after a barrier (an effect that may raise) follows it: when it raises, the steps eager
+  Python would not have reached never start (a tool call after a failed check is never made).
 
 Operator calls are not effects: by the operator contract a sub-operator's work is its own, so
 independent operator calls between two effects still overlap.
@@ -72,9 +74,11 @@ def frozen(value: Any, is_operator: Callable[[Any], bool], depth: int = 0) -> bo
     return is_literal(value)
 
 
-def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool]) -> tuple:
+def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool], shared: frozenset[str] = frozenset()) -> tuple:
     """``nodes`` (a captured graph's top level, in program order) with ``after`` edges and hoisted
-    state reads, as the module docstring describes. ``readers`` names the glue that reads state."""
+    state reads, as the module docstring describes. ``readers`` names the glue that reads state;
+    ``shared`` the glue (steps) whose object an effect receives and may change: a step that reads it
+    after that effect follows the effect."""
     calls = [n.name for n in nodes if isinstance(n, Call)]
     if not calls:
         return nodes
@@ -99,6 +103,9 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool])
         stack = [o.name for o in operands(node) if isinstance(o, Ref)]
         while stack:
             name = stack.pop()
+            if name in shared and epoch[name] < epoch[node.name] and name not in found:
+                found.add(name)  # an object an effect since may have changed: read after it
+                continue
             glue = by_name.get(name)
             if not isinstance(glue, Glue) or glue.hoisted or name in hoisted or name in found or name in late:
                 continue
@@ -126,6 +133,12 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool])
 
     for k, name in enumerate(calls[1:], 1):
         add(name, calls[k - 1])
+    barrier = None
+    for node in nodes:  # steps after a call that may raise wait for it
+        if barrier is not None and (is_step(node) or node.name in hoisted) and not isinstance(node, Call):
+            add(node.name, barrier)
+        if isinstance(node, Call) and node.barrier:
+            barrier = node.name
     for step in steps():
         if isinstance(step, Call):
             continue

@@ -116,7 +116,9 @@ class Call:
     """A call of ``func`` the capture cannot see into or prove pure (a library or user function with
     effects, ``print``, logging, a mutation of state the operator holds, or the user's statements of
     ``source``). It runs as a step of its own, after the previous ``Call`` (``after``), with the same
-    arguments as in eager Python."""
+    arguments as in eager Python. A ``barrier`` (any call but the few that cannot fail: printing,
+    logging, appending) also holds back every step after it: if it raises, eager Python never ran
+    them."""
 
     name: str
     func: Operand
@@ -125,6 +127,7 @@ class Call:
     loc: Loc = Loc()
     after: tuple[str, ...] = ()
     source: Source | None = None
+    barrier: bool = True
 
 
 @dataclass(frozen=True)

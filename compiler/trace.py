@@ -15,13 +15,14 @@ from __future__ import annotations
 import builtins
 import json
 import linecache
+import logging
 import math
 import operator as _operator
 import os
 import re
 import sysconfig
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
@@ -341,6 +342,7 @@ class Tracer:
         self.origins: dict[str, Origin] = {}  # node name (or "" for the result) -> where it was made
         self.effects: list[str] = []  # the Call steps, in program order
         self.readers: set[str] = set()  # glue that reads state
+        self.shared: set[str] = set()  # glue computed once because an effect receives its (mutable) value
         self.stepped = False  # whether a step (operator call or effect) was recorded yet
         self.helpers: list[int] = []  # where each helper being followed started (len of the nodes)
         self.root_frame: Frame | None = None  # forward's own frame, whose statements can be segments
@@ -381,7 +383,7 @@ class Tracer:
             self.brk = exc.brk
             return result.value, None
         self.builder.nodes.append(Output(self.builder.fresh("output"), out, self.loc))
-        nodes = effects.order(tuple(self.builder.nodes), frozenset(self.readers), _is_step)
+        nodes = effects.order(tuple(self.builder.nodes), frozenset(self.readers), _is_step, frozenset(self.shared))
         return (None if self.dry else result.value), Graph(nodes)
 
     def frozen(self, value: Any) -> bool:
@@ -450,7 +452,8 @@ class Tracer:
         )
         what = _unmodelled_in(frame.code, stmt.first, stmt.last)
         if what:  # the statement holds a construct the capture does not model: it runs as it is
-            raise Resume(Break("unsupported-bytecode", f"{what} is not modelled by the capture", self.loc))
+            where = _loc(frame.code.co_filename, stmt.first)
+            raise Resume(Break("unsupported-bytecode", f"{what} is not modelled by the capture", where))
 
     def touch(self, val: Val) -> None:
         """Save a container built in forward before the current statement changes it."""
@@ -613,8 +616,9 @@ class Tracer:
     def glue(self, op: str, vals: list[Val], detail: str = "", keys: tuple[str, ...] = ()) -> Val:
         """Apply a pure operation: folded when every operand is static, recorded otherwise."""
         kind = self.kind(*vals)
-        if self.dry and (any(pending(v) for v in vals) or (self.effects and any(v.kind == STATE for v in vals))):
-            value = PENDING  # unknown here: an operator's output, or state an effect may have changed
+        if self.dry and any(pending(v) for v in vals):
+            value = PENDING  # unknown here: an operator's output (state read after an effect may be stale:
+            # a plan never specialises on it, see ``concretize``)
         else:
             try:
                 value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
@@ -633,8 +637,8 @@ class Tracer:
             self.breaks(exc.brk.code, exc.brk.reason)
             return Val(value)
         ref = self.node(Glue(self.builder.fresh(op), op, operands, detail, keys, self.loc))
-        if self.recording and any(v.kind == STATE for v in vals):
-            self.readers.add(ref.name)
+        if self.recording and any(v.kind == STATE and not self.frozen(v.raw) for v in vals):
+            self.readers.add(ref.name)  # it reads a mutable object (a value computed from one is not a read)
         return Val(value, ref, kind)
 
     def static_expr(self, op: str, vals: list[Val], detail: str, value: Any) -> Any:
@@ -725,6 +729,9 @@ class Tracer:
         return box
 
     def make_dict(self, pairs: list[tuple[Val, Val]]) -> Val:
+        if self.recording and any(self.kind(k) != STATIC and k.box is None for k, _ in pairs):
+            # a key only the run knows (an input, state, an output): a dict built when the plan runs
+            return self.glue("dict", [v for pair in pairs for v in pair])
         box: dict = {}
         for key, item in pairs:
             box[self.concretize(key)] = item
@@ -751,7 +758,7 @@ class Tracer:
             vmapped = getattr(target, "__xcs_vmap__", None) if self.abstract and not args else None
             if vmapped is not None and isinstance(fn.expr, Static) and fn.expr.path:
                 return regions.batch_region(self, fn, vmapped, self.call_inputs(kwargs))
-            if getattr(target, "__xcs_jit__", None) is not None and not args:
+            if not args and (getattr(target, "__xcs_jit__", None) is not None or self.composite(target)):
                 inlined = self.inline_jitted(fn, kwargs)
                 if inlined is not None:
                     return inlined
@@ -789,8 +796,8 @@ class Tracer:
         self.helpers.append(mark[0])
         try:
             return self.call_function(func, bound, kwargs)
-        except (Opaque, GraphBreak) as exc:
-            if isinstance(exc, GraphBreak) and any(
+        except (Opaque, GraphBreak, NeedsValue) as exc:
+            if not isinstance(exc, Opaque) and any(
                 _is_step(n) or isinstance(n, Call) for n in self.builder.nodes[mark[0]:]
             ):
                 raise
@@ -807,10 +814,12 @@ class Tracer:
             self.breaks("effect-in-region", f"a call of {name} inside a loop or branch on runtime data")
             return self.call(fn, args, kwargs)
         try:
+            for val in (*args, *kwargs.values(), *((fn.receiver,) if fn.receiver is not None else ())):
+                self.share(val)
             node = Call(
                 self.builder.fresh(name), self.operand(fn), tuple(self.operand(a) for a in args),
                 tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
-                (self.effects[-1],) if self.effects else (),
+                (self.effects[-1],) if self.effects else (), barrier=not _cannot_fail(fn.value),
             )
         except GraphBreak as exc:  # an argument the plan could not rebuild: this call runs natively
             self.breaks(exc.brk.code, exc.brk.reason)
@@ -823,10 +832,38 @@ class Tracer:
         value = fn.value(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()})
         return Val(value, Ref(node.name), STEP)
 
+    def share(self, val: Val) -> None:
+        """An object an effect receives may be changed by it: it is computed once, as a step of its own
+        (a container built in forward too), so the effect and every later reader see the same object;
+        ``effects.order`` makes the later readers wait for the effect."""
+        if val.box is not None and not isinstance(val.raw, tuple):
+            self.touch(val)
+            val.expr, val.box = self.operand(val), None
+        if not isinstance(val.expr, Ref) or self.frozen(val.raw):
+            return
+        for i in range(len(self.builder.nodes) - 1, 0, -1):
+            node = self.builder.nodes[i]
+            if node.name == val.expr.name:
+                if isinstance(node, Glue) and not node.hoisted:
+                    self.builder.nodes[i] = replace(node, hoisted=True)
+                    self.shared.add(node.name)
+                return
+
+    def composite(self, op: Any) -> bool:
+        """Whether ``op`` holds sub-operators (its forward composes them: inlined, so that its
+        independent calls overlap like top-level ones); a leaf operator is one step."""
+        def holds(value: Any, depth: int) -> bool:
+            if self.is_operator(value):
+                return True
+            if depth < 3 and isinstance(value, (list, tuple, dict)):
+                return any(holds(v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+            return False
+        return any(holds(v, 0) for k, v in vars(op).items() if not k.startswith("_xcs"))
+
     def inline_jitted(self, fn: Val, kwargs: dict[str, Val]) -> Val | None:
-        """A jitted sub-operator's ``forward`` captured into this graph (one flat graph, more
-        parallelism); None when it cannot be (not reachable by a path, async, or unsupported code),
-        and the call stays one opaque step that runs the sub-operator's own plan."""
+        """A jitted (or composite) sub-operator's ``forward`` captured into this graph (one flat graph,
+        more parallelism); None when it cannot be (not reachable by a path, async, or unsupported
+        code), and the call stays one opaque step that runs the sub-operator as it is."""
         forward = getattr(type(fn.value), "forward", None)
         if not isinstance(fn.expr, Static) or not fn.expr.path or not isinstance(forward, types.FunctionType):
             return None
@@ -1023,10 +1060,11 @@ class Tracer:
                     raise
                 result = self.segment(frame, exc.brk)
                 line = 0
-            except GraphBreak as exc:
+            except (GraphBreak, NeedsValue) as exc:  # NeedsValue: a dry capture needed an output's value
                 if not (root and self.recording and self.can_segment()):
                     raise
-                result = self.segment(frame, exc.brk)
+                brk = exc.brk if exc.brk.loc.file else Break(exc.brk.code, exc.brk.reason, self.loc)
+                result = self.segment(frame, brk)
                 line = 0
             if result is not None:
                 return result
@@ -1076,6 +1114,21 @@ def _literal_container(value: Any) -> bool:
     if type(value) in (list, tuple, set, frozenset):
         return all(_literal_container(v) for v in value)
     return False
+
+
+SAFE_METHODS = {list: {"append", "extend", "insert"}, dict: {"update", "setdefault"}, set: {"add", "update"}}
+LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log"})
+
+
+def _cannot_fail(target: Any) -> bool:
+    """Calls whose effects later steps need not wait for: printing, logging, growing a container."""
+    if target is print or target is setattr:
+        return True
+    owner = getattr(target, "__self__", None)
+    name = getattr(target, "__name__", "")
+    if isinstance(owner, (logging.Logger, logging.LoggerAdapter)):
+        return name in LOG_METHODS
+    return any(isinstance(owner, kind) and name in names for kind, names in SAFE_METHODS.items())
 
 
 def _call_name(fn: Val) -> str:

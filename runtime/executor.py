@@ -761,7 +761,8 @@ def _kinds(plan: Plan) -> list[int]:
                 return _PROBE
             return _SYNC
 
-        kinds = [kind(step.fn) for step in plan.steps] + [kind(plan.output.fn)]
+        kinds = [_SYNC if i in plan.effects else kind(step.fn) for i, step in enumerate(plan.steps)]
+        kinds.append(kind(plan.output.fn))
         object.__setattr__(plan, "_xcs_kinds", kinds)  # a cache, not a field: plans are frozen
     return kinds
 

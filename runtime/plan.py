@@ -37,6 +37,7 @@ class Plan:
     guard: Callable[[Any, Mapping[str, Any]], bool] | None = None
     width: int = 1  # the most steps in one wave; the "auto" scheduler runs a plan of width 1 sequentially
     lines: tuple[tuple[int, int], ...] = ()  # (first line of run's code for a step, its index; len(steps) = output)
+    effects: tuple[int, ...] = ()  # steps that run user code with effects: run once, never probed
     source: str = field(default="", compare=False, repr=False)
     filename: str = field(default="", compare=False, repr=False)
 

@@ -27,6 +27,7 @@ class Explanation:
     mode: str
     strategy: str  # enhanced, structural, trace, "trace (runs the call)" or eager
     breaks: tuple[tuple[str, Break], ...] = ()
+    opaque: tuple[Break, ...] = ()  # statements that run natively, each one step (a break costs one statement)
     passes: tuple[tuple[str, str], ...] = ()
     steps: int = 0
     waves: int = 0
@@ -46,6 +47,13 @@ class Explanation:
                 lines.append(f"             hint: {brk.hint}")
         else:
             lines.append("breaks: none")
+        if self.opaque:
+            lines.append("opaque statements (each runs as written, as one step):")
+            for brk in self.opaque:
+                lines.append(f"  [{brk.code}] {brk.loc}: {brk.reason}")
+                if brk.loc.text:
+                    lines.append(f"             {brk.loc.text}")
+                lines.append(f"             hint: {brk.hint}")
         if self.strategy not in ("eager", "trace (runs the call)"):
             regions = ", ".join(f"{n} {k if n > 1 else k[:-1]}" for k, n in sorted(self.regions.items()) if n)
             lines.append(
@@ -71,7 +79,7 @@ def explain(op: Any, inputs: Mapping[str, Any], *, run: bool = False) -> Explana
     strategy = "trace (runs the call)" if cap.strategy == "none" else cap.strategy
     base = dict(
         operator=label, signature=signature_text(signature(inputs)), mode=config.mode, strategy=strategy,
-        breaks=tuple(cap.breaks), passes=tuple((a.name, a.summary) for a in cap.applied),
+        breaks=tuple(cap.breaks), opaque=tuple(cap.opaque), passes=tuple((a.name, a.summary) for a in cap.applied),
     )
     if cap.graph is None:
         return Explanation(**base)
