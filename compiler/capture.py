@@ -103,6 +103,8 @@ def _capture(
                     raise StrictBreak(strategy, exc.brk) from None
                 continue
             lint(graph)
+            if strict and tracer.opaque:
+                raise StrictBreak(strategy, tracer.opaque[0])
             applied: list[passes.Applied] = []
             if strategy == "enhanced":
                 graph, applied = passes.optimize(
@@ -115,6 +117,8 @@ def _capture(
         try:
             _, graph = tracer.run(forward, inputs)
             lint(graph)
+            if strict and tracer.opaque:
+                raise StrictBreak("trace", tracer.opaque[0])
             return Capture("trace", graph, tuple(tracer.required), breaks=list(met), opaque=list(tracer.opaque))
         except NeedsValue:
             pass  # the path depends on an operator's output: trace while running them
@@ -132,6 +136,8 @@ def _capture(
                 raise StrictBreak("trace", tracer.brk)
             return Capture("eager", None, result=result, breaks=list(met))
         lint(graph)
+        if strict and tracer.opaque:
+            raise StrictBreak("trace", tracer.opaque[0])
         return Capture("trace", graph, tuple(tracer.required), result=result, breaks=list(met),
                        opaque=list(tracer.opaque))
     return Capture("eager", None, breaks=list(met))

@@ -98,6 +98,16 @@ class Emitter:
         # (name -> text; None where no statement can precede the expression) and the statement's prelude
         globals_ = {o.module.split(".")[0] for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)}
         self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch"}
+        # a module whose name a step took (a step ``random`` of ``random.random()``): imported under an alias
+        modules = sorted({o.module for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)})
+        self.alias: dict[str, str] = {}
+        for module in modules:
+            if module.split(".")[0] in self.nodes or module.split(".")[0] in self.items:
+                alias = module.replace(".", "_") + "_module"
+                while alias in self.taken:
+                    alias += "_"
+                self.taken.add(alias)
+                self.alias[module] = alias
         self.bound: dict[str, str] | None = None
         self.guarding = False  # rendering the guard: it runs before any step, so nothing is a step's result
         self.prelude: list[str] = []
@@ -140,7 +150,8 @@ class Emitter:
             if operand.module == "builtins":
                 return operand.qualname, ATOM
             self.modules.add(operand.module)
-            return ".".join(p for p in (operand.module, operand.qualname) if p), ATOM
+            module = self.alias.get(operand.module, operand.module)
+            return ".".join(p for p in (module, operand.qualname) if p), ATOM
         node = self.nodes.get(operand.name)
         if isinstance(node, MapRegion) and not is_step(node):  # pure glue per element: a comprehension
             with self.scope(None):  # no statement can run per element here
@@ -410,7 +421,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         *(["from runtime.batching import map_batch"] if em.uses_batch else []),
         *(["from runtime.regions import map_each"] if em.uses_map else []),
         *(["from runtime.segments import segment"] if segments else []),
-        *(f"import {m}" for m in sorted(em.modules)),
+        *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),
     ]
     before_run = len(head) + len(body)
     lines_table = tuple((before_run + offset + 1, index) for offset, index in run_lines)

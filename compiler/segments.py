@@ -116,11 +116,12 @@ def statements(code: types.CodeType) -> Statements | None:
     if fn is None:
         return None
     items = []
+    declares = any(isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(fn))  # names not local
     for index, stmt in enumerate(fn.body):
         first, last = stmt.lineno + start, (stmt.end_lineno or stmt.lineno) + start
         names = _Names()
         names.visit(stmt)
-        ok = names.ok and _reindentable(lines[first - 1:last])
+        ok = names.ok and not declares and _reindentable(lines[first - 1:last])
         items.append(Statement(index, first, last, tuple(names.reads), tuple(names.writes), names.returns, ok))
     by_line = {line: s for s in items for line in range(s.first, s.last + 1)}
     return Statements(tuple(items), by_line)

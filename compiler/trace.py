@@ -858,6 +858,8 @@ class Tracer:
             if depth < 3 and isinstance(value, (list, tuple, dict)):
                 return any(holds(v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
             return False
+        if getattr(type(op), "__xcs_step__", False):  # a transform: one step by its own contract
+            return False
         return any(holds(v, 0) for k, v in vars(op).items() if not k.startswith("_xcs"))
 
     def inline_jitted(self, fn: Val, kwargs: dict[str, Val]) -> Val | None:

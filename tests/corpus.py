@@ -368,7 +368,8 @@ class SelectTool(Operator):
 
 
 class BranchOnOutput(Operator):
-    """A branch on an operator's output: a graph break ('branch-on-output')."""
+    """A branch on an operator's output: that statement runs natively ('branch-on-output'), and the
+    statement after it too (it iterates over the output)."""
 
     def __init__(self):
         self.scorer = Echo("bo-scorer")
@@ -381,12 +382,12 @@ class BranchOnOutput(Operator):
             picked = self.high(text=r["answer"])["text"]
         else:
             picked = self.low(text=r["answer"])["text"]
-        words = [w.lower() for w in picked.split()]  # after the break: runs natively
+        words = [w.lower() for w in picked.split()]  # iterates over an output: runs natively
         return {"text": picked, "words": words}
 
 
 class TryExcept(Operator):
-    """try/except in forward: a graph break ('unsupported-bytecode')."""
+    """try/except in forward: the try statement runs natively ('unsupported-bytecode')."""
 
     def __init__(self):
         self.echo = Echo("te")
@@ -396,6 +397,26 @@ class TryExcept(Operator):
             r = self.echo(inputs=inputs)
         except KeyError:
             r = {"answer": "missing"}
+        return {"answer": r["answer"]}
+
+
+SEEN: list = []
+
+
+class GlobalTry(Operator):
+    """A forward that declares a global: its statements cannot run on their own, so a construct the
+    capture does not model (try) makes the whole call eager, a graph break ('unsupported-bytecode')."""
+
+    def __init__(self):
+        self.echo = Echo("gt")
+
+    def forward(self, *, inputs):
+        global SEEN
+        r = self.echo(inputs=inputs)
+        try:
+            SEEN = SEEN[-3:] + [r["answer"]]  # graph break
+        except TypeError:
+            SEEN = []
         return {"answer": r["answer"]}
 
 
@@ -425,7 +446,8 @@ class UserClass(Operator):
 
 
 class LambdaKey(Operator):
-    """A lambda passed to sorted(): the plan cannot rebuild it, a graph break ('unrenderable-value')."""
+    """A lambda passed to sorted(): the plan cannot rebuild it; that statement runs natively
+    ('unrenderable-value')."""
 
     def __init__(self):
         self.members = [Echo("lk0"), Echo("lk-1")]
@@ -551,7 +573,8 @@ class Program:
     name: str
     make: Callable[[], Any]
     inputs: tuple = ()
-    breaks: str | None = None  # the graph-break code the capture reports on the first input
+    breaks: str | None = None  # the graph-break code that makes the whole call eager (first input)
+    opaque: str | None = None  # the break code of a statement that runs natively as one step
     plans: int = 1  # how many plans (one per guarded path) running every input once captures
 
 
@@ -592,11 +615,12 @@ PROGRAMS: tuple[Program, ...] = (
     Program("select_tool", SelectTool, (
         {"tool": "search", "query": "a"}, {"tool": "calc", "query": "b"}, {"tool": "search", "query": "c"},
     ), plans=2),
-    Program("branch_on_output", BranchOnOutput, Q, breaks="branch-on-output"),
-    Program("try_except", TryExcept, Q, breaks="unsupported-bytecode"),
-    Program("random_call", RandomCall, Q, breaks="branch-on-output"),
+    Program("branch_on_output", BranchOnOutput, Q, opaque="branch-on-output"),
+    Program("try_except", TryExcept, Q, opaque="unsupported-bytecode"),
+    Program("random_call", RandomCall, Q, opaque="branch-on-output"),
+    Program("global_try", GlobalTry, Q, breaks="unsupported-bytecode"),
     Program("user_class", UserClass, Q),
-    Program("lambda_key", LambdaKey, Q, breaks="unrenderable-value"),
+    Program("lambda_key", LambdaKey, Q, opaque="unrenderable-value"),
     Program("set_argument", SetArgument, Q),
     Program("nested_jit", NestedJit, Q),
     Program("static_control", StaticControl, Q),

@@ -77,14 +77,19 @@ class Scorer(Operator):
         return {"score": len(inputs["query"])}
 
 
+LAST_SCORE = [0]
+
+
 @jit(mode="trace")
 class BranchOnOutput(Operator):
-    """Decides on an operator's output: a graph break, so the signature runs eagerly."""
+    """Decides on an operator's output in a forward that declares a global (so none of its statements
+    can run on its own): a graph break, so the signature runs eagerly."""
 
     def __init__(self):
         self.scorer, self.echo = Scorer(), Echo("b")
 
     def forward(self, *, inputs):
+        global LAST_SCORE
         if self.scorer(inputs=inputs)["score"] > 3:
             return self.echo(inputs=inputs)
         return {"answer": "short"}

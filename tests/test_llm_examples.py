@@ -36,7 +36,7 @@ from examples.numeric_rerank import RerankedAnswer
 from examples.rag import RetrievalQA
 from examples.tool_pipeline import ACTIVITY, TravelBriefing
 from examples.verify_revise import GatedSelfCheck, SelfCheckedAnswer
-from xcs import GraphBreakWarning, XCSError, cache_info, dump, execution_options, jit
+from xcs import GraphBreakWarning, XCSError, cache_info, dump, execution_options, explain, jit
 from xcs.operator import check_output
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -177,7 +177,7 @@ def test_revision_runs_only_when_the_verifier_rejects(build, llm_server):
     assert llm_server.requests - before == 3
 
 
-def test_the_branch_on_the_verdict_is_a_graph_break_for_the_trace_strategy():
+def test_the_branch_on_the_verdict_costs_one_statement_for_the_trace_strategy():
     compiled, gated = SelfCheckedAnswer(), GatedSelfCheck()
     traced = jit(SelfCheckedAnswer(), mode="trace")
     with warnings.catch_warnings(record=True) as caught:
@@ -185,9 +185,10 @@ def test_the_branch_on_the_verdict_is_a_graph_break_for_the_trace_strategy():
         for question in ("Why do we have tides?", "What is photosynthesis?", "How do volcanoes form?"):
             result = compiled(inputs={"question": question})
             assert traced(inputs={"question": question}) == result == gated(inputs={"question": question})
-    breaks = [str(w.message) for w in caught if issubclass(w.category, GraphBreakWarning)]
-    assert len(breaks) == 1, breaks  # the traced instance only, once for its signature
-    assert "branch-on-output" in breaks[0] and "examples/verify_revise.py" in breaks[0]
+    assert [w for w in caught if issubclass(w.category, GraphBreakWarning)] == []  # a plan runs
+    explained = explain(jit(SelfCheckedAnswer(), mode="trace"), {"question": "Why do we have tides?"}, run=True)
+    assert [b.code for b in explained.opaque] == ["branch-on-output"]  # the decision runs as written
+    assert explained.opaque[0].loc.file == "examples/verify_revise.py"
 
 
 def test_independent_tool_calls_overlap():

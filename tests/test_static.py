@@ -20,14 +20,14 @@ from xcs.operator import is_operator
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")
 SCHEDULERS = ("sequential", "topological", "wave", "parallel")
-# What the static capture reports for the programs it cannot compile alone (auto then traces them).
-STATIC_BREAKS = {
+# The statements the static capture runs as written (one opaque step each), and the programs it cannot
+# compile at all (auto then traces them).
+STATIC_OPAQUE = {
     "select_tool": "runtime-value",
     "try_except": "unsupported-bytecode",
-    "random_call": "unknown-call",
-    "user_class": "unknown-call",
     "lambda_key": "unrenderable-value",
 }
+STATIC_BREAKS = {"global_try": "unsupported-bytecode"}
 STATIC = [p for p in corpus.PROGRAMS if p.name not in STATIC_BREAKS]
 
 
@@ -44,6 +44,8 @@ def test_static_capture_runs_nothing_and_breaks_with_stable_codes(program, mode)
         assert cap.breaks[0][1].loc.file == "tests/corpus.py"
     else:
         assert cap.strategy == mode and cap.breaks == []
+        assert {b.code for b in cap.opaque} == ({STATIC_OPAQUE[program.name]} if program.name in STATIC_OPAQUE else set())
+        assert all(b.loc.file == "tests/corpus.py" and b.hint for b in cap.opaque)
         for inputs in program.inputs:  # the IR oracle agrees with eager on every input
             assert interpret(cap.graph, op, inputs) == program.make().forward(inputs=inputs)
 
@@ -61,20 +63,23 @@ def test_one_plan_serves_every_input_of_a_signature(program, mode, scheduler):
                 got, got_calls = run_counted(jitted, inputs)
                 assert got == expected, inputs
                 assert got_calls == expected_calls, inputs
-    (entry,) = entries(jitted, program.inputs[0])  # no guards, no recapture
-    assert entry.plan.guard is None
+    (entry,) = entries(jitted, program.inputs[0])  # no guard on the inputs, no recapture
+    guard = entry.source.partition("def guard(ops, inputs):")[2].partition("\n\n")[0]
+    assert entry.plan.guard is None or "inputs" not in guard  # a static plan guards held state only
     assert f"strategy: {'enhanced' if mode == 'auto' else mode}" in entry.source
 
 
-@pytest.mark.parametrize("program", [p for p in corpus.PROGRAMS if p.name in STATIC_BREAKS], ids=lambda p: p.name)
-def test_auto_falls_back_to_trace_then_eager_and_strict_raises(program, monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    "program", [p for p in corpus.PROGRAMS if p.name in STATIC_BREAKS or p.name in STATIC_OPAQUE], ids=lambda p: p.name
+)
+def test_a_break_costs_its_statement_or_falls_back_and_strict_raises(program, monkeypatch, tmp_path):
     eager = program.make()
     jitted = jit(program.make())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GraphBreakWarning)
         for inputs in program.inputs:
             assert run_counted(jitted, inputs) == run_counted(eager, inputs)
-    code = STATIC_BREAKS[program.name]
+    code = STATIC_BREAKS.get(program.name) or STATIC_OPAQUE[program.name]
     PLANS.clear()
     monkeypatch.setenv("XCS_CACHE_DIR", str(tmp_path))  # no plan from the disk either: capture again
     with pytest.raises(JitError, match=rf"\(strict=True\): the enhanced capture breaks: .*\[{code}\]"):

@@ -17,7 +17,7 @@ import corpus
 from corpus import entries, run_counted
 from compiler import ir
 from compiler.cache import signature
-from compiler.ir import Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
+from compiler.ir import Call, Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
 from compiler.trace import Tracer
 from runtime.executor import execute
 from runtime.plan import Plan
@@ -81,6 +81,8 @@ def test_jitted_equals_eager(program, scheduler):
     if program.breaks is None:
         assert breaks == []
         assert all(isinstance(e.plan, Plan) and e.graph is not None for e in found)
+        opaque = [n for e in found for n in e.graph.nodes if isinstance(n, Call) and n.source is not None]
+        assert bool(opaque) == (program.opaque is not None)  # the statement that runs as written
     else:
         assert len(breaks) == 1  # one warning per signature, not one per call
         assert f"[{program.breaks}]" in str(breaks[0].message)
@@ -236,7 +238,8 @@ def test_graph_break_warns_once_with_code_and_line(program):
 
 def test_branch_on_output_runs_each_operator_once_on_the_first_call():
     op = jit(corpus.BranchOnOutput(), mode="trace")
-    with pytest.warns(GraphBreakWarning, match=r"branch-on-output"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GraphBreakWarning)  # the branch costs its statement, not the call
         result, calls = run_counted(op, {"query": "a long query"})
     assert result == {"text": "BO-SCORER:A LONG QUERY", "words": ["bo-scorer:a", "long", "query"]}
     assert calls == {"bo-scorer": 1, "bo-high": 1}

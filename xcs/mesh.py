@@ -201,6 +201,8 @@ def _check_partition(partition: Any, mesh: DeviceMesh, what: str) -> Any:
 class MeshRegion(Operator):
     """Runs ``mesh_sharded``: split, run one block per distinct device assignment, reassemble."""
 
+    __xcs_step__ = True  # one step of a plan (a capture never inlines its forward)
+
     def __init__(self, fn: Any, mesh: Any, in_partition: Any = None, out_partition: Any = None):
         _check_fn(fn, "mesh_sharded")
         if not isinstance(mesh, DeviceMesh):

@@ -95,6 +95,8 @@ class Transformed(Operator):
     """The operator a transform returns: ``forward`` calls ``region``, the operator that runs the batch
     (a map region or one opaque step of a plan when it is jitted or called inside a jitted forward)."""
 
+    __xcs_step__ = True  # one step of a plan (a capture never inlines its forward)
+
     def __init__(self, region: Operator):
         self.region = region
 
@@ -134,6 +136,8 @@ class Parallelized(BatchedTransform):
 class BatchRegion(Operator):
     """What ``vmap`` and ``pmap`` share: the function, the batched keys, out_keys and on_error, and the
     settings inherited from a nested transform (``_xcs_*``: derived, so not part of the structure)."""
+
+    __xcs_step__ = True  # one step of a plan (a capture never inlines its forward)
 
     kind = "map"
 
