@@ -203,7 +203,7 @@ def _loc(filename: str, line: int | None, col: int | None = None) -> Loc:
 def step_name(expr: Any) -> str:
     """A readable identifier for an operator call from its path: ``members[0]`` -> ``members_0``."""
     text = expr.path if isinstance(expr, Static) else expr.qualname.lower()
-    name = re.sub(r"\W+", "_", text).strip("_")
+    name = re.sub(r"\W+", "_", text, flags=re.ASCII).strip("_")  # ASCII: no name the parser would normalise
     return name if name and not name[0].isdigit() else f"op_{name}"
 
 
@@ -479,6 +479,9 @@ class Tracer:
         if isinstance(value, Mapping):
             keys = tuple(value)
             if kind == INPUT and not self.abstract:  # the signature fixes the keys of abstract inputs
+                if not is_literal(keys):
+                    self.breaks("unrenderable-value", "the trace specialises on input keys that are not literals")
+                    return [Val(k) for k in keys]
                 self.guard(self.glue("call", [Val(tuple, Global("builtins", "tuple")), val]), keys)
             return [Val(k, Const(k) if is_literal(k) else None) for k in keys]
         if kind == STATIC:
