@@ -8,6 +8,11 @@ steps and really run, so the traced call's result is the eager result. A decisio
 becomes a ``Guard``; a decision on an operator's output (or any other construct the trace does not
 model) is a graph break: the interpreter records it and finishes the call natively, with real values,
 so nothing runs twice.
+
+Nothing recorded depends on PYTHONHASHSEED: a set whose iteration order follows string hashing
+(``hash_ordered``) is never folded in that order. Iterating it, or glue whose result depends on its
+order (``", ".join(self.tags)``), reads the live set when the plan runs (``list(ops.tags)[i]``), so
+the plan text is the same in every process and the values are the ones eager Python sees.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from compiler.breaks import Break, GraphBreak
 from compiler.bytecode_versions import Ins, normalize
 from compiler.codegen import RESERVED
 from compiler.ir import (
-    is_literal,
+    canonical_repr, is_literal,
     Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Static, evaluate_glue,
 )
 from runtime.errors import OperatorInputError, StepError
@@ -396,7 +401,7 @@ class Tracer:
         if isinstance(value, dict):
             flat = tuple(x for k, v in value.items() for x in (Const(k), self.render(v)))
             return self.node(Glue(self.builder.fresh("dict"), "dict", flat, loc=self.loc))
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        items = sorted(value, key=canonical_repr) if isinstance(value, (set, frozenset)) else value
         op = {list: "list", tuple: "tuple", set: "set"}.get(type(value), "set")
         ref = self.node(Glue(self.builder.fresh(op), op, tuple(self.render(v) for v in items), loc=self.loc))
         if type(value) is frozenset:
@@ -414,6 +419,11 @@ class Tracer:
         else:
             value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
         kind = self.kind(*vals)
+        if kind == STATIC and self.recording and _order_sensitive(op, vals, detail):
+            vals = self.live_sets(vals)
+            if vals is None:
+                return Val(value)
+            kind = INPUT
         if kind == STATIC:
             return Val(value, self.static_expr(op, vals, detail, value))
         try:
@@ -458,6 +468,23 @@ class Tracer:
             self.breaks("branch-on-output", "the program specialises on a value an operator returned")
         return val.value
 
+    def live_sets(self, vals: list[Val]) -> list[Val] | None:
+        """``vals`` with each hash-ordered set made a runtime value read from where it lives (an
+        attribute path or a module global), so what depends on its order is computed when the plan
+        runs; None (after a graph break) when such a set was built during the call."""
+        live = []
+        for val in vals:
+            if val.box is None and hash_ordered(val.raw):
+                if not isinstance(val.expr, (Static, Global)):
+                    self.breaks(
+                        "unrenderable-value",
+                        "the order of a set built during the call is used; it depends on PYTHONHASHSEED",
+                    )
+                    return None
+                val = Val(val.raw, val.expr, INPUT)
+            live.append(val)
+        return live
+
     # ------------------------------------------------------------------ iteration
     def iterate(self, val: Val) -> list[Val]:
         """The traced items of an iterable (guarded on its length or keys when it came from inputs)."""
@@ -484,6 +511,14 @@ class Tracer:
                     return [Val(k) for k in keys]
                 self.guard(self.glue("call", [Val(tuple, Global("builtins", "tuple")), val]), keys)
             return [Val(k, Const(k) if is_literal(k) else None) for k in keys]
+        if kind == STATIC and hash_ordered(value):
+            # the order is the running process's (PYTHONHASHSEED): the plan reads the items of the live
+            # set at run time, in the order eager Python sees, as ``list(ops.tags)[i]``
+            live = self.live_sets([val])
+            if live is None:
+                return [Val(v) for v in value]
+            items = self.glue("call", [Val(list, Global("builtins", "list")), live[0]])
+            return [self.glue("getitem", [items, Val(i, Const(i))]) for i in range(len(value))]
         if kind == STATIC:
             items = list(value)
             if isinstance(val.expr, Static) and isinstance(value, (list, tuple)):
@@ -760,6 +795,40 @@ def _literal_container(value: Any) -> bool:
     if type(value) in (list, tuple, set, frozenset):
         return all(_literal_container(v) for v in value)
     return False
+
+
+SEED_FREE = (int, bool, float, complex, type(None))  # hashes that do not depend on PYTHONHASHSEED or id()
+
+
+def hash_ordered(value: Any) -> bool:
+    """Whether iterating ``value`` gives an order that may differ between processes: a set or
+    frozenset of two or more items whose hashes depend on PYTHONHASHSEED (str, bytes) or on id()."""
+    return type(value) in (set, frozenset) and len(value) > 1 and not all(_seed_free(v) for v in value)
+
+
+def _seed_free(value: Any) -> bool:
+    return type(value) in SEED_FREE or (type(value) is tuple and all(_seed_free(v) for v in value))
+
+
+# Operations whose result does not depend on the iteration order of a set operand.
+ORDER_FREE_OPS = frozenset({"contains", "compare", "is", "truth", "not", "binop", "getattr"})
+ORDER_FREE_CALLS = frozenset(
+    getattr(builtins, n) for n in "len sorted set frozenset min max any all isinstance bool".split()
+)
+
+
+def _order_sensitive(op: str, vals: list[Val], detail: str) -> bool:
+    """Whether static glue ``op`` over ``vals`` depends on the iteration order of a hash-ordered set
+    (``", ".join(self.tags)``, ``str(self.tags)``, ``f"{self.tags}"``): such glue is not folded."""
+    if not any(v.box is None and hash_ordered(v.raw) for v in vals):
+        return False
+    if op in ORDER_FREE_OPS:
+        return False
+    if op == "call":
+        return not (_hashable(vals[0].raw) and vals[0].raw in ORDER_FREE_CALLS)
+    if op == "method":  # a set's own methods return sets; anything else (``", ".join(tags)``) is ordered
+        return not (type(vals[0].raw) in (set, frozenset) and detail in PURE_METHODS[set])
+    return True
 
 
 def _hashable(value: Any) -> bool:
