@@ -968,12 +968,19 @@ class DiskCache:
         return counts
 
     def info(self) -> dict[str, Any]:
+        """What ``xcs cache info`` prints: directory, status (checked now), totals, bound, versions."""
         keys = self.keys() if _lstat(self.root) is not None else []
+        status = "ok" if self.usable() else f"memory only: {self.disabled}"
+        if self.disabled is None:
+            try:
+                self._check_dirs()
+            except Unsafe as exc:
+                status = f"memory only: {exc}: refused"
         return {
             "directory": self.root,
             "version": VERSION,
             "codegen": CODEGEN_VERSION,
-            "status": "ok" if self.usable() else f"memory only: {self.disabled}",
+            "status": status,
             "keys": len(keys),
             "keys_this_version": sum(1 for k in keys if k.version == VERSION),
             "plans": sum(len([i for i in (k.index or {}).get("entries", ()) if i.get("kind") == "plan"]) for k in keys),
@@ -1052,12 +1059,20 @@ def review_file_name(operator: str, flat_signature: dict[str, str], source: str)
 def write_review_file(plan_dir: str, name: str, source: str) -> str | None:
     """Write ``source`` to ``plan_dir/name`` unless it already holds exactly that text."""
     path = os.path.join(plan_dir, name)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == source:
-                return path
-    except OSError:
-        pass
+    st = _lstat(path) if os.path.isdir(plan_dir) else None
+    if st is not None and not stat.S_ISREG(st.st_mode):  # never open (or replace) a FIFO, device, symlink...
+        _warn_once(("plan_dir", path), f"ember-xcs: plan file {path} is {_kind(st.st_mode)}: not written")
+        return None
+    if st is not None:
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
+            try:
+                if _read_fd(fd) == source.encode("utf-8"):
+                    return path
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
     try:
         os.makedirs(plan_dir, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=plan_dir)
