@@ -409,7 +409,7 @@ class _Ledger:
             data = _read_fd(fd, self.offset) if st.st_size != self.offset else b""
         finally:
             os.close(fd)
-        if data and not self._apply(data, header=self.offset == 0):
+        if (data or self.offset == 0) and not self._apply(data, header=self.offset == 0):
             self.rebuild(scan)
             return
         self.offset += len(data)
