@@ -383,15 +383,25 @@ class _Ledger:
             if not lines or _loads(lines[0]) != {"xcs-cache-ledger": LEDGER_FORMAT}:
                 return False
             lines = lines[1:]
-        for line in lines:
-            record = _loads(line)
+        records = _loads(b"[" + b",".join(lines) + b"]") if lines else []  # one parse: C speed
+        if not isinstance(records, list) or len(records) != len(lines):
+            return False
+        live, total = self.live, self.total
+        for record in records:
             if not _valid_record(record):
                 return False
-            if record[1] is None:
-                self._drop(record[0])
-            else:
-                self._set(record[0], record[1], float(record[2]))
-            self.records += 1
+            old = live.pop(record[0], None)
+            if old is not None:
+                total -= old[0]
+            if record[1] is not None:
+                live[record[0]] = (record[1], float(record[2]))
+                total += record[1]
+                if not header:
+                    heapq.heappush(self.heap, (float(record[2]), record[0]))
+        self.total, self.records = total, self.records + len(records)
+        if header or len(self.heap) > 2 * len(live) + 64:  # a whole file, or mostly stale entries
+            self.heap = [(used, key) for key, (_, used) in live.items()]
+            heapq.heapify(self.heap)
         return True
 
     # on disk (callers hold the file lock)
