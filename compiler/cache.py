@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Callable, Hashable, Iterator, Mapping
 
+from compiler.ir import canonical_repr
 from runtime.plan import Plan
 
 PLAN_PACKAGE = "xcs_plans"
@@ -48,24 +49,40 @@ def _leaf(value: Any) -> Hashable:
 
 
 def signature_text(sig: tuple) -> str:
-    """``{query: str, options: {k: int}}``: the readable form used in plan headers."""
+    """``{query: str, options: {k: int}}``: the readable form used in plan headers and messages. A key
+    that is not a plain word, and a type name that is not a dotted identifier, is written as its
+    ``repr`` (``{'a b': str, 'x\\ny': int}``): the text is one line and says which key it means."""
 
     def leaf(value: Any) -> str:
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], tuple):
             return signature_text(value[1])
         if isinstance(value, tuple):
-            return f"{value[0].__name__}[{value[1]}, ndim={value[2]}]"
-        return value.__name__
+            return f"{_name_text(value[0].__name__)}[{_name_text(value[1])}, ndim={value[2]}]"
+        return _name_text(value.__name__)
 
-    return "{" + ", ".join(f"{key}: {leaf(value)}" for key, value in sig) + "}"
+    return "{" + ", ".join(f"{_key_text(key)}: {leaf(value)}" for key, value in sig) + "}"
+
+
+_PLAIN_KEY = re.compile(r"[^\W\d]\w*(?:-\w+)*")  # a word (``query``, ``max_tokens``, ``user-id``)
+_DOTTED = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
+
+
+def _key_text(key: Any) -> str:
+    """A key as signature texts show it: plain words as they are, anything else as its ``repr``, so no
+    two keys (``"1"`` and ``1``, ``"a.b"`` and ``a`` -> ``b``) read alike and no key breaks the line."""
+    return key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else canonical_repr(key)
+
+
+def _name_text(name: Any) -> str:
+    return name if isinstance(name, str) and _DOTTED.fullmatch(name) else canonical_repr(name)
 
 
 def _type_name(kind: type) -> str:
     if kind is type(None):
         return "None"
     if kind.__module__ == "builtins":
-        return kind.__qualname__
-    return f"{kind.__module__}.{kind.__qualname__}"
+        return _name_text(kind.__qualname__)
+    return _name_text(f"{kind.__module__}.{kind.__qualname__}")
 
 
 def flat_signature(sig: tuple, prefix: str = "") -> dict[str, str]:
@@ -73,16 +90,17 @@ def flat_signature(sig: tuple, prefix: str = "") -> dict[str, str]:
 
     The one treatment of scalars: ``bool``, ``int``, ``float``, ``str``, ``bytes`` and ``None`` are
     distinct leaf types (``True`` is not an ``int`` here, ``1`` is not a ``float``), subclasses are their
-    own types, and values never appear. Arrays are ``type[dtype, ndim=N]``.
+    own types, and values never appear. Arrays are ``type[dtype, ndim=N]``. A key that is not a plain
+    word is its ``repr`` (``"'a.b'"``, ``"1"`` for the int key), so paths of distinct signatures differ.
     """
     flat: dict[str, str] = {}
     for key, leaf in sig:
-        path = f"{prefix}{key}" if isinstance(key, str) else f"{prefix}{key!r}"
+        path = prefix + _key_text(key)
         if isinstance(leaf, tuple) and len(leaf) == 2 and isinstance(leaf[1], tuple):
             flat[path] = _type_name(leaf[0])
             flat.update(flat_signature(leaf[1], path + "."))
         elif isinstance(leaf, tuple):
-            flat[path] = f"{_type_name(leaf[0])}[{leaf[1]}, ndim={leaf[2]}]"
+            flat[path] = f"{_type_name(leaf[0])}[{_name_text(leaf[1])}, ndim={leaf[2]}]"
         else:
             flat[path] = _type_name(leaf)
     return flat
@@ -174,7 +192,7 @@ def _structure(
     elif type(value) is dict or (isinstance(value, dict) and getattr(value, "__xcs_frozen__", False)):
         yield None, f"{path}:dict[{len(value)}]"
         for key, item in value.items():
-            yield from _structure(item, is_operator, f"{path}[{key!r}]", active, classes)
+            yield from _structure(item, is_operator, f"{path}[{canonical_repr(key)}]", active, classes)
     elif type(value) in LEAF_TYPES:
         yield None, f"{path}:{value!r}"
     elif isinstance(value, types.FunctionType):
@@ -210,7 +228,7 @@ def _class_parts(cls: type) -> Iterator[Part]:
                 yield f"code {klass.__qualname__}.{name}", f"@{klass.__qualname__}.{name}:{code_fingerprint(func)}"
                 yield from _helpers(func, seen, 0)
             elif not name.startswith("__") and _literal(member):
-                yield f"class attribute {klass.__qualname__}.{name}", f"@{klass.__qualname__}.{name}={member!r}"
+                yield f"class attribute {klass.__qualname__}.{name}", f"@{klass.__qualname__}.{name}={canonical_repr(member)}"
 
 
 def _function_of(member: Any) -> Any:
@@ -292,7 +310,7 @@ def _state(value: Any, is_operator: Callable[[Any], bool], path: str, active: li
         yield None, f"{path}:{type(value).__qualname__}.{value.name}"
     elif isinstance(value, (set, frozenset)):
         if all(_literal(v) for v in value):
-            yield None, f"{path}:{{{', '.join(sorted(repr(v) for v in value))}}}"
+            yield None, f"{path}:{{{', '.join(sorted(canonical_repr(v) for v in value))}}}"
     elif isinstance(value, functools.partial):
         yield from _structure(value.func, is_operator, f"{path}.func", active, classes)
         yield from _structure(list(value.args), is_operator, f"{path}.args", active, classes)
@@ -310,7 +328,7 @@ def _state(value: Any, is_operator: Callable[[Any], bool], path: str, active: li
         if isinstance(attrs, dict):
             for name, attr in tuple(attrs.items()):
                 if not name.startswith("_") and _literal(attr):
-                    yield None, f"{path}.{name}:{attr!r}"
+                    yield None, f"{path}.{name}:{canonical_repr(attr)}"
 
 
 def code_fingerprint(func: Any) -> str:

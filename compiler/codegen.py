@@ -6,6 +6,12 @@ calls; glue is inlined into the step that consumes it, as the user wrote it wher
 pass proved the text equivalent (the local names it reads are assigned first, one value per name and
 function). The module defines one function per step, the guard, the output function, the
 straight-line ``run`` and ``PLAN`` (``runtime.plan.Plan``).
+
+No data is ever interpolated into code: ``check_graph`` refuses (``RenderError``) a graph holding a
+name that is not an identifier, a value that is not a literal or a malformed attribute path; values are
+written by ``literal``, keyword names that are not identifiers as ``**{'key': value}``, and free text
+(the header, the per-step ``# file:line  source`` comments) through ``comment``, which escapes every
+character that could end the comment.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import ast
 import builtins
 import keyword
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -20,8 +27,10 @@ from typing import Callable, Iterator
 
 from compiler import analysis
 from compiler.ir import (
-    Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static, operands, walk,
+    BINARY, COMPARE as COMPARISONS, UNARY, Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input,
+    MapRegion, OperatorCall, Ref, Static, is_literal, operands, walk,
 )
+from runtime.errors import JitError
 
 VERSION = "0.1.0"
 CODEGEN_VERSION = "5"  # bump whenever the generated text changes for the same graph
@@ -35,6 +44,125 @@ BINARY_PRECEDENCE = {
     "*": 13, "/": 13, "//": 13, "%": 13, "@": 13, "**": 15,
 }
 UNARY_PRECEDENCE = 14
+
+
+class RenderError(JitError):
+    """A graph holds something codegen cannot write as a literal or a validated identifier (a name
+    that is not an identifier, a value that is not a literal, a malformed attribute path)."""
+
+
+# ---------------------------------------------------------------------- text that reaches a plan
+# Codegen never interpolates data into code: values are written with ``literal`` (``repr`` of a proven
+# literal), names with ``identifier``, attribute paths and module names after ``check_graph`` validated
+# them, and free text (headers, the per-step ``# file:line  source`` comments) through ``comment``.
+def comment(text: str) -> str:
+    """``text`` for a ``#`` comment: every character that is not printable (control characters, line
+    and paragraph separators, format characters) escaped as in a string literal, so the comment cannot
+    end before the line does."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    """A non-printable character as a string literal spells it: ``\\n``, ``\\x00``, ``\\u2028``."""
+    return repr(char)[1:-1]
+
+
+def literal(value) -> str:
+    """``repr(value)`` of a literal (``ir.is_literal``: None, bool, int, finite float, str, bytes, tuples
+    of them): text that evaluates back to an equal value and cannot carry code."""
+    if not is_literal(value):
+        raise RenderError(f"a {type(value).__name__} value is not a literal a plan can contain")
+    return repr(value)
+
+
+def is_identifier(name: str) -> bool:
+    """A Python identifier the plan may write: not a keyword, and NFKC-normalised (the parser would
+    otherwise read it as another name)."""
+    return (
+        isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+        and unicodedata.normalize("NFKC", name) == name
+    )
+
+
+def identifier(name: str) -> str:
+    """``name`` when ``is_identifier``; else ``RenderError``."""
+    if not is_identifier(name):
+        raise RenderError(f"{name!r} is not an identifier a plan can use")
+    return name
+
+
+def keyword_argument(key: str, value: str) -> str:
+    """``key=value``, or ``**{'key': value}`` for a key that is not an identifier (``f(**inputs)``
+    with keys from data), in place, so the callee sees the keywords in the same order."""
+    return f"{key}={value}" if is_identifier(key) else f"**{{{literal(key)}: {value}}}"
+
+
+@lru_cache(maxsize=4096)
+def _static_path(path: str) -> None:
+    """Check that ``ops.<path>`` is attribute access and subscripts by literals, nothing else."""
+    text = "ops" + ("" if path.startswith("[") else ".") + path
+    try:
+        tree = ast.parse(text, mode="eval").body if text.isprintable() else None
+    except SyntaxError:
+        tree = None
+    while isinstance(tree, (ast.Attribute, ast.Subscript)):
+        if isinstance(tree, ast.Attribute):
+            identifier(tree.attr)
+        else:
+            key = tree.slice
+            if isinstance(key, ast.UnaryOp) and isinstance(key.op, ast.USub):
+                key = key.operand
+            if not isinstance(key, ast.Constant) or not is_literal(key.value):
+                tree = None
+                break
+        tree = tree.value
+    if not (isinstance(tree, ast.Name) and tree.id == "ops"):
+        raise RenderError(f"{path!r} is not an attribute path a plan can contain")
+
+
+DETAILS = {
+    "binop": frozenset(BINARY), "unary": frozenset(UNARY), "compare": frozenset(COMPARISONS),
+    "contains": frozenset({"in", "not in"}), "is": frozenset({"is", "is not"}), "format": frozenset({"", "r", "s", "a"}),
+}
+
+
+def check_graph(graph: Graph) -> None:
+    """Raise ``RenderError`` unless every name, key, path and value of ``graph`` renders as an
+    identifier or a literal (see ``comment``, ``literal``, ``identifier``)."""
+    for node in walk(graph.nodes):
+        identifier(node.name)
+        if isinstance(node, MapRegion):
+            identifier(node.item)
+            if node.batch is not None:
+                for f in fields(node.batch):
+                    literal(getattr(node.batch, f.name))
+        elif isinstance(node, Guard):
+            literal(node.expected)
+        elif isinstance(node, Glue):
+            if node.op in ("getattr", "method"):
+                identifier(node.detail)
+            elif node.op in DETAILS and node.detail not in DETAILS[node.op]:
+                raise RenderError(f"{node.name}: {node.detail!r} is not a {node.op} operator")
+            for key in node.keys:
+                literal(key)
+            if node.text and not node.text.isprintable():
+                raise RenderError(f"{node.name}: verbatim text must be one printable line")
+        elif isinstance(node, (OperatorCall, Call)):
+            for key, _ in node.kwargs:
+                literal(key)
+            if isinstance(node, Call) and node.source is not None:
+                for part in node.source.module.split("."):
+                    identifier(part)
+        for name in getattr(node, "after", ()):
+            identifier(name)
+        for operand in operands(node):
+            if isinstance(operand, Const):
+                literal(operand.value)
+            elif isinstance(operand, Static) and operand.path:
+                _static_path(operand.path)
+            elif isinstance(operand, Global):
+                for part in (*operand.module.split("."), *(operand.qualname.split(".") if operand.qualname else ())):
+                    identifier(part)
 
 
 @dataclass(frozen=True)
@@ -58,11 +186,11 @@ def is_step(node) -> bool:
 
 def batch_options(batch: Batching) -> str:
     """``map_batch``'s arguments after the body and inputs: the label, then the options that are set."""
-    options = [repr(batch.label)]
+    options = [literal(batch.label)]
     for f in fields(batch)[1:]:
         value = getattr(batch, f.name)
         if value != f.default:
-            options.append(f"{f.name}={value!r}")
+            options.append(f"{f.name}={literal(value)}")
     return ", ".join(options)
 
 
@@ -75,6 +203,8 @@ def _precedence(text: str) -> int:
         return ATOM
     return 0
 
+
+FSTRING_TEXT = {"\\": "\\\\", '"': '\\"', "{": "{{", "}": "}}"}  # a literal part of an f"..." string
 
 ATOMS = (
     ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set,
@@ -141,7 +271,7 @@ class Emitter:
 
     def render(self, operand) -> tuple[str, int]:
         if isinstance(operand, Const):
-            return repr(operand.value), ATOM if not isinstance(operand.value, (int, float)) or operand.value >= 0 else UNARY_PRECEDENCE
+            return literal(operand.value), ATOM if not isinstance(operand.value, (int, float)) or operand.value >= 0 else UNARY_PRECEDENCE
         if isinstance(operand, Static):
             if not operand.path:
                 return "ops", ATOM
@@ -247,7 +377,7 @@ class Emitter:
             return self.fstring(node), ATOM
         npos = len(ops) - len(node.keys)
         args = [e(o) for o in ops[:npos]]
-        kwargs = [f"{k}={e(o)}" for k, o in zip(node.keys, ops[npos:])]
+        kwargs = [keyword_argument(k, e(o)) for k, o in zip(node.keys, ops[npos:])]
         if op == "call":
             return f"{e(args and ops[0], ATOM)}({', '.join(args[1:] + kwargs)})", ATOM
         return f"{e(ops[0], ATOM)}.{node.detail}({', '.join(args[1:] + kwargs)})", ATOM  # method
@@ -260,15 +390,16 @@ class Emitter:
         pieces: list[str] = []
         for part in parts:
             if isinstance(part, Const) and isinstance(part.value, str):
-                text = part.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-                pieces.append(text.replace("\r", "\\r").replace("\t", "\\t").replace("{", "{{").replace("}", "}}"))
+                pieces.append("".join(FSTRING_TEXT.get(c) or (c if c.isprintable() else _escape(c)) for c in part.value))
                 continue
             if not isinstance(part, Glue) or part.op != "format":
                 return self.joined(parts)
             with self.scope(None):  # the user's text may use the f-string's own quote
                 inner = self.expr(part.operands[0])
             spec = part.operands[1] if len(part.operands) > 1 else Const("")
-            if not isinstance(spec, Const) or any(c in inner + spec.value for c in '"\\{}#\n:!'):
+            if not isinstance(spec, Const) or not (inner + spec.value).isprintable() or any(
+                c in inner + spec.value for c in '"\\{}#:!'
+            ):
                 return self.joined(parts)
             conv = f"!{part.detail}" if part.detail else ""
             pieces.append("{" + inner + conv + (f":{spec.value}" if spec.value else "") + "}")
@@ -345,7 +476,7 @@ class Emitter:
         return self.region(node, indent, returns=True)
 
     def call(self, node: OperatorCall | Call) -> str:
-        args = [self.expr(a) for a in node.args] + [f"{k}={self.expr(v)}" for k, v in node.kwargs]
+        args = [self.expr(a) for a in node.args] + [keyword_argument(k, self.expr(v)) for k, v in node.kwargs]
         if isinstance(node, Call) and node.source is not None:
             return f"{node.name}_code({', '.join(args)})"
         target = node.target if isinstance(node, OperatorCall) else node.func
@@ -360,11 +491,12 @@ class Emitter:
         if boolean and node.expected is False:
             inner = self.expr(value.operands[0], NOT) if value.op == "truth" else self.expr(node.value, NOT)
             return f"not {inner}"
-        return f"{self.expr(node.value, COMPARE + 1)} == {node.expected!r}"
+        return f"{self.expr(node.value, COMPARE + 1)} == {literal(node.expected)}"
 
 
 def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> str:
     """The plan module's source for ``graph``."""
+    check_graph(graph)
     em = Emitter(graph)
     calls = em.calls
     step_deps = [em.step_deps(_step_operands(c)) for c in calls]
@@ -378,13 +510,13 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
     segments = [n for n in walk(graph.nodes) if isinstance(n, Call) and n.source is not None]
     for seg in segments:  # the user's statements that run natively, defined with their module's globals
         src = seg.source
-        body += ["", "", f"# {seg.loc}  {seg.loc.text}".rstrip(), f"{seg.name}_code = segment("]
+        body += ["", "", f"# {comment(f'{seg.loc}  {seg.loc.text}')}".rstrip(), f"{seg.name}_code = segment("]
         body += [f"    {src.module!r}, {src.line}, {seg.name!r},"]
         body += [f"    {line!r}" for line in src.text.splitlines(keepends=True)]
         body += [")"]
     for call, dep in zip(calls, step_deps):
         params = ", ".join(["ops", "inputs", *(calls[i].name for i in dep)])
-        body += ["", "", f"def {call.name}({params}):", f"    # {call.loc}  {call.loc.text}".rstrip()]
+        body += ["", "", f"def {call.name}({params}):", f"    # {comment(f'{call.loc}  {call.loc.text}')}".rstrip()]
         with em.scope({}):
             body += em.step_body(call, "    ")
     em.guarding = True
@@ -410,13 +542,15 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         run += em.line("    ", lambda: f"return {em.expr(output.value)}")
 
     steps = [
-        f"        Step({c.name!r}, {c.name}, {d!r}, {str(c.loc)!r}, {c.loc.text!r}),"
+        f"        Step({literal(c.name)}, {c.name}, {literal(d)}, {literal(str(c.loc))}, {literal(c.loc.text)}),"
         for c, d in zip(calls, step_deps)
     ]
     head = [
-        f"# ember-xcs plan: {header.operator}   strategy: {header.strategy}   ember-xcs {VERSION}",
-        f"# signature: {header.signature}   structure: {header.structure}   steps: {len(calls)}"
-        f"   waves: {len(waves)}   width: {width}",
+        comment(f"# ember-xcs plan: {header.operator}   strategy: {header.strategy}   ember-xcs {VERSION}"),
+        comment(
+            f"# signature: {header.signature}   structure: {header.structure}   steps: {len(calls)}"
+            f"   waves: {len(waves)}   width: {width}"
+        ),
         "from runtime.plan import Plan, Step",
         *(["from runtime.batching import map_batch"] if em.uses_batch else []),
         *(["from runtime.regions import map_each"] if em.uses_map else []),
@@ -429,7 +563,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         "",
         "",
         "PLAN = Plan(",
-        f"    name={header.operator.rsplit(':', 1)[-1]!r},",
+        f"    name={literal(header.operator.rsplit(':', 1)[-1])},",
         "    steps=(" if steps else "    steps=(),",
         *steps,
         *(["    ),"] if steps else []),

@@ -384,6 +384,29 @@ def is_literal(value: Any) -> bool:
     return False
 
 
+def canonical_repr(value: Any) -> str:
+    """A ``repr`` that is the same in every process: sets and frozensets list their items sorted by
+    this same text (their own ``repr`` follows string hashing, so PYTHONHASHSEED), recursively; any
+    other object that is not a literal container is its type and its ``repr`` as a string literal
+    (one printable line whatever its ``__repr__`` returns)."""
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str, bytes, complex):
+        return repr(value)
+    if kind in (tuple, list):
+        items = ", ".join(canonical_repr(v) for v in value)
+        return f"({items},)" if kind is tuple and len(value) == 1 else (f"({items})" if kind is tuple else f"[{items}]")
+    if kind in (set, frozenset):
+        items = ", ".join(sorted(canonical_repr(v) for v in value))
+        return f"{kind.__name__}({{{items}}})" if value else f"{kind.__name__}()"
+    if kind is dict:
+        return "{" + ", ".join(f"{canonical_repr(k)}: {canonical_repr(v)}" for k, v in value.items()) + "}"
+    try:
+        text = repr(value)
+    except Exception:  # a __repr__ that raises: the type alone
+        text = "?"
+    return f"<{kind.__module__}.{kind.__qualname__} {text!r}>"
+
+
 def resolve_global(operand: Global) -> Any:
     value: Any = builtins if operand.module == "builtins" else importlib.import_module(operand.module)
     for part in operand.qualname.split("."):

@@ -8,6 +8,11 @@ steps and really run, so the traced call's result is the eager result. A decisio
 becomes a ``Guard``; a decision on an operator's output (or any other construct the trace does not
 model) is a graph break: the interpreter records it and finishes the call natively, with real values,
 so nothing runs twice.
+
+Nothing recorded depends on PYTHONHASHSEED: a set whose iteration order follows string hashing
+(``hash_ordered``) is never folded in that order. Iterating it, or glue whose result depends on its
+order (``", ".join(self.tags)``), reads the live set when the plan runs (``list(ops.tags)[i]``), so
+the plan text is the same in every process and the values are the ones eager Python sees.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from compiler.breaks import Break, GraphBreak
 from compiler.bytecode_versions import Ins, normalize
 from compiler.codegen import RESERVED, is_step as _is_step
 from compiler.ir import (
-    is_literal,
+    canonical_repr, is_literal,
     Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, evaluate_glue,
     walk,
 )
@@ -246,7 +251,7 @@ def _loc(filename: str, line: int | None, col: int | None = None) -> Loc:
 def step_name(expr: Any) -> str:
     """A readable identifier for an operator call from its path: ``members[0]`` -> ``members_0``."""
     text = expr.path if isinstance(expr, Static) else expr.qualname.lower()
-    name = re.sub(r"\W+", "_", text).strip("_")
+    name = re.sub(r"\W+", "_", text, flags=re.ASCII).strip("_")  # ASCII: no name the parser would normalise
     return name if name and not name[0].isdigit() else f"op_{name}"
 
 
@@ -602,7 +607,7 @@ class Tracer:
         if isinstance(value, dict):
             flat = tuple(x for k, v in value.items() for x in (Const(k), self.render(v)))
             return self.node(Glue(self.builder.fresh("dict"), "dict", flat, loc=self.loc))
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        items = sorted(value, key=canonical_repr) if isinstance(value, (set, frozenset)) else value
         op = {list: "list", tuple: "tuple", set: "set"}.get(type(value), "set")
         ref = self.node(Glue(self.builder.fresh(op), op, tuple(self.render(v) for v in items), loc=self.loc))
         if type(value) is frozenset:
@@ -626,6 +631,11 @@ class Tracer:
                 if not self.dry or kind == STATIC:
                     raise
                 value = PENDING  # the run decides (state read here may differ when the plan runs)
+        if kind == STATIC and self.recording and _order_sensitive(op, vals, detail):
+            vals = self.live_sets(vals)
+            if vals is None:
+                return Val(value)
+            kind = INPUT
         if kind == STATIC:
             expr = self.static_expr(op, vals, detail, value)
             if op in ("getattr", "getitem") and not self.frozen(value):
@@ -684,6 +694,23 @@ class Tracer:
             self.breaks("branch-on-output", "the program specialises on a value an operator returned")
         return val.value
 
+    def live_sets(self, vals: list[Val]) -> list[Val] | None:
+        """``vals`` with each hash-ordered set made a runtime value read from where it lives (an
+        attribute path or a module global), so what depends on its order is computed when the plan
+        runs; None (after a graph break) when such a set was built during the call."""
+        live = []
+        for val in vals:
+            if val.box is None and hash_ordered(val.raw):
+                if not isinstance(val.expr, (Static, Global)):
+                    self.breaks(
+                        "unrenderable-value",
+                        "the order of a set built during the call is used; it depends on PYTHONHASHSEED",
+                    )
+                    return None
+                val = Val(val.raw, val.expr, INPUT)
+            live.append(val)
+        return live
+
     # ------------------------------------------------------------------ iteration
     def iterate(self, val: Val) -> list[Val]:
         """The traced items of an iterable (guarded on its length or keys when it came from inputs)."""
@@ -708,8 +735,19 @@ class Tracer:
         if isinstance(value, Mapping):
             keys = tuple(value)
             if (kind == INPUT and not self.abstract) or kind == STATE:  # the signature fixes abstract inputs' keys
+                if not is_literal(keys):
+                    self.breaks("unrenderable-value", "the trace specialises on keys that are not literals")
+                    return [Val(k) for k in keys]
                 self.guard(self.glue("call", [Val(tuple, Global("builtins", "tuple")), val]), keys)
             return [Val(k, Const(k) if is_literal(k) else None) for k in keys]
+        if kind == STATIC and hash_ordered(value):
+            # the order is the running process's (PYTHONHASHSEED): the plan reads the items of the live
+            # set at run time, in the order eager Python sees, as ``list(ops.tags)[i]``
+            live = self.live_sets([val])
+            if live is None:
+                return [Val(v) for v in value]
+            items = self.glue("call", [Val(list, Global("builtins", "list")), live[0]])
+            return [self.glue("getitem", [items, Val(i, Const(i))]) for i in range(len(value))]
         if kind == STATIC:
             items = list(value)
             if isinstance(val.expr, Static) and isinstance(value, (list, tuple)):
@@ -1138,6 +1176,40 @@ def _call_name(fn: Val) -> str:
     name = fn.attr or getattr(fn.value, "__name__", "") or type(fn.value).__name__
     name = re.sub(r"\W", "_", name).strip("_").lower() or "call"
     return name if name.isidentifier() and not name[0].isdigit() else f"call_{name}"
+
+
+SEED_FREE = (int, bool, float, complex, type(None))  # hashes that do not depend on PYTHONHASHSEED or id()
+
+
+def hash_ordered(value: Any) -> bool:
+    """Whether iterating ``value`` gives an order that may differ between processes: a set or
+    frozenset of two or more items whose hashes depend on PYTHONHASHSEED (str, bytes) or on id()."""
+    return type(value) in (set, frozenset) and len(value) > 1 and not all(_seed_free(v) for v in value)
+
+
+def _seed_free(value: Any) -> bool:
+    return type(value) in SEED_FREE or (type(value) is tuple and all(_seed_free(v) for v in value))
+
+
+# Operations whose result does not depend on the iteration order of a set operand.
+ORDER_FREE_OPS = frozenset({"contains", "compare", "is", "truth", "not", "binop", "getattr"})
+ORDER_FREE_CALLS = frozenset(
+    getattr(builtins, n) for n in "len sorted set frozenset min max any all isinstance bool".split()
+)
+
+
+def _order_sensitive(op: str, vals: list[Val], detail: str) -> bool:
+    """Whether static glue ``op`` over ``vals`` depends on the iteration order of a hash-ordered set
+    (``", ".join(self.tags)``, ``str(self.tags)``, ``f"{self.tags}"``): such glue is not folded."""
+    if not any(v.box is None and hash_ordered(v.raw) for v in vals):
+        return False
+    if op in ORDER_FREE_OPS:
+        return False
+    if op == "call":
+        return not (_hashable(vals[0].raw) and vals[0].raw in ORDER_FREE_CALLS)
+    if op == "method":  # a set's own methods return sets; anything else (``", ".join(tags)``) is ordered
+        return not (type(vals[0].raw) in (set, frozenset) and detail in PURE_METHODS[set])
+    return True
 
 
 def _hashable(value: Any) -> bool:

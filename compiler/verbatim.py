@@ -10,9 +10,9 @@ graph the capture recorded: the same operations on the same operands, up to inte
 glue node then carries the ``text`` and its ``binds`` (the local names the text reads and the
 operands they stand for), which the plan assigns before the statement that uses the text.
 
-Anything that cannot be proven this way keeps the rendering from the IR: a text over several lines, a
-name that held a container built in ``forward``, a module global the plan cannot see, a text that
-calls an operator.
+Anything that cannot be proven this way keeps the rendering from the IR: a text over several lines
+(or holding any other character that is not printable), a name that held a container built in
+``forward``, a module global the plan cannot see, a text that calls an operator.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _prove(
     operand: Ref, text: str, origin: Origin, nodes: dict, root: Any, is_operator: Callable[[Any], bool],
 ) -> tuple[str, tuple] | None:
     """``(text, binds)`` when ``text``, captured alone over ``origin``'s names, is ``operand``'s graph."""
-    if "\n" in text:
+    if not text.isprintable():  # one line of printable text: no line break, control or format character
         return None
     try:
         tree = ast.parse(text, mode="eval")

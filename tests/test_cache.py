@@ -408,7 +408,8 @@ def test_size_bound_evicts_least_recently_used_keys(root, monkeypatch):
     monkeypatch.setenv("XCS_CACHE_MAX_BYTES", str(int(one * 2.5)))
     op(inputs={"query": 1})
     first, second = (k.stem for k in dc.disk_cache().keys())
-    os.utime(root / VERSION / f"{second}.json", (1, 1))  # make the second the least recently used
+    forget()  # a new process uses the first key again (a disk load): the second is now the least recently used
+    assert Pipeline(2)(inputs={"query": "b"})["out"] == "m0:b | m1:b" and cache_info(Pipeline(2)).disk_loads == 1
     op(inputs={"query": 1.5})
     left = [k.stem for k in dc.disk_cache().keys()]
     assert second not in left and first in left and len(left) == 2
@@ -564,3 +565,95 @@ def test_a_cleared_cache_directory_is_recreated(root, capsys):
         Pipeline(2)(inputs={"query": 1})  # a new key, stored in the recreated directory
     assert len(plan_files(root)) == 1
     assert stat.S_IMODE(os.stat(root / VERSION).st_mode) == 0o700
+
+
+# ---------------------------------------------------------------------- the size ledger
+def _fake_key(i):
+    return dc.DiskKey(operator="fake.Op", structure="0123456789abcdef", signature=f"{{k{i}: int}}", python="3.11")
+
+
+def _fake_store(cache, i, size=300):
+    key = _fake_key(i)
+    source = (
+        f"{dc.PLAN_HEADER}fake.Op\n# signature: {{k{i}: int}}   structure: 0123456789abcdef\n"
+        "from runtime.plan import Plan\n\n\ndef run(op, inputs):\n    return dict(inputs)\n\n\n"
+        "PLAN = Plan(name='fake.Op', steps=(), output=None, run=run)\n" + "#" * size + "\n"
+    )
+    path, _ = cache.store(key, source=source)
+    assert path is not None
+    return key
+
+
+def _ledger_of(root):
+    """The ledger file as a fresh process reads it: (state, whether it had to be rebuilt)."""
+    ledger = dc._Ledger(str(root))
+    ledger.sync(lambda: pytest.fail("the ledger is invalid: a rebuild was needed"))
+    return ledger
+
+
+def test_the_ledger_follows_writes_and_evicts_least_recently_used_first(root, monkeypatch):
+    cache = dc.disk_cache()
+    keys = [_fake_store(cache, i) for i in range(10)]
+    scan = cache._scan_sizes()
+    assert _ledger_of(root).live == scan and len(scan) == 10
+    order = [3, 7, 0, 9, 1, 5, 2, 8, 4, 6]  # uses (disk loads), oldest first
+    for i in order:
+        assert [e.kind for e in cache.load(keys[i])] == ["plan"]
+    one = max(size for size, _ in scan.values())
+    monkeypatch.setenv("XCS_CACHE_MAX_BYTES", str(one * 6 + 50))  # room for six keys (sizes differ by a few bytes)
+    new = _fake_store(cache, 10)
+    left = {k.stem for k in cache.keys()}
+    assert left == {keys[i].stem for i in order[5:]} | {new.stem}  # the five least recently used went
+    assert _ledger_of(root).live == cache._scan_sizes()
+    assert cache.total_bytes() <= one * 6 + 50
+
+
+def test_the_ledger_is_rebuilt_when_missing_or_invalid(root, tmp_path):
+    cache = dc.disk_cache()
+    keys = [_fake_store(cache, i) for i in range(4)]
+    ledger = root / dc.LEDGER_NAME
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    good = ledger.read_bytes()
+    for bad in (
+        None,  # deleted
+        b"",
+        good[:-7],  # torn by a crash
+        good + b"not json\n",
+        b'{"xcs-cache-ledger": 99}\n' + good.split(b"\n", 1)[1],
+        good + b'["0.1.0/../../outside", 1, 0]\n',  # a path out of the cache
+        good + b'["0.1.0/' + keys[0].stem.encode() + b'", -5, 0]\n',
+        good + b'["0.1.0/' + keys[0].stem.encode() + b'", 10000000000, 0]\n' + b"\x00\xff",
+    ):
+        if bad is None:
+            ledger.unlink()
+        else:
+            ledger.write_bytes(bad)
+        dc.DiskCache(str(root))._evict_locked()  # what the next write does (a new process: no memory)
+        assert _ledger_of(root).live == cache._scan_sizes() and len(cache._scan_sizes()) == 4, bad
+        assert outside.read_text() == "{}"
+
+
+def test_a_tampered_ledger_decides_eviction_order_and_nothing_else(root, monkeypatch):
+    cache = dc.disk_cache()
+    keys = [_fake_store(cache, i) for i in range(3)]
+    ledger = root / dc.LEDGER_NAME
+    lines = ledger.read_bytes().splitlines(True)
+    forged = [f'["{VERSION}/{keys[0].stem}",99999999,0]\n'.encode()]  # claims the first key is huge
+    ledger.write_bytes(b"".join(lines + forged))
+    monkeypatch.setenv("XCS_CACHE_MAX_BYTES", "1M")
+    fresh = dc.DiskCache(str(root))
+    _fake_store(fresh, 3)
+    assert keys[0].stem not in {k.stem for k in fresh.keys()}  # at worst a key is evicted (and recompiled)
+    assert _ledger_of(root).live == fresh._scan_sizes()
+    assert [e.kind for e in fresh.load(keys[1])] == ["plan"]  # loads still check every hash
+
+
+def test_the_ledger_is_compacted(root):
+    cache = dc.disk_cache()
+    key = _fake_store(cache, 0)
+    name = f"{VERSION}/{key.stem}"
+    for _ in range(300):  # many records about one key
+        cache._ledger.record([[name, *cache._scan_sizes()[name]]], cache._scan_sizes)
+    assert len((root / dc.LEDGER_NAME).read_bytes().splitlines()) < 300
+    assert _ledger_of(root).live == cache._scan_sizes()

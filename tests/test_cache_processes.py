@@ -204,3 +204,56 @@ def test_read_only_cache_directory_falls_back_to_memory_with_one_warning(project
     finally:
         for directory in (cache, cache / VERSION):
             os.chmod(directory, stat.S_IRWXU)
+
+
+WRITER = '''
+import json, os, sys, time
+go = os.environ["XCS_TEST_GO"]
+while not os.path.exists(go):
+    time.sleep(0.001)
+from compiler import disk_cache as dc
+cache = dc.disk_cache()
+me, n = sys.argv[1], int(sys.argv[2])
+stored = 0
+for i in range(n):
+    key = dc.DiskKey(operator="fake.Op", structure="0123456789abcdef", signature=f"{{p{me}k{i}: int}}", python="3.11")
+    source = (
+        f"{dc.PLAN_HEADER}fake.Op\\\\n# signature: {{p{me}k{i}: int}}   structure: 0123456789abcdef\\\\n"
+        "from runtime.plan import Plan\\\\nPLAN = Plan(name='fake.Op', steps=(), output=None, run=None)\\\\n"
+        + "#" * 400 + "\\\\n"
+    )
+    path, _ = cache.store(key, source=source)
+    stored += path is not None
+print(json.dumps({"stored": stored, "disabled": cache.disabled}))
+'''
+
+
+@pytest.mark.parametrize("bound", [None, "12K"])
+def test_four_processes_writing_at_once_keep_the_ledger_whole(project, bound):
+    tmp_path, cache, env = project
+    (tmp_path / "writer.py").write_text(WRITER)
+    go = tmp_path / "go"
+    env = {**env, "XCS_TEST_GO": str(go), **({"XCS_CACHE_MAX_BYTES": bound} if bound else {})}
+    procs = [
+        subprocess.Popen([sys.executable, str(tmp_path / "writer.py"), str(p), "25"], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for p in range(4)
+    ]
+    time.sleep(0.5)
+    go.write_text("go")
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert json.loads(out) == {"stored": 25, "disabled": None}
+    from compiler import disk_cache as dc
+
+    disk = dc.DiskCache(str(cache))
+    ledger = dc._Ledger(str(cache))
+    ledger.sync(lambda: pytest.fail("the ledger was torn or garbled"))
+    scan = disk._scan_sizes()
+    assert ledger.live == scan  # every key written is there, with its size; nothing removed is left
+    if bound is None:
+        assert len(scan) == 100
+    else:
+        assert 0 < len(scan) < 100 and sum(size for size, _ in scan.values()) <= 12 * 1024
+    assert not [p for p in cache.rglob(".tmp-*")]

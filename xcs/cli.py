@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any, Sequence
 
+from compiler.disk_cache import Unsafe
 from runtime.errors import XCSError
 from runtime.options import execution_options
 from xcs.explain import explain
@@ -190,7 +191,11 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     if not os.path.isdir(cache.root):
         print(f"xcs cache: nothing to clear ({cache.root} does not exist)")
         return 0
-    removed = cache.clear()
+    try:
+        removed = cache.clear()
+    except Unsafe as exc:
+        print(f"xcs cache: {exc}: refused", file=sys.stderr)
+        return 1
     print(f"xcs cache: removed {removed} file(s) from {cache.root}")
     return 0
 
@@ -201,7 +206,11 @@ def cmd_cache_prune(args: argparse.Namespace) -> int:
     if not os.path.isdir(cache.root):
         print(f"xcs cache: nothing to prune ({cache.root} does not exist)")
         return 0
-    counts = cache.prune(args.max_bytes)
+    try:
+        counts = cache.prune(args.max_bytes)
+    except Unsafe as exc:
+        print(f"xcs cache: {exc}: refused", file=sys.stderr)
+        return 1
     summary = ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in counts.items())
     print(f"xcs cache: pruned {cache.root} ({summary}); {_size(cache.total_bytes())} left")
     return 0
