@@ -753,6 +753,10 @@ class Tracer:
             if isinstance(val.expr, Static) and isinstance(value, (list, tuple)):
                 return [self.glue("getitem", [val, Val(i, Const(i))]) for i in range(len(items))]
             return [Val(v, Const(v) if is_literal(v) else None) for v in items]
+        if isinstance(value, (set, frozenset)):  # in the order the running process iterates it
+            self.guard(self.glue("call", [Val(len, Global("builtins", "len")), val]), len(value))
+            items = self.glue("call", [Val(list, Global("builtins", "list")), val])
+            return [self.glue("getitem", [items, Val(i, Const(i))]) for i in range(len(value))]
         if not hasattr(value, "__getitem__") or not hasattr(value, "__len__"):
             self.breaks("unknown-call", f"iterating a {type(value).__name__} input")
             return [Val(v) for v in value]
