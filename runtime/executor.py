@@ -76,9 +76,9 @@ def execute(
         return _execute_async_from_sync(plan, ops, inputs, options, scheduler, frame)
     if call.records is None:
         if mode == "sequential":
-            return _run_straight(plan, ops, inputs)
+            return _run_steps(plan, ops, inputs, call.stop)
         if mode == "topological":
-            return _run_in_order(plan, ops, inputs)
+            return _run_in_order(plan, ops, inputs, call.stop)
     walk = _SyncWalk(plan, ops, inputs, call, depth + 1, mode, _workers(plan, options, scheduler), None)
     return walk.run()
 
@@ -226,15 +226,33 @@ def _sorter(plan: Plan) -> graphlib.TopologicalSorter[int]:
     return sorter
 
 
-def _run_in_order(plan: Plan, ops: Any, inputs: Mapping[str, Any]) -> Any:
-    """Run the steps one at a time in dependency order, in the calling thread."""
+def _run_in_order(plan: Plan, ops: Any, inputs: Mapping[str, Any], stop: threading.Event | None = None) -> Any:
+    """Run the steps one at a time in dependency order, in the calling thread; none starts once
+    ``stop`` (the enclosing call's) is set."""
     results: list[Any] = [None] * len(plan.steps)
     sorter = _sorter(plan)
     while sorter.is_active():
         for i in sorter.get_ready():
+            if stop is not None and stop.is_set():
+                raise _stopped(plan)
             results[i] = _call_step(plan.steps[i], ops, inputs, results)
             sorter.done(i)
     return _call_step(plan.output, ops, inputs, results)
+
+
+def _run_steps(plan: Plan, ops: Any, inputs: Mapping[str, Any], stop: threading.Event) -> Any:
+    """The sequential path of a nested plan: its steps in program order in the calling thread, like
+    ``run``, but none starts once the enclosing call has ended (it may be running in the background)."""
+    results: list[Any] = [None] * len(plan.steps)
+    for i, step in enumerate(plan.steps):
+        if stop.is_set():
+            raise _stopped(plan)
+        results[i] = _call_step(step, ops, inputs, results)
+    return _call_step(plan.output, ops, inputs, results)
+
+
+def _stopped(plan: Plan) -> CancelledError:
+    return CancelledError(f"{plan.name}: the call this plan runs in has stopped")
 
 
 # ---------------------------------------------------------------------------------------- call state
@@ -349,6 +367,13 @@ class _Gate:
 
 
 _CALL: contextvars.ContextVar[tuple[_Call, int] | None] = contextvars.ContextVar("xcs_call", default=None)
+
+
+def call_stopped() -> bool:
+    """Whether the call the current plan runs in has ended (failed, timed out, was cancelled): work
+    it left behind must start nothing more (``runtime.regions``)."""
+    frame = _CALL.get()
+    return frame is not None and frame[0].stop.is_set()
 
 
 class _Top:
