@@ -389,6 +389,10 @@ class PlanCache:
     """A bounded, thread-safe LRU of plans; ``compile_lock(key)`` serialises first compiles of a key.
 
     ``get`` returns the key's ``Entries`` (a list) or ``None``; ``max_entries`` bounds the number of keys.
+    The cache owns the plan modules its entries came from (``import_plan``): when no entry holds a plan
+    of a module any more (evicted, or ``clear``), the module leaves ``sys.modules`` and its text leaves
+    ``linecache``, so memory stays bounded however many signatures rotate through. A plan still in use
+    keeps working (its functions hold their globals); only its traceback lines are gone.
     """
 
     def __init__(self, max_entries: int = 1024):
@@ -396,6 +400,7 @@ class PlanCache:
         self._entries: OrderedDict[Hashable, Entries] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
+        self._modules: dict[str, int] = {}  # plan module name -> entries holding a plan of it
 
     def get(self, key: Hashable) -> Entries | None:
         entries = self._entries.get(key)
@@ -413,9 +418,13 @@ class PlanCache:
             entries.stats = stats or getattr(old, "stats", None) or KeyStats()
             self._entries[key] = entries
             self._entries.move_to_end(key)
+            held = _plan_module(entry)
+            if held is not None:
+                self._modules[held[0]] = self._modules.get(held[0], 0) + 1
             while len(self._entries) > self.max_entries:
-                evicted, _ = self._entries.popitem(last=False)
+                evicted, gone = self._entries.popitem(last=False)
                 self._key_locks.pop(evicted, None)
+                self._release(gone)
             return entries
 
     def compile_lock(self, key: Hashable) -> threading.Lock:
@@ -428,8 +437,24 @@ class PlanCache:
 
     def clear(self) -> None:
         with self._lock:
+            for entries in self._entries.values():
+                self._release(entries)
             self._entries.clear()
             self._key_locks.clear()
+
+    def _release(self, entries: Entries) -> None:
+        """``entries`` left the cache: unload the plan modules no entry holds any more (lock held)."""
+        for entry in entries:
+            held = _plan_module(entry)
+            if held is None:
+                continue
+            name, filename = held
+            count = self._modules.get(name, 0) - 1
+            if count > 0:
+                self._modules[name] = count
+                continue
+            self._modules.pop(name, None)
+            unload_plan(name, filename)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -513,6 +538,29 @@ def import_plan(source: str, filename: str, module_name: str, code: types.CodeTy
         if not linecache.lazycache(filename, module.__dict__):
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     return replace(module.PLAN, source=source, filename=filename)
+
+
+def unload_plan(module_name: str, filename: str = "") -> None:
+    """Remove the plan module ``module_name`` from ``sys.modules`` and its text (and ``filename``'s)
+    from ``linecache``; anything else under that name is left alone."""
+    module = sys.modules.get(module_name)
+    if module is not None and hasattr(module, "__xcs_source__"):
+        sys.modules.pop(module_name, None)
+        linecache.cache.pop(getattr(module, "__file__", None) or "", None)
+    if filename:
+        linecache.cache.pop(filename, None)
+
+
+def _plan_module(entry: Any) -> tuple[str, str] | None:
+    """(module name, file name) of the plan module a cache entry (a ``Plan``, or an object whose
+    ``plan`` is one) came from; ``None`` for anything else (an eager marker)."""
+    plan = getattr(entry, "plan", entry)
+    if not isinstance(plan, Plan):
+        return None
+    module = getattr(plan.run, "__module__", None)
+    if not isinstance(module, str) or not module.startswith(PLAN_PACKAGE + "."):
+        return None
+    return module, plan.filename
 
 
 def _same_content(path: str, source: str) -> bool:

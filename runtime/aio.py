@@ -9,11 +9,17 @@ Two pieces of protocol, both in ``contextvars`` so threads and tasks never see e
   in its thread pool. A step that does more than return one such call (a region with several calls,
   or glue on a call's result) is discarded unrun (its glue is pure and no call ran) and runs in the
   pool from then on.
-- The host loop. While an async call runs, ``HOST_LOOP`` is its event loop. Sync code running in a
-  worker thread of that call that calls an async operator (``run_sync``) runs the coroutine on the
-  host loop and waits for it, so loop-bound clients keep working; outside any call it uses
-  ``asyncio.run``. In a thread that is itself running an event loop a sync call cannot wait: it raises
-  ``AsyncContextError`` pointing at ``await op.acall(...)``.
+- The host loop. While an async call runs, ``HOST_LOOP`` is a ``Host``: its event loop as that call's
+  worker threads see it. Sync code running in such a worker that calls an async operator (``run_sync``)
+  runs the coroutine on the host loop and waits for it, so loop-bound clients keep working; outside any
+  call it uses ``asyncio.run``. In a thread that is itself running an event loop a sync call cannot
+  wait: it raises ``AsyncContextError`` pointing at ``await op.acall(...)``. When the call ends, the
+  host is closed (``Host.aclose``): what its workers started on the loop is cancelled and awaited,
+  workers still waiting wake up with ``CancelledError``, and nothing more starts there, so no thread is
+  left blocked on a loop that has stopped and no coroutine is left unawaited.
+- Fences. Work an awaiting call hands to a thread (``in_thread``) runs with a ``Fence`` in ``DEFER``;
+  when the awaiting call is cancelled, the fence stops what runs in that thread from starting anything
+  more: no operator call starts (``Fence.check``) and the plans running there stop (``Fence.attach``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Coroutine
 
 from runtime.errors import AsyncContextError
@@ -30,6 +37,7 @@ class Probe:
     """The operator calls a probed step made (none of them has run)."""
 
     __slots__ = ("calls",)
+    probing = True  # ``Operator.__call__`` defers its call (a ``Fence`` does not)
 
     def __init__(self) -> None:
         self.calls: list[Any] = []
@@ -40,8 +48,47 @@ class Probe:
                 call.close()  # never started: no "never awaited" warning
 
 
-DEFER: contextvars.ContextVar[Probe | None] = contextvars.ContextVar("xcs_defer", default=None)
-HOST_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+class Fence:
+    """The cancellation of an awaiting call, seen by the work it handed to a thread (``in_thread``)."""
+
+    __slots__ = ("cancelled", "stops", "lock")
+    probing = False
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.stops: list[Callable[[], Any]] = []
+        self.lock = threading.Lock()
+
+    def check(self) -> None:
+        """Raise ``CancelledError`` once the awaiting call is cancelled: nothing more starts."""
+        if self.cancelled:
+            raise CancelledError("the awaiting call was cancelled: nothing more starts")
+
+    def attach(self, stop: Callable[[], Any]) -> bool:
+        """Call ``stop`` when the awaiting call is cancelled (now, if it already is). Returns False
+        when it already was."""
+        with self.lock:
+            if not self.cancelled:
+                self.stops.append(stop)
+                return True
+        stop()
+        return False
+
+    def detach(self, stop: Callable[[], Any]) -> None:
+        with self.lock:
+            if stop in self.stops:
+                self.stops.remove(stop)
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            stops, self.stops = self.stops, []
+        for stop in stops:
+            stop()
+
+
+DEFER: contextvars.ContextVar[Probe | Fence | None] = contextvars.ContextVar("xcs_defer", default=None)
+HOST_LOOP: contextvars.ContextVar[Host | None] = contextvars.ContextVar(
     "xcs_host_loop", default=None
 )
 
@@ -63,6 +110,95 @@ class Deferred:
         self.call = call
 
 
+class Host:
+    """An event loop as the worker threads of one call see it (``HOST_LOOP``).
+
+    Workers run coroutines on it and wait for them (``wait``). Every coroutine started through the host
+    is a task it tracks; ``aclose`` (on the loop, when the call ends) refuses further work, closes the
+    coroutines not yet started, cancels and awaits the tasks, and so wakes every waiting worker (with
+    ``CancelledError``). Nothing waits on a loop that stopped; nothing starts after the call.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.closed = False
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.queued: dict[Future, Coroutine[Any, Any, Any]] = {}
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> Future:
+        """Start ``coro`` on the loop (from another thread); a future of its result."""
+        future: Future = Future()
+        with self.lock:
+            if not self.closed:
+                self.queued[future] = coro
+                try:
+                    self.loop.call_soon_threadsafe(self._start, future)
+                    return future
+                except RuntimeError:  # the loop is closed
+                    del self.queued[future]
+        coro.close()  # never started: no "never awaited" warning
+        raise CancelledError("the call this work belongs to has ended")
+
+    def _start(self, future: Future) -> None:
+        with self.lock:
+            coro = self.queued.pop(future, None)
+        if coro is None:  # closed meanwhile: the future is cancelled, the coroutine closed
+            return
+        if not future.set_running_or_notify_cancel():
+            coro.close()
+            return
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(functools.partial(self._done, future))
+
+    def _done(self, future: Future, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            future.set_exception(CancelledError("the call this work belongs to has ended"))
+        elif task.exception() is not None:
+            future.set_exception(task.exception())
+        else:
+            future.set_result(task.result())
+
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the loop soon, unless the host is closed."""
+        with self.lock:
+            if not self.closed:
+                try:
+                    self.loop.call_soon_threadsafe(fn)
+                except RuntimeError:
+                    pass
+
+    def wait(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coro`` on the loop and wait for it, giving this worker's gate slot (``SLOT``) back
+        while waiting."""
+        slot = SLOT.get()
+        future = self.submit(coro)
+        if slot is None or slot[0] is not self.loop:
+            return future.result()
+        semaphore = slot[1]
+        self.call_soon(semaphore.release)
+        try:
+            return future.result()
+        finally:
+            self.submit(semaphore.acquire()).result()
+
+    async def aclose(self) -> None:
+        """End the host (on its loop): refuse new work, cancel and await what runs, wake the waiters."""
+        with self.lock:
+            self.closed = True
+            queued, self.queued = self.queued, {}
+        for future, coro in queued.items():
+            future.cancel()
+            coro.close()
+        while self.tasks:
+            tasks = list(self.tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def run_sync(coro: Coroutine[Any, Any, Any], what: str) -> Any:
     """Run ``coro`` to completion from sync code (see the module docstring); ``what`` names it in errors."""
     if running_loop() is not None:
@@ -72,39 +208,34 @@ def run_sync(coro: Coroutine[Any, Any, Any], what: str) -> Any:
             "for it: use `await op.acall(inputs=...)`"
         )
     host = HOST_LOOP.get()
-    if host is not None and host.is_running() and not host.is_closed():
-        return wait_on_host(coro, host)
+    if host is not None:
+        return host.wait(coro)  # refused once the call it belongs to has ended
     return asyncio.run(coro)
-
-
-def wait_on_host(coro: Coroutine[Any, Any, Any], host: asyncio.AbstractEventLoop) -> Any:
-    """Run ``coro`` on ``host`` (another thread's running loop) and wait for it, giving this worker's
-    gate slot back while waiting."""
-    slot = SLOT.get()
-    if slot is None or slot[0] is not host:
-        return asyncio.run_coroutine_threadsafe(coro, host).result()
-    semaphore = slot[1]
-    host.call_soon_threadsafe(semaphore.release)
-    try:
-        return asyncio.run_coroutine_threadsafe(coro, host).result()
-    finally:
-        asyncio.run_coroutine_threadsafe(semaphore.acquire(), host).result()
 
 
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """Await ``fn(*args)`` run in a fresh thread that sees this task's context and this loop as the host.
 
     The thread exits when ``fn`` returns (no shared default executor, so no thread outlives the call
-    unless ``fn`` blocks past a cancellation: then it finishes in the background).
+    unless ``fn`` blocks past a cancellation). Cancelled, the call stops the thread's work from starting
+    anything more (a ``Fence``), and cancels and awaits what the thread started on this loop; a sync
+    step already running finishes in the background, its result dropped.
     """
     loop = asyncio.get_running_loop()
+    host = Host(loop)
+    fence = Fence()
     context = contextvars.copy_context()
-    context.run(HOST_LOOP.set, loop)
+    context.run(HOST_LOOP.set, host)
+    context.run(DEFER.set, fence)
     pool = ThreadPoolExecutor(1, thread_name_prefix="xcs-acall")
     try:
         return await loop.run_in_executor(pool, functools.partial(context.run, fn, *args))
+    except BaseException:
+        fence.cancel()
+        raise
     finally:
         pool.shutdown(wait=False)
+        await host.aclose()
 
 
 async def checked(awaitable: Awaitable[Any], check: Callable[[Any], Any]) -> Any:

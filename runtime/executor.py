@@ -35,7 +35,7 @@ from queue import Empty, SimpleQueue
 from types import TracebackType
 from typing import Any, Callable
 
-from runtime.aio import DEFER, HOST_LOOP, SLOT, Deferred, Probe, in_thread, running_loop, wait_on_host
+from runtime.aio import DEFER, HOST_LOOP, SLOT, Deferred, Fence, Host, Probe, in_thread, running_loop
 from runtime.errors import AsyncContextError, CycleError, OperatorInputError, StepError
 from runtime.errors import TimeoutError as XCSTimeoutError
 from runtime.options import ExecutionOptions, current_options
@@ -76,9 +76,9 @@ def execute(
         return _execute_async_from_sync(plan, ops, inputs, options, scheduler, frame)
     if call.records is None:
         if mode == "sequential":
-            return _run_straight(plan, ops, inputs)
+            return _run_steps(plan, ops, inputs, call.stop)
         if mode == "topological":
-            return _run_in_order(plan, ops, inputs)
+            return _run_in_order(plan, ops, inputs, call.stop)
     walk = _SyncWalk(plan, ops, inputs, call, depth + 1, mode, _workers(plan, options, scheduler), None)
     return walk.run()
 
@@ -138,10 +138,10 @@ def _execute_async_from_sync(
             "an event loop: use `await op.acall(inputs=...)`"
         )
     host = HOST_LOOP.get()
-    if frame is not None and host is not None and host.is_running():
+    if frame is not None and host is not None and (host.closed or host.loop.is_running()):
         call, depth = frame
         walk = _AsyncWalk(plan, ops, inputs, call, depth + 1, _workers(plan, options, scheduler), scheduler, None)
-        return wait_on_host(walk.run(), host)
+        return host.wait(walk.run())  # refused (CancelledError) once the call has ended
     sink: list[RunRecord | None] = []
     try:
         return asyncio.run(_top_async(plan, ops, inputs, options, scheduler, sink))
@@ -226,15 +226,33 @@ def _sorter(plan: Plan) -> graphlib.TopologicalSorter[int]:
     return sorter
 
 
-def _run_in_order(plan: Plan, ops: Any, inputs: Mapping[str, Any]) -> Any:
-    """Run the steps one at a time in dependency order, in the calling thread."""
+def _run_in_order(plan: Plan, ops: Any, inputs: Mapping[str, Any], stop: threading.Event | None = None) -> Any:
+    """Run the steps one at a time in dependency order, in the calling thread; none starts once
+    ``stop`` (the enclosing call's) is set."""
     results: list[Any] = [None] * len(plan.steps)
     sorter = _sorter(plan)
     while sorter.is_active():
         for i in sorter.get_ready():
+            if stop is not None and stop.is_set():
+                raise _stopped(plan)
             results[i] = _call_step(plan.steps[i], ops, inputs, results)
             sorter.done(i)
     return _call_step(plan.output, ops, inputs, results)
+
+
+def _run_steps(plan: Plan, ops: Any, inputs: Mapping[str, Any], stop: threading.Event) -> Any:
+    """The sequential path of a nested plan: its steps in program order in the calling thread, like
+    ``run``, but none starts once the enclosing call has ended (it may be running in the background)."""
+    results: list[Any] = [None] * len(plan.steps)
+    for i, step in enumerate(plan.steps):
+        if stop.is_set():
+            raise _stopped(plan)
+        results[i] = _call_step(step, ops, inputs, results)
+    return _call_step(plan.output, ops, inputs, results)
+
+
+def _stopped(plan: Plan) -> CancelledError:
+    return CancelledError(f"{plan.name}: the call this plan runs in has stopped")
 
 
 # ---------------------------------------------------------------------------------------- call state
@@ -305,13 +323,15 @@ class _Call:
                 self.threads = _Threads(workers, self.factory, self.name)
             return self.threads
 
-    def gate(self, loop: asyncio.AbstractEventLoop) -> _Gate:
-        """The slots and pool the async walks of this call on ``loop`` share."""
+    def gate(self, loop: asyncio.AbstractEventLoop) -> tuple[_Gate, bool]:
+        """The slots, pool and host the async walks of this call on ``loop`` share, and whether this
+        call made it (the walk that did closes its host when it ends)."""
         with self.lock:
             gate = self.gates.get(loop)
             if gate is None:
-                gate = self.gates[loop] = _Gate(self.workers, self.factory, self.name)
-            return gate
+                gate = self.gates[loop] = _Gate(self.workers, self.factory, self.name, loop)
+                return gate, True
+            return gate, False
 
     def shutdown(self, status: str) -> None:
         wait = not self.abandoned and status == "ok"
@@ -324,11 +344,13 @@ class _Call:
 
 class _Gate:
     """An async call's sync-step budget on one loop: ``workers`` slots and a pool with headroom for
-    workers that give their slot back while blocked on the loop (``runtime.aio.wait_on_host``)."""
+    workers that give their slot back while blocked on the loop (``runtime.aio.Host.wait``), and the
+    loop as those workers see it (``host``)."""
 
     HEADROOM = 64
 
-    def __init__(self, workers: int, factory: Callable[[int], Any] | None, name: str):
+    def __init__(self, workers: int, factory: Callable[[int], Any] | None, name: str, loop: asyncio.AbstractEventLoop):
+        self.host = Host(loop)
         self.slots = asyncio.Semaphore(workers)
         self.workers = workers
         self.factory = factory
@@ -345,6 +367,13 @@ class _Gate:
 
 
 _CALL: contextvars.ContextVar[tuple[_Call, int] | None] = contextvars.ContextVar("xcs_call", default=None)
+
+
+def call_stopped() -> bool:
+    """Whether the call the current plan runs in has ended (failed, timed out, was cancelled): work
+    it left behind must start nothing more (``runtime.regions``)."""
+    frame = _CALL.get()
+    return frame is not None and frame[0].stop.is_set()
 
 
 class _Top:
@@ -706,13 +735,20 @@ def _top_sync(
     call = _Call(plan.name, workers, scheduler.executor, options.record is not False)
     top = _Top(options, plan, call.origin)
     walk = _SyncWalk(plan, ops, inputs, call, 0, mode, workers, top)
+    fence = DEFER.get()  # a Fence: this call runs for an awaiting call, and stops when that is cancelled
+    if type(fence) is not Fence:
+        fence = None
     status, error = "ok", None
     try:
+        if fence is not None:
+            fence.attach(call.stop.set)
         return walk.run()
     except BaseException as exc:
         status, error = _call_status(exc), exc
         raise
     finally:
+        if fence is not None:
+            fence.detach(call.stop.set)
         call.stop.set()
         call.shutdown(status)
         _finish(call, top, plan, scheduler, label, status, error, None)
@@ -782,10 +818,10 @@ class _AsyncWalk(_Walk):
     async def run(self) -> Any:
         loop = self.loop = asyncio.get_running_loop()
         self.kinds = _kinds(self.plan)
-        self.gate = self.call.gate(loop)
+        self.gate, owner = self.call.gate(loop)
         self.done: asyncio.Future[None] = loop.create_future()
         token = _CALL.set((self.call, self.depth))
-        host = HOST_LOOP.set(loop)
+        host = HOST_LOOP.set(self.gate.host)
         try:
             self.advance()
             deadline = self.top.deadline if self.top is not None else None
@@ -804,6 +840,10 @@ class _AsyncWalk(_Walk):
             _CALL.reset(token)
             HOST_LOOP.reset(host)
             await self.close()
+            if owner:  # the call is over on this loop: what its workers started here ends with it
+                if self.top is not None:
+                    self.call.stop.set()
+                await self.gate.host.aclose()
             self.save_records()
 
     def advance(self) -> None:
@@ -985,13 +1025,35 @@ async def _top_async(
     call = _Call(plan.name, workers, scheduler.executor, options.record is not False, "async")
     top = _Top(options, plan, call.origin)
     walk = _AsyncWalk(plan, ops, inputs, call, 0, workers, scheduler, top)
+    fence, stop = DEFER.get(), None  # a Fence: run for an awaiting call in a thread (``in_thread``)
+    if type(fence) is Fence:
+        stop = _canceller(asyncio.current_task())
     status, error = "ok", None
     try:
+        if stop is not None:
+            fence.attach(stop)
         return await walk.run()
     except BaseException as exc:
         status, error = _call_status(exc), exc
         raise
     finally:
+        if stop is not None:
+            fence.detach(stop)
         call.stop.set()
         call.shutdown(status)
         _finish(call, top, plan, scheduler, "async", status, error, sink)
+
+
+def _canceller(task: asyncio.Task[Any] | None) -> Callable[[], None] | None:
+    """A callable that cancels ``task`` from any thread (nothing once its loop is closed)."""
+    if task is None:
+        return None
+    loop = task.get_loop()
+
+    def cancel() -> None:
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:
+            pass
+
+    return cancel

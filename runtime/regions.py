@@ -2,15 +2,17 @@
 
 Elements run concurrently under the current execution options (``sequential`` and ``topological`` run
 them one at a time, in order); results keep the input order; the first failure raises after the
-elements already running finish, and elements not yet started never start.
+elements already running finish, and elements not yet started never start. Nor do they once the call
+the region runs in has ended (failed, timed out, cancelled): an abandoned region starts nothing more.
 """
 
 from __future__ import annotations
 
 import contextvars
-from concurrent.futures import FIRST_EXCEPTION, wait
+from concurrent.futures import FIRST_EXCEPTION, CancelledError, wait
 from typing import Any, Callable, Iterable
 
+from runtime.executor import call_stopped
 from runtime.options import current_options
 from runtime.pool import checkout
 from runtime.schedulers import resolve
@@ -24,11 +26,11 @@ def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     options = current_options()
     scheduler = resolve(options.scheduler)
     if len(items) <= 1 or scheduler.mode in ("sequential", "topological"):
-        return [fn(item) for item in items]
+        return [_element(fn, item) for item in items]
     workers = options.max_workers or scheduler.max_workers or min(len(items), DEFAULT_MAX_WORKERS)
     pool = checkout(workers, "map")
     try:
-        futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+        futures = [pool.submit(contextvars.copy_context().run, _element, fn, item) for item in items]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future.done() and future.exception() is not None:
@@ -36,3 +38,9 @@ def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _element(fn: Callable[[Any], Any], item: Any) -> Any:
+    if call_stopped():
+        raise CancelledError("the call this map region runs in has ended: no element starts")
+    return fn(item)

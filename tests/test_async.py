@@ -318,3 +318,56 @@ def test_step_errors_under_async_name_the_step():
     with pytest.raises(StepError, match=r"step 'boom' at app.py:11 failed: KeyError: 'missing'") as info:
         execute(plan, None, {}, ExecutionOptions("async"))
     assert isinstance(info.value.__cause__, KeyError)
+
+
+# ------------------------------------------------------------------------------------------ issue 19
+@pytest.mark.parametrize("warm", [False, True])
+@pytest.mark.parametrize("member", ["sync", "async"])
+def test_acall_cancelled_by_wait_for_leaves_no_task_and_starts_nothing(member, warm):
+    """Issue 19: a cancelled acall left tasks pending and later steps started after it was cancelled
+    (the first call of a signature runs in a thread: it must stop too)."""
+    started = []
+
+    class Step(Operator):
+        def __init__(self, name):
+            self.name = name
+
+        def forward(self, *, inputs):
+            started.append(self.name)
+            time.sleep(0.05)
+            return {"v": inputs["v"] + 1}
+
+    class AStep(Step):
+        async def forward(self, *, inputs):
+            started.append(self.name)
+            await asyncio.sleep(0.05)
+            return {"v": inputs["v"] + 1}
+
+    @jit
+    class Chain(Operator):
+        def __init__(self, cls):
+            self.a, self.b, self.c, self.d = cls("a"), cls("b"), cls("c"), cls("d")
+
+        def forward(self, *, inputs):
+            return self.d(inputs=self.c(inputs=self.b(inputs=self.a(inputs=inputs))))
+
+    op = Chain(AStep if member == "async" else Step)
+
+    async def main():
+        if warm:
+            await op.acall(inputs={"v": 0})
+        started.clear()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(op.acall(inputs={"v": 0}), 0.08)
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+        count = len(started)
+        quiet()
+        await asyncio.sleep(0.1)  # the loop keeps running: anything left over would start now
+        return count
+
+    baseline = quiet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        count = asyncio.run(main())
+    assert len(started) == count and count < 4, started
+    assert quiet() == baseline

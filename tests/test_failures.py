@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -405,3 +406,104 @@ def test_no_thread_task_or_future_outlives_a_call(mode):
             pass
     assert settle(baseline) == baseline
     assert len(pending_futures()) == before
+
+
+# ------------------------------------------------------------------------------------------ issue 19
+class _Leaf(Operator):
+    def __init__(self, fail=False, delay=0.005):
+        self.fail = fail
+        self.delay = delay
+
+    def forward(self, *, inputs):
+        time.sleep(self.delay)
+        if self.fail:
+            raise ValueError("leaf failed")
+        return {"v": 1}
+
+
+@jit
+class _Inner(Operator):
+    def __init__(self, fail=False):
+        self.a = _Leaf(delay=0.03)  # still running, with its worker waiting on the loop, when b fails
+        self.b = _Leaf(fail)
+
+    def forward(self, *, inputs):
+        a = self.a(inputs=inputs)
+        b = self.b(inputs=inputs)
+        return {"v": a["v"] + b["v"]}
+
+
+class _Wrap(Operator):  # not jitted: the inner plan is not inlined
+    def __init__(self, inner):
+        self.inner = inner
+
+    def forward(self, *, inputs):
+        return self.inner(inputs=inputs)
+
+
+@jit
+class NestedPlans(Operator):
+    def __init__(self):
+        self.w1 = _Wrap(_Inner(fail=True))
+        self.w2 = _Wrap(_Inner())
+        self.other = _Leaf(delay=0.05)
+
+    def forward(self, *, inputs):
+        p = self.w1(inputs=inputs)
+        q = self.w2(inputs=inputs)
+        r = self.other(inputs=inputs)
+        return {"v": p["v"] + q["v"] + r["v"]}
+
+
+def test_failing_nested_plans_under_async_called_synchronously_leave_no_blocked_thread():
+    """Issue 19: workers waiting on the call's loop were left blocked forever once asyncio.run closed it
+    ("coroutine 'Semaphore.acquire' was never awaited"), more with every failing call."""
+    op = NestedPlans()
+    baseline = quiet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with execution_options(scheduler="async"):
+            for _ in range(20):
+                with pytest.raises(StepError) as info:
+                    op(inputs={"v": 1})
+                assert str(info.value.__cause__.__cause__) == "leaf failed"
+        gc.collect()
+    assert quiet() == baseline
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("xcs-")]
+
+
+@jit(recompile_limit=10_000)
+class Rotating(Operator):
+    def __init__(self):
+        self.a = _Leaf(delay=0)
+        self.b = _Leaf(delay=0)
+
+    def forward(self, *, inputs):
+        a = self.a(inputs=inputs)
+        b = self.b(inputs=inputs)
+        return {"v": a["v"] + b["v"]}
+
+
+def test_evicted_plans_leave_sys_modules_and_linecache(monkeypatch, fresh_plans):
+    """Issue 19: the in-memory LRU bounds the plan modules and linecache entries too."""
+    import linecache
+    import sys
+
+    import xcs.plans
+    from compiler.cache import PlanCache
+
+    monkeypatch.setattr(xcs.plans, "PLANS", PlanCache(max_entries=8))
+    op = Rotating()
+
+    def held():
+        modules = [m for name, m in sys.modules.items() if name.startswith("xcs_plans.") and "Rotating" in name]
+        lines = [f for f in linecache.cache if "Rotating" in f]
+        return len(modules), len(lines)
+
+    for k in range(40):
+        assert op(inputs={f"k{k % 20}": 1}) == {"v": 2}
+    assert held() == (8, 8)
+    traceback_ok = op(inputs={"k19": 1})  # a plan still cached keeps running and keeps its lines
+    assert traceback_ok == {"v": 2} and held() == (8, 8)
+    xcs.plans.PLANS.clear()
+    assert held() == (0, 0)

@@ -50,10 +50,12 @@ class Operator(metaclass=OperatorMeta):
     def __call__(self, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> Mapping[str, Any]:
         inputs = checked_inputs(self, inputs, kwargs)
         probe = DEFER.get()
-        if probe is not None:  # a step probed by the async scheduler: it runs or awaits the call
-            call = _deferred(self, inputs)
-            probe.calls.append(call)
-            return call
+        if probe is not None:
+            if probe.probing:  # a step probed by the async scheduler: it runs or awaits the call
+                call = _deferred(self, inputs)
+                probe.calls.append(call)
+                return call
+            probe.check()  # a Fence: this thread works for an `acall` that may have been cancelled
         jit = self.__xcs_jit__
         if is_async(self):
             return run_sync(_acall(self, inputs), f"{type(self).__qualname__}.forward")
