@@ -98,6 +98,8 @@ def _capture(
             try:
                 _, graph = tracer.run(forward, inputs)
             except NeedsValue as exc:
+                if not exc.brk.loc.file:  # every break has a location: where the capture stopped
+                    exc.brk = Break(exc.brk.code, exc.brk.reason, tracer.loc)
                 met.append((strategy, exc.brk))
                 if strict:
                     raise StrictBreak(strategy, exc.brk) from None
