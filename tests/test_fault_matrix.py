@@ -1,8 +1,8 @@
 """The fault matrix: a fault at every step position x every scheduler x every outcome, flat and nested.
 
 Positions: the first step, a middle step (an async operator), the last step, an element of a map
-region, a step of a nested plan (a jitted operator reached through an un-jitted one, so it runs its own
-plan). Outcomes: the fault raises (``on_error="raise"``, by a sync call and by ``await op.acall``),
+region, a step of a nested plan (a jitted operator reached through one the capture does not inline, so
+it runs its own plan). Outcomes: the fault raises (``on_error="raise"``, by a sync call and by ``await op.acall``),
 ``on_error="collect"``, a hung step under ``step_timeout``, a hung step under the call's ``timeout``,
 and ``await op.acall`` cancelled by ``asyncio.wait_for`` while a step hangs. Nesting: the pipeline is
 called directly (flat), or as a step of an outer jitted operator (nested).
@@ -128,13 +128,17 @@ class Inner(Operator):
 
 
 class Wrap(Operator):
-    """Not jitted: the jitted operator it calls is not inlined, it runs its own plan."""
+    """Its forward holds a construct the capture does not inline (a ``try``), so a call of it is one
+    step, and the jitted operator it calls runs its own plan: a nested plan."""
 
     def __init__(self, inner):
         self.inner = inner
 
     def forward(self, *, inputs):
-        return self.inner(inputs=inputs)
+        try:
+            return self.inner(inputs=inputs)
+        finally:
+            pass
 
 
 @jit
