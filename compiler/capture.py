@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, Callable, Mapping
 
 from compiler import passes
@@ -76,7 +77,7 @@ def capture(root: Any, forward: Callable[..., Any], inputs: Mapping[str, Any], *
     try:
         return _capture(root, forward, inputs, **options)
     except (LookupError, TypeError) as exc:
-        error = _failed_input_read(exc, options["name"], inputs)
+        path, error = _failed_input_read(exc, options["name"], inputs)
         if error is None:
             raise
         raise error from None
@@ -85,10 +86,11 @@ def capture(root: Any, forward: Callable[..., Any], inputs: Mapping[str, Any], *
             gc.enable()
 
 
-def _failed_input_read(exc: BaseException, name: str, inputs: Mapping[str, Any]) -> Exception | None:
-    """The named error for ``exc`` when it was raised reading a constant key path of the inputs: the
-    innermost ``subscript`` of the tracer in its traceback, on a container that is ``inputs`` or a
-    chain of constant-key reads of it (the tracer's recorded ``getitem`` glue)."""
+def _failed_input_read(exc: BaseException, name: str, inputs: Mapping[str, Any]) -> tuple[tuple | None, Exception | None]:
+    """``(path, error)`` when ``exc`` was raised reading a constant key path of the inputs (the
+    innermost ``subscript`` of the tracer in its traceback, on ``inputs`` or a chain of constant-key
+    reads of it: the tracer's recorded ``getitem`` glue): the path, and the named error of that read on
+    the real inputs (None when it succeeds there: a ``defaultdict``). ``(None, None)`` otherwise."""
     frame = None
     tb = exc.__traceback__
     while tb is not None:
@@ -96,22 +98,23 @@ def _failed_input_read(exc: BaseException, name: str, inputs: Mapping[str, Any])
             frame = tb.tb_frame
         tb = tb.tb_next
     if frame is None:
-        return None
+        return None, None
     tracer, container, key = (frame.f_locals.get(n) for n in ("t", "container", "key"))
     if not isinstance(tracer, Tracer) or key is None or key.kind != STATIC or not is_literal(key.raw):
-        return None
+        return None, None
     nodes = {node.name: node for node in tracer.builder.nodes if isinstance(node, Glue) and node.op == "getitem"}
     path = [key.raw]
     expr = container.expr if container is not None else None
     while isinstance(expr, Ref) and expr.name != "inputs":
         node = nodes.get(expr.name)
         if node is None or len(node.operands) != 2 or not isinstance(node.operands[1], Const):
-            return None
+            return None, None
         path.append(node.operands[1].value)
         expr = node.operands[0]
     if not isinstance(expr, Ref):
-        return None
-    return input_read_error(name, inputs, tuple(reversed(path)))
+        return None, None
+    path = tuple(reversed(path))
+    return path, input_read_error(name, inputs, path)
 
 
 def static_inputs(inputs: Mapping[str, Any]) -> dict:
@@ -135,6 +138,12 @@ def _static(mapping: Mapping[str, Any], depth: int, above: tuple) -> dict:
 
 
 OPAQUE = object()  # a value below what the signature describes
+
+
+def _one_shot(inputs: Mapping[str, Any]) -> bool:
+    """Whether an input value is an iterator (a generator): reading it consumes it, so only a capture
+    that runs the call (reading it once, as eager does) may look at it."""
+    return any(isinstance(value, Iterator) for value in inputs.values())
 
 
 def _capture(
@@ -165,6 +174,11 @@ def _capture(
                 if strict:
                     raise StrictBreak(strategy, exc.brk) from None
                 continue
+            except (LookupError, TypeError) as exc:
+                path, error = _failed_input_read(exc, name, inputs)
+                if path is None or error is not None:
+                    raise
+                continue  # a key the signature lacks but the real input reads (``__missing__``): trace it
             lint(graph)
             applied: list[passes.Applied] = []
             if strategy == "enhanced":
@@ -173,13 +187,14 @@ def _capture(
                 )
                 lint(graph)
             return Capture(strategy, graph, tuple(tracer.required), breaks=list(met), applied=applied)
-        tracer = Tracer(root, name, is_operator, dry=True)
-        try:
-            _, graph = tracer.run(forward, inputs)
-            lint(graph)
-            return Capture("trace", graph, tuple(tracer.required), breaks=list(met))
-        except NeedsValue:
-            pass  # the path depends on an operator's output: trace while running them
+        if not _one_shot(inputs):  # a dry trace would consume an iterator the plan then reads again
+            tracer = Tracer(root, name, is_operator, dry=True)
+            try:
+                _, graph = tracer.run(forward, inputs)
+                lint(graph)
+                return Capture("trace", graph, tuple(tracer.required), breaks=list(met))
+            except NeedsValue:
+                pass  # the path depends on an operator's output: trace while running them
         if not run:
             return Capture("none", None, breaks=list(met))
         tracer = Tracer(root, name, is_operator)
