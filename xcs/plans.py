@@ -245,63 +245,60 @@ class JitConfig:
             return check_output(op, forward_of(op)(inputs=inputs)), entry
         token = _COMPILING.set(compiling | {key})
         try:
-            return self._miss(op, inputs, key)
-        finally:
-            _COMPILING.reset(token)
-
-    def _miss(self, op: Any, inputs: Mapping[str, Any], key: tuple) -> tuple[Mapping[str, Any], Compiled]:
-        with PLANS.compile_lock(key):
-            entries = PLANS.get(key)
-            for entry in entries or ():  # another thread compiled it while we waited
-                plan = entry.plan
-                if type(plan) is Eager or plan.guard is None or plan.guard(op, inputs):
-                    entries.stats.hits += 1
-                    return self._execute(op, inputs, entry), entry
-            record = self.record(op)
-            stats = record.signatures.get(key[1])
-            if stats is None:
-                if len(record.signatures) >= self.recompile_limit:
-                    if self._past_limit(op, record, key):  # on_recompile_limit="eager"
-                        stats = record.signatures[key[1]] = KeyStats()
-                        stats.misses += 1
-                        reason = (
-                            f"{record.label} runs eagerly for inputs {signature_text(key[1])}: more than "
-                            f"recompile_limit={self.recompile_limit} input signatures (on_recompile_limit='eager')"
-                        )
-                        entry = Compiled(Eager(None, reason), origin="policy")
-                        PLANS.add(key, entry, stats)
-                        return self._execute(op, inputs, entry), entry
-                stats = record.signatures[key[1]] = KeyStats()
-                record.flat[key[1]] = flat_signature(key[1])
-            stats.misses += 1
-            disk = disk_cache()
-            dkey = self.disk_key(op, key) if disk is not None else None
-            explain = _explaining() and self.explain(op, key, dkey, disk, entries)
-            if disk is not None:
-                known = {e.sha256 for e in entries or () if e.sha256}
-                if any(type(e.plan) is Eager for e in entries or ()):
-                    known.add("eager")
-                found = []
-                for item in disk.load(dkey, known):
-                    entry = self._from_disk(op, key, item)
-                    if entry is not None:
-                        PLANS.add(key, entry, stats)
-                        stats.disk_loads += 1
-                        found.append(entry)
-                for entry in found:
+            with PLANS.compile_lock(key):
+                entries = PLANS.get(key)
+                for entry in entries or ():  # another thread compiled it while we waited
                     plan = entry.plan
                     if type(plan) is Eager or plan.guard is None or plan.guard(op, inputs):
-                        if explain:
-                            LOG.info("%s -> loaded from the disk cache", explain)
-                        if type(plan) is Eager and plan.warning:
-                            warnings.warn(plan.warning, GraphBreakWarning, stacklevel=5)
+                        entries.stats.hits += 1
                         return self._execute(op, inputs, entry), entry
-            if explain:
-                LOG.info("%s -> capturing", explain)
-            result, compiled = self.capture(op, inputs, key, dkey, disk)
-            PLANS.add(key, compiled, stats)
-            stats.captures += 1
-            return check_output(op, result), compiled
+                record = self.record(op)
+                stats = record.signatures.get(key[1])
+                if stats is None:
+                    if len(record.signatures) >= self.recompile_limit:
+                        if self._past_limit(op, record, key):  # on_recompile_limit="eager"
+                            stats = record.signatures[key[1]] = KeyStats()
+                            stats.misses += 1
+                            reason = (
+                                f"{record.label} runs eagerly for inputs {signature_text(key[1])}: more than "
+                                f"recompile_limit={self.recompile_limit} input signatures (on_recompile_limit='eager')"
+                            )
+                            entry = Compiled(Eager(None, reason), origin="policy")
+                            PLANS.add(key, entry, stats)
+                            return self._execute(op, inputs, entry), entry
+                    stats = record.signatures[key[1]] = KeyStats()
+                    record.flat[key[1]] = flat_signature(key[1])
+                stats.misses += 1
+                disk = disk_cache()
+                dkey = self.disk_key(op, key) if disk is not None else None
+                explain = _explaining() and self.explain(op, key, dkey, disk, entries)
+                if disk is not None:
+                    known = {e.sha256 for e in entries or () if e.sha256}
+                    if any(type(e.plan) is Eager for e in entries or ()):
+                        known.add("eager")
+                    found = []
+                    for item in disk.load(dkey, known):
+                        entry = self._from_disk(op, key, item)
+                        if entry is not None:
+                            PLANS.add(key, entry, stats)
+                            stats.disk_loads += 1
+                            found.append(entry)
+                    for entry in found:
+                        plan = entry.plan
+                        if type(plan) is Eager or plan.guard is None or plan.guard(op, inputs):
+                            if explain:
+                                LOG.info("%s -> loaded from the disk cache", explain)
+                            if type(plan) is Eager and plan.warning:
+                                warnings.warn(plan.warning, GraphBreakWarning, stacklevel=5)
+                            return self._execute(op, inputs, entry), entry
+                if explain:
+                    LOG.info("%s -> capturing", explain)
+                result, compiled = self.capture(op, inputs, key, dkey, disk)
+                PLANS.add(key, compiled, stats)
+                stats.captures += 1
+                return check_output(op, result), compiled
+        finally:
+            _COMPILING.reset(token)
 
     @staticmethod
     def _execute(op: Any, inputs: Mapping[str, Any], entry: Compiled) -> Mapping[str, Any]:
