@@ -175,10 +175,13 @@ def _capture(
                     raise StrictBreak(strategy, exc.brk) from None
                 continue
             except (LookupError, TypeError) as exc:
-                path, error = _failed_input_read(exc, name, inputs)
-                if path is None or error is not None:
+                path, _ = _failed_input_read(exc, name, inputs)
+                if path is None:
                     raise
-                continue  # a key the signature lacks but the real input reads (``__missing__``): trace it
+                # An input read the static capture cannot make: it may sit on a branch the call does
+                # not take, or the real input may read it (``__missing__``). The trace sees the values:
+                # it raises the named error if the call really makes the read, before any operator runs.
+                continue
             lint(graph)
             applied: list[passes.Applied] = []
             if strategy == "enhanced":

@@ -99,6 +99,18 @@ class Echo(Operator):
         return {"x": self.count(v=inputs["x"])["v"]}
 
 
+class Branchy(Operator):
+    """Reads ``x`` only when ``flag`` is set."""
+
+    def __init__(self):
+        self.count = Count()
+
+    def forward(self, *, inputs):
+        if inputs["flag"]:
+            return {"x": self.count(v=inputs["x"])["v"]}
+        return {"x": self.count(v=0)["v"]}
+
+
 class IntKey(Operator):
     def __init__(self):
         self.count = Count()
@@ -315,6 +327,9 @@ CASES = [
     Case("missing nested key, warm plan", Title, kw(q="q", doc={"name": "t"}),
          (InputKeyError, "Title: missing input key inputs['doc']['title'] (inputs['doc'] has: 'name')"),
          warm=GOOD_DOC),
+    Case("key read only on a branch not taken, absent", Branchy, kw(flag=False), SAME),
+    Case("key read on the branch taken, absent", Branchy, kw(flag=True),
+         (InputKeyError, "Branchy: missing input key 'x' (inputs have: 'flag')")),
     Case("missing key three levels down", Deep3, kw(q="q", a={"b": {"d": 1}}),
          (InputKeyError, "Deep3: missing input key inputs['a']['b']['c'] (inputs['a']['b'] has: 'd')")),
     Case("str where a dict is read", Title, kw(q="q", doc="title"),
