@@ -57,7 +57,7 @@ def input_read_error(operator: str, inputs: Any, path: tuple) -> OperatorInputEr
                 present = key in value
             except Exception:
                 return None
-            if not present:
+            if not present and not hasattr(type(value), "__missing__"):  # a defaultdict reads any key
                 have = _keys_text(value)
                 if depth == 0:
                     return InputKeyError(f"{operator}: missing input key {key!r} (inputs have: {have})", read)
