@@ -34,18 +34,43 @@ LEAF_TYPES = (str, int, float, bool, type(None), bytes)
 
 # ---------------------------------------------------------------------- signatures
 def signature(inputs: Mapping[str, Any]) -> tuple:
-    """The input signature: keys in order, nesting of mappings, and leaf types (arrays: dtype, ndim)."""
+    """The input signature: keys in order, nesting of mappings, and leaf types (arrays: dtype, ndim).
+
+    Nesting is followed ``MAX_SIGNATURE_DEPTH`` mappings deep: a mapping deeper than that, or one that
+    contains itself (``d["self"] = d``), is summarised as its type, so the plan is not specialised on
+    what is below it (a plan reads it at run time, as eager does)."""
     return tuple((key, _leaf(value)) for key, value in inputs.items())
 
 
-def _leaf(value: Any) -> Hashable:
+MAX_SIGNATURE_DEPTH = 32
+
+
+def _leaf(value: Any, depth: int = 1, above: tuple = ()) -> Hashable:
     kind = type(value)
-    if kind is dict or (kind not in LEAF_TYPES and isinstance(value, Mapping)):
-        return (kind, signature(value))
-    dtype = getattr(value, "dtype", None)
-    if dtype is not None and hasattr(value, "shape") and kind not in LEAF_TYPES:
+    if kind in LEAF_TYPES:
+        return kind
+    if kind is dict or isinstance(value, Mapping):
+        if depth >= MAX_SIGNATURE_DEPTH:
+            return kind
+        for seen in above:
+            if seen is value:
+                return kind
+        above += (value,)
+        depth += 1
+        return (kind, tuple((key, _leaf(item, depth, above)) for key, item in value.items()))
+    return _array(value, kind)
+
+
+def _array(value: Any, kind: type) -> Hashable:
+    """``(type, dtype, ndim)`` for an array-like value (one with ``dtype`` and ``shape``), else its type.
+    A value whose ``dtype`` or ``shape`` cannot be read (a property that raises) is a plain object."""
+    try:
+        dtype = getattr(value, "dtype", None)
+        if dtype is None or not hasattr(value, "shape"):
+            return kind
         return (kind, str(dtype), len(value.shape))
-    return kind
+    except Exception:
+        return kind
 
 
 def signature_text(sig: tuple) -> str:

@@ -20,12 +20,17 @@ import gc
 import os
 import types
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, Callable, Mapping
 
 from compiler import passes
 from compiler.breaks import Break
-from compiler.ir import Graph, lint
-from compiler.trace import NeedsValue, Tracer
+from compiler.cache import MAX_SIGNATURE_DEPTH
+from compiler.ir import Const, Glue, Graph, Ref, is_literal, lint
+from compiler.trace import STATIC, NeedsValue, Tracer, subscript
+from runtime.errors import input_read_error
+
+_SUBSCRIPT = subscript.__code__
 
 MODES = ("auto", "enhanced", "structural", "trace")
 ORDER = {
@@ -64,14 +69,84 @@ class StrictBreak(Exception):
 
 def capture(root: Any, forward: Callable[..., Any], inputs: Mapping[str, Any], **options: Any) -> Capture:
     """Capture ``forward`` for ``inputs``' signature by ``mode``'s rule (see ``_capture``). The
-    collector is paused meanwhile: capture allocates many small objects that all live until it ends."""
+    collector is paused meanwhile: capture allocates many small objects that all live until it ends.
+
+    A read of the inputs that fails while capturing (``inputs["doc"]["title"]`` without "title", an
+    index past the end of an input list, a ``str`` where a mapping is read) raises the error of
+    ``runtime.errors.input_read_error``, naming the key path and the operator; the static strategies
+    and the dry trace fail there before any operator has run."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         return _capture(root, forward, inputs, **options)
+    except (LookupError, TypeError) as exc:
+        path, error = _failed_input_read(exc, options["name"], inputs)
+        if error is None:
+            raise
+        raise error from None
     finally:
         if enabled:
             gc.enable()
+
+
+def _failed_input_read(exc: BaseException, name: str, inputs: Mapping[str, Any]) -> tuple[tuple | None, Exception | None]:
+    """``(path, error)`` when ``exc`` was raised reading a constant key path of the inputs (the
+    innermost ``subscript`` of the tracer in its traceback, on ``inputs`` or a chain of constant-key
+    reads of it: the tracer's recorded ``getitem`` glue): the path, and the named error of that read on
+    the real inputs (None when it succeeds there: a ``defaultdict``). ``(None, None)`` otherwise."""
+    frame = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is _SUBSCRIPT:
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None:
+        return None, None
+    tracer, container, key = (frame.f_locals.get(n) for n in ("t", "container", "key"))
+    if not isinstance(tracer, Tracer) or key is None or key.kind != STATIC or not is_literal(key.raw):
+        return None, None
+    nodes = {node.name: node for node in tracer.builder.nodes if isinstance(node, Glue) and node.op == "getitem"}
+    path = [key.raw]
+    expr = container.expr if container is not None else None
+    while isinstance(expr, Ref) and expr.name != "inputs":
+        node = nodes.get(expr.name)
+        if node is None or len(node.operands) != 2 or not isinstance(node.operands[1], Const):
+            return None, None
+        path.append(node.operands[1].value)
+        expr = node.operands[0]
+    if not isinstance(expr, Ref):
+        return None, None
+    path = tuple(reversed(path))
+    return path, input_read_error(name, inputs, path)
+
+
+def static_inputs(inputs: Mapping[str, Any]) -> dict:
+    """What a static capture knows of ``inputs``: the mappings the signature describes (at most
+    ``MAX_SIGNATURE_DEPTH`` deep, none inside itself), as dicts; below that an opaque value, whose
+    reads the plan makes at run time."""
+    return _static(inputs, 1, ())
+
+
+def _static(mapping: Mapping[str, Any], depth: int, above: tuple) -> dict:
+    above = (*above, mapping)
+    view = {}
+    for key, value in mapping.items():
+        if type(value) is dict or isinstance(value, Mapping):
+            if depth >= MAX_SIGNATURE_DEPTH or any(value is seen for seen in above):
+                value = OPAQUE
+            else:
+                value = _static(value, depth + 1, above)
+        view[key] = value
+    return view
+
+
+OPAQUE = object()  # a value below what the signature describes
+
+
+def _one_shot(inputs: Mapping[str, Any]) -> bool:
+    """Whether an input value is an iterator (a generator): reading it consumes it, so only a capture
+    that runs the call (reading it once, as eager does) may look at it."""
+    return any(isinstance(value, Iterator) for value in inputs.values())
 
 
 def _capture(
@@ -96,13 +171,21 @@ def _capture(
             static_done = True
             tracer = Tracer(root, name, is_operator, abstract=True)
             try:
-                _, graph = tracer.run(forward, inputs)
+                _, graph = tracer.run(forward, static_inputs(inputs))
             except NeedsValue as exc:
                 if not exc.brk.loc.file:  # every break has a location: where the capture stopped
                     exc.brk = Break(exc.brk.code, exc.brk.reason, tracer.loc)
                 met.append((strategy, exc.brk))
                 if strict:
                     raise StrictBreak(strategy, exc.brk) from None
+                continue
+            except (LookupError, TypeError) as exc:
+                path, _ = _failed_input_read(exc, name, inputs)
+                if path is None:
+                    raise
+                # An input read the static capture cannot make: it may sit on a branch the call does
+                # not take, or the real input may read it (``__missing__``). The trace sees the values:
+                # it raises the named error if the call really makes the read, before any operator runs.
                 continue
             lint(graph)
             if strict and tracer.opaque:
@@ -115,15 +198,16 @@ def _capture(
                 lint(graph)
             return Capture(strategy, graph, tuple(tracer.required), breaks=list(met), applied=applied,
                            opaque=list(tracer.opaque))
-        tracer = Tracer(root, name, is_operator, dry=True)
-        try:
-            _, graph = tracer.run(forward, inputs)
-            lint(graph)
-            if strict and tracer.opaque:
-                raise StrictBreak("trace", tracer.opaque[0])
-            return Capture("trace", graph, tuple(tracer.required), breaks=list(met), opaque=list(tracer.opaque))
-        except NeedsValue:
-            pass  # the path depends on an operator's output: trace while running them
+        if not _one_shot(inputs):  # a dry trace would consume an iterator the plan then reads again
+            tracer = Tracer(root, name, is_operator, dry=True)
+            try:
+                _, graph = tracer.run(forward, inputs)
+                lint(graph)
+                if strict and tracer.opaque:
+                    raise StrictBreak("trace", tracer.opaque[0])
+                return Capture("trace", graph, tuple(tracer.required), breaks=list(met), opaque=list(tracer.opaque))
+            except NeedsValue:
+                pass  # the path depends on an operator's output: trace while running them
         if not run:
             return Capture("none", None, breaks=list(met))
         tracer = Tracer(root, name, is_operator)

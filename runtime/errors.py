@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
+from typing import Any
 
 
 class XCSError(Exception):
@@ -11,6 +13,81 @@ class XCSError(Exception):
 
 class OperatorInputError(XCSError, TypeError):
     """An operator was called with inputs that are not a mapping, or lack a key its plan reads."""
+
+
+class InputKeyError(OperatorInputError, KeyError):
+    """The inputs lack a key the plan reads, at the top level or nested (``inputs['doc']['title']``).
+
+    Also a ``KeyError``, the error the same read raises eagerly, so ``except KeyError`` behaves as it
+    does without ``jit``; ``path`` is the key path read (``("doc", "title")``). The message is the text
+    itself (not ``KeyError``'s quoted repr)."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        self.path = tuple(path)
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InputIndexError(OperatorInputError, IndexError):
+    """A sequence in the inputs is too short for an index the plan reads (``inputs['items'][5]``).
+
+    Also an ``IndexError``, as eagerly; ``path`` is the path read, the index last."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        self.path = tuple(path)
+        super().__init__(message)
+
+
+def input_read_error(operator: str, inputs: Any, path: tuple) -> OperatorInputError | None:
+    """The error reading ``path`` (``("doc", "title")``) from ``inputs`` raises, naming the key path and
+    the operator, or None when the read succeeds (or fails in user code: a raising ``__getitem__``).
+
+    A missing key is an ``InputKeyError`` (a ``KeyError``), an index past the end of a list or tuple an
+    ``InputIndexError`` (an ``IndexError``), a read from a value that cannot be indexed by the key (a
+    ``str`` where a mapping is read) an ``OperatorInputError`` (a ``TypeError``): the types the read
+    raises eagerly, so ``except`` clauses behave alike with and without ``jit``."""
+    value, text = inputs, "inputs"
+    for depth, key in enumerate(path):
+        where, text = text, f"{text}[{key!r}]"
+        read = tuple(path[: depth + 1])
+        if isinstance(value, Mapping):
+            try:
+                present = key in value
+            except Exception:
+                return None
+            if not present and not hasattr(type(value), "__missing__"):  # a defaultdict reads any key
+                have = _keys_text(value)
+                if depth == 0:
+                    return InputKeyError(f"{operator}: missing input key {key!r} (inputs have: {have})", read)
+                return InputKeyError(f"{operator}: missing input key {text} ({where} has: {have})", read)
+        elif type(value) in (list, tuple) and type(key) is int:
+            if not -len(value) <= key < len(value):
+                return InputIndexError(
+                    f"{operator}: input index out of range: {text} ({where} has {len(value)} items)", read
+                )
+        try:
+            value = value[key]
+        except TypeError:
+            return OperatorInputError(
+                f"{operator}: cannot read {text}: {where} is a {type(value).__name__}, not a mapping"
+            )
+        except Exception:
+            return None
+    return None
+
+
+def _keys_text(mapping: Mapping, limit: int = 20) -> str:
+    keys = []
+    for key in mapping:
+        if len(keys) == limit:
+            return ", ".join(keys) + f", ... ({len(mapping)} keys)"
+        try:
+            keys.append(repr(key))
+        except Exception:  # a key whose __repr__ raises
+            keys.append(f"<{type(key).__name__}>")
+    return ", ".join(keys) or "no keys"
 
 
 class OperatorOutputError(XCSError, TypeError):
@@ -31,6 +108,26 @@ class CycleError(XCSError, ValueError):
     def __init__(self, cycle: tuple[str, ...]):
         self.cycle = tuple(cycle)
         super().__init__("dependency cycle: " + " -> ".join(self.cycle))
+
+
+class OperatorCycleError(CycleError):
+    """An operator's attributes hold a container that contains itself (``self.cfg["self"] = self.cfg``).
+
+    The structure hash of a jitted operator covers its static attribute values, which must be finite;
+    ``cycle`` is the attribute path, the container reached again last
+    (``("Pipeline.cfg['self']", "Pipeline.cfg")``). A back-reference to an operator
+    (``stage.parent = pipeline``, ``self.me = self``) is not an error: it is hashed as a reference."""
+
+    def __init__(self, operator: str, cycle: tuple[str, ...]):
+        self.operator = operator
+        self.cycle = tuple(cycle)
+        ValueError.__init__(
+            self,
+            f"{' -> '.join(self.cycle)}: {operator} holds a container that contains itself; a jitted "
+            "operator is keyed by its static attributes, which must be finite: keep the cyclic value "
+            "out of the operator's attributes, or hold it in a plain object (whose fields other than "
+            "literals the hash does not follow)",
+        )
 
 
 class StepError(XCSError, RuntimeError):

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Any, Callable
 
 from runtime.aio import DEFER, HOST_LOOP, SLOT, Deferred, Fence, Host, Probe, in_thread, running_loop
-from runtime.errors import AsyncContextError, CycleError, OperatorInputError, StepError
+from runtime.errors import AsyncContextError, CycleError, InputKeyError, OperatorInputError, StepError
 from runtime.errors import TimeoutError as XCSTimeoutError
 from runtime.options import ExecutionOptions, current_options
 from runtime.outcome import Collected, StepFailure
@@ -163,13 +163,13 @@ def _workers(plan: Plan, options: ExecutionOptions, scheduler: Scheduler) -> int
     return options.max_workers or scheduler.max_workers or max(1, min(len(plan.steps), DEFAULT_MAX_WORKERS))
 
 
-def _missing_keys_error(plan: Plan, inputs: Mapping[str, Any]) -> OperatorInputError:
+def _missing_keys_error(plan: Plan, inputs: Mapping[str, Any]) -> InputKeyError:
     """The error for ``inputs`` lacking some of ``plan.required``, naming the keys and the plan."""
     missing = [key for key in plan.required if key not in inputs]
     noun = "key" if len(missing) == 1 else "keys"
     have = ", ".join(repr(key) for key in inputs) or "no keys"
     names = ", ".join(repr(key) for key in missing)
-    return OperatorInputError(f"{plan.name}: missing input {noun} {names} (inputs have: {have})")
+    return InputKeyError(f"{plan.name}: missing input {noun} {names} (inputs have: {have})", (missing[0],))
 
 
 def _failing_step(plan: Plan, tb: TracebackType | None) -> Step | None:

@@ -53,4 +53,4 @@ def test_bad_arguments(argv, message):
 def test_a_missing_input_key_is_reported_before_anything_runs(capsys):
     assert main(["dump", ENSEMBLE, "--init", "[2]", "--input", '{"q": "hi"}']) == 1
     err = capsys.readouterr().err
-    assert "OperatorInputError: Ensemble: missing input key 'query' (inputs have: 'q')" in err
+    assert "InputKeyError: Ensemble: missing input key 'query' (inputs have: 'q')" in err

@@ -238,3 +238,119 @@ def test_missing_key_on_the_first_call_fails_before_any_operator_runs(fresh_plan
     with pytest.raises(OperatorInputError, match=r"Ensemble: missing input key 'query' \(inputs have: 'q'\)"):
         op(inputs={"q": "hi"})
     assert sum(corpus.CALLS.values()) == 0
+
+
+# ---------------------------------------------------------------------- operators that call themselves
+class Refine(Operator):
+    """A self-refinement loop: calls itself until ``n`` reaches ``stop``."""
+
+    def forward(self, *, inputs):
+        if inputs["n"] >= inputs["stop"]:
+            return {"n": inputs["n"], "done": True}
+        return self(inputs={"n": inputs["n"] + 1, "stop": inputs["stop"]})
+
+
+class RefineMe(Operator):
+    """The same loop through an attribute that is the instance itself."""
+
+    def __init__(self):
+        self.me = self
+
+    def forward(self, *, inputs):
+        if inputs["n"] >= inputs["stop"]:
+            return {"n": inputs["n"], "done": True}
+        return self.me(inputs={"n": inputs["n"] + 1, "stop": inputs["stop"]})
+
+
+class Forever(Operator):
+    """Calls itself without end: eagerly a RecursionError."""
+
+    def forward(self, *, inputs):
+        return self(inputs=inputs)
+
+
+class Step(Operator):
+    def forward(self, *, inputs):
+        return {"n": inputs["n"] + 1}
+
+
+class ViaGlobal(Operator):
+    """Calls the module-level instance of itself: a plan step (in a pool thread under ``parallel``)
+    re-enters the operator while its first call is still compiling."""
+
+    def __init__(self):
+        self.a = Step()
+        self.b = Step()
+
+    def forward(self, *, inputs):
+        x = self.a(inputs=inputs)
+        y = self.b(inputs=inputs)
+        if x["n"] >= 4:
+            return {"n": x["n"] + y["n"]}
+        return LOOP(inputs={"n": x["n"]})
+
+
+LOOP = ViaGlobal()
+MODES = ("auto", "enhanced", "structural", "trace")
+
+
+def _bounded(fn, seconds=60):
+    """Run ``fn`` in a thread; a hang detector (the call must finish, its time is not asserted)."""
+    import threading
+
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the call hangs"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cls", [Refine, RefineMe])
+def test_an_operator_that_calls_itself_runs_as_eager(cls, mode):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        op = jit(cls(), mode=mode)
+        assert _bounded(lambda: op(n=0, stop=5)) == cls()(n=0, stop=5) == {"n": 5, "done": True}
+        assert _bounded(lambda: op(n=0, stop=50)) == {"n": 50, "done": True}  # cached now
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_endless_self_recursion_is_a_recursion_error(mode):
+    import warnings
+
+    with pytest.raises(RecursionError):
+        Forever()(n=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(RecursionError):
+            _bounded(lambda: jit(Forever(), mode=mode)(n=0))
+
+
+@pytest.mark.parametrize("scheduler", ["sequential", "parallel", "wave", "async"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_plan_step_that_reenters_the_operator_while_it_compiles(mode, scheduler):
+    """The re-entrant call comes from a plan step, in another thread (``parallel``) or task (``async``)
+    of the same call: it sees the call's context, which marks the key as being compiled, and runs
+    eagerly instead of waiting for the compile lock its own call holds."""
+    import warnings
+
+    global LOOP
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        LOOP = jit(ViaGlobal(), mode=mode)
+        with execution_options(scheduler=scheduler):
+            assert _bounded(lambda: LOOP(n=0)) == {"n": 8}
+            assert _bounded(lambda: LOOP(n=1)) == {"n": 8}

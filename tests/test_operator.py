@@ -210,3 +210,112 @@ def test_jitted_operator_used_inside_an_eager_parent():
     assert Parent()(q="z") == {"out": "[(Z)]"}
     assert Parent()(q="y") == {"out": "[(Y)]"}
     assert len(PLANS) == 1
+
+
+# ---------------------------------------------------------------------- cycles in the operator tree
+class Stage(Operator):
+    """A stage that holds a back-reference to its pipeline (set by the pipeline's __init__)."""
+
+    def __init__(self):
+        self.parent = None
+        self.peers = []
+
+    def forward(self, *, inputs):
+        return {"y": inputs["x"] + 1}
+
+
+class Pipeline(Operator):
+    """``stage.parent`` and ``stage.peers`` point back up the tree: a cycle of operators."""
+
+    def __init__(self):
+        self.stage = Stage()
+        object.__setattr__(self.stage, "parent", self)  # the stage is frozen already
+        self.stage.peers.append(self)
+
+    def forward(self, *, inputs):
+        return self.stage(inputs=inputs)
+
+
+class Configured(Operator):
+    """Holds a dict that contains itself."""
+
+    def __init__(self):
+        self.cfg = {"retries": 2}
+        self.cfg["self"] = self.cfg
+        self.stage = Stage()
+
+    def forward(self, *, inputs):
+        return self.stage(inputs=inputs)
+
+
+def test_repr_of_a_cyclic_tree_shows_the_cycle():
+    assert repr(Pipeline()) == (
+        "Pipeline\n"
+        "  stage: Stage\n"
+        "  stage.parent: <cycle> -> Pipeline\n"
+        "    stage.peers[0]: <cycle> -> Pipeline"
+    )
+    assert [path for path, _ in sub_operators(Pipeline())] == ["stage"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural"])
+def test_a_back_reference_to_an_operator_is_supported(mode, fresh_plans):
+    """Decision: an operator that holds a back-reference to an operator above it (a parent, or itself:
+    ``self.me = self``) runs jitted as it does eagerly. The structure hash records the reference
+    (``<cycle>``) instead of following it, so such trees are keyed, captured and cached like any other."""
+    op = jit(Pipeline(), mode=mode)
+    assert op(x=1) == Pipeline()(x=1) == {"y": 2}
+    assert op(x=2) == {"y": 3}
+
+
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural"])
+def test_a_container_that_contains_itself_is_named(mode, fresh_plans):
+    """Decision: a list or dict among an operator's attributes that contains itself has no finite
+    structure hash, so a jitted call raises ``OperatorCycleError`` (an ``XCSError`` and a ``CycleError``)
+    with the attribute path of the cycle, before anything runs. Eager calls do not hash: they work."""
+    from xcs import CycleError, OperatorCycleError, XCSError
+
+    assert Configured()(x=1) == {"y": 2}
+    with pytest.raises(OperatorCycleError) as info:
+        jit(Configured(), mode=mode)(x=1)
+    assert isinstance(info.value, CycleError) and isinstance(info.value, XCSError)
+    assert info.value.cycle == ("Configured.cfg['self']", "Configured.cfg")
+    assert str(info.value) == (
+        "Configured.cfg['self'] -> Configured.cfg: Configured holds a container that contains itself; a jitted "
+        "operator is keyed by its static attributes, which must be finite: keep the cyclic value out of the "
+        "operator's attributes, or hold it in a plain object (whose fields other than literals the hash does "
+        "not follow)"
+    )
+    assert "cfg: <cycle>" not in repr(Configured())  # repr lists operators only; it terminates
+
+
+# ---------------------------------------------------------------------- classes without a source file
+@pytest.mark.parametrize("mode", ["auto", "trace", "structural"])
+def test_a_class_defined_without_a_source_file_runs(mode, tmp_path):
+    """``python -c``, a REPL, a notebook or ``exec``: no source file. The operator compiles from its
+    bytecode and is labelled ``<__main__>:Name``; never an OSError."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "from xcs import Operator, jit, dump\n"
+        "class Echo(Operator):\n"
+        "    def forward(self, *, inputs):\n"
+        "        return {'t': inputs['t']}\n"
+        f"@jit(mode={mode!r})\n"
+        "class Reader(Operator):\n"
+        "    def __init__(self):\n"
+        "        self.echo = Echo()\n"
+        "    def forward(self, *, inputs):\n"
+        "        return self.echo(t=inputs['q'] + '!')\n"
+        "r = Reader()\n"
+        "print(r(q='a'), r(q='b'))\n"
+        "print(dump(r, {'q': 'c'}).splitlines()[0])\n"
+    )
+    env = {**__import__("os").environ, "XCS_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "{'t': 'a!'} {'t': 'b!'}"
+    assert lines[1].startswith("# ember-xcs plan: <__main__>:Reader   strategy: ")

@@ -13,8 +13,10 @@ lists, tuples and dicts held by attributes, with stable paths such as ``members[
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -86,10 +88,14 @@ class Operator(metaclass=OperatorMeta):
         object.__delattr__(self, name)
 
     def __repr__(self) -> str:
-        lines = [type(self).__qualname__]
-        for path, child in sub_operators(self):
+        """The class and its operator tree, one sub-operator a line; a back-reference to an operator
+        already on the path (``stage.parent``) is shown as ``<cycle> -> <its path>``, not followed."""
+        root = type(self).__qualname__
+        lines = [root]
+        for path, child, back in operator_tree(self):
             depth = path.count(".") + path.count("[")
-            lines.append("  " * max(depth, 1) + f"{path}: {type(child).__qualname__}")
+            shown = type(child).__qualname__ if back is None else f"<cycle> -> {back or root}"
+            lines.append("  " * max(depth, 1) + f"{path}: {shown}")
         return "\n".join(lines)
 
 
@@ -188,35 +194,104 @@ class FrozenDict(dict):
         return (FrozenDict, (dict(self),))
 
 
-def _freeze(value: Any) -> Any:
-    """``value`` with every list and dict that holds an operator (at any depth) frozen."""
-    if type(value) in (list, tuple):
-        items = [_freeze(v) for v in value]
-        changed = any(a is not b for a, b in zip(items, value))
-        if type(value) is tuple:
-            return tuple(items) if changed else value
-        return FrozenList(items) if changed or any(isinstance(v, Operator) for v in value) else value
+def _freeze(value: Any, active: tuple = ()) -> Any:
+    """``value`` with every list and dict that holds an operator (at any depth) frozen; a container
+    that holds itself is left as it is (``active``: the containers being frozen)."""
+    if type(value) not in (list, tuple, dict) or any(value is seen for seen in active):
+        return value
+    active = (*active, value)
     if type(value) is dict:
-        items = {k: _freeze(v) for k, v in value.items()}
+        items = {k: _freeze(v, active) for k, v in value.items()}
         changed = any(items[k] is not v for k, v in value.items())
         return FrozenDict(items) if changed or any(isinstance(v, Operator) for v in value.values()) else value
-    return value
+    frozen = [_freeze(v, active) for v in value]
+    changed = any(a is not b for a, b in zip(frozen, value))
+    if type(value) is tuple:
+        return tuple(frozen) if changed else value
+    return FrozenList(frozen) if changed or any(isinstance(v, Operator) for v in value) else value
 
 
 def sub_operators(op: Operator, prefix: str = "") -> Iterator[tuple[str, Operator]]:
-    """Every operator below ``op`` with its path, depth first, in attribute order."""
-    for name, value in vars(op).items():
+    """Every operator below ``op`` with its path, depth first, in attribute order. A back-reference
+    to an operator on the path from ``op`` (a cycle) is not followed, nor is a container in itself."""
+    for path, child, back in operator_tree(op, prefix):
+        if back is None:
+            yield path, child
+
+
+def operator_tree(op: Operator, prefix: str = "") -> Iterator[tuple[str, Operator, str | None]]:
+    """``sub_operators`` with the back-references: ``(path, operator, None)`` for a sub-operator,
+    ``(path, operator, ancestor_path)`` for a reference to an operator already on the path (``""``:
+    ``op`` itself)."""
+    yield from _children(op, prefix, [(op, prefix)], [])
+
+
+def _children(op: Operator, prefix: str, active: list, containers: list) -> Iterator[tuple[str, Operator, str | None]]:
+    for name, value in tuple(vars(op).items()):
         if not name.startswith("_xcs"):
-            yield from _walk(value, f"{prefix}.{name}" if prefix else name)
+            yield from _walk(value, f"{prefix}.{name}" if prefix else name, active, containers)
 
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, Operator]]:
+def _walk(value: Any, path: str, active: list, containers: list) -> Iterator[tuple[str, Operator, str | None]]:
     if isinstance(value, Operator):
-        yield path, value
-        yield from sub_operators(value, path)
-    elif type(value) in (list, tuple, FrozenList):
-        for index, item in enumerate(value):
-            yield from _walk(item, f"{path}[{index}]")
-    elif type(value) in (dict, FrozenDict):
-        for key, item in value.items():
-            yield from _walk(item, f"{path}[{key!r}]")
+        for seen, where in active:
+            if seen is value:
+                yield path, value, where
+                return
+        yield path, value, None
+        active.append((value, path))
+        yield from _children(value, path, active, containers)
+        active.pop()
+    elif type(value) in (list, tuple, dict, FrozenList, FrozenDict):
+        if any(value is seen for seen in containers):
+            return
+        containers.append(value)
+        if isinstance(value, dict):
+            for key, item in tuple(value.items()):
+                yield from _walk(item, f"{path}[{key!r}]", active, containers)
+        else:
+            for index, item in enumerate(value):
+                yield from _walk(item, f"{path}[{index}]", active, containers)
+        containers.pop()
+
+
+def container_cycle(op: Any) -> tuple[str, ...] | None:
+    """The attribute path of a list, tuple or dict that contains itself, reachable from ``op``'s
+    attributes the way the structure hash follows them (operators, lists, tuples, dicts, dataclass
+    and namespace fields, ``functools.partial``): ``("Pipeline.cfg['self']", "Pipeline.cfg")``, or None.
+
+    Back-references to operators are not cycles here: the structure hash records them as references."""
+    return _container_cycle(op, type(op).__qualname__, [], [])
+
+
+def _container_cycle(value: Any, path: str, objects: list, containers: list) -> tuple[str, ...] | None:
+    kind = type(value)
+    if kind in (list, tuple, dict):
+        for seen, where in containers:
+            if seen is value:
+                return (path, where)
+        containers.append((value, path))
+        items = (
+            [(f"{path}[{key!r}]", item) for key, item in tuple(value.items())] if kind is dict
+            else [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+        )
+    else:
+        if any(value is seen for seen in objects):  # an operator or object on the path: a reference
+            return None
+        if isinstance(value, Operator):
+            items = [(f"{path}.{name}", attr) for name, attr in tuple(vars(value).items()) if not name.startswith("_xcs")]
+        elif isinstance(value, functools.partial):
+            items = [(f"{path}.func", value.func), (f"{path}.args", value.args), (f"{path}.keywords", value.keywords)]
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            items = [(f"{path}.{f.name}", getattr(value, f.name, None)) for f in dataclasses.fields(value)]
+        elif isinstance(value, types.SimpleNamespace):
+            items = [(f"{path}.{name}", attr) for name, attr in tuple(vars(value).items())]
+        else:
+            return None
+        objects.append(value)
+    for where, item in items:
+        found = _container_cycle(item, where, objects, containers)
+        if found is not None:
+            return found
+    (containers if kind in (list, tuple, dict) else objects).pop()
+    return None

@@ -17,6 +17,8 @@ signatures warns, raises or runs eagerly (``execution_options(on_recompile_limit
 
 from __future__ import annotations
 
+import ast
+import contextvars
 import hashlib
 import inspect
 import logging
@@ -39,12 +41,12 @@ from compiler.disk_cache import DiskKey, disk_cache, review_file_name, write_rev
 from compiler.capture import MODES, Capture, StrictBreak
 from compiler.capture import capture as capture_graph
 from compiler.trace import relative_file
-from runtime.errors import JitError
+from runtime.errors import JitError, OperatorCycleError, input_read_error
 from runtime.aio import in_thread
 from runtime.executor import aexecute, execute
 from runtime.options import current_options
 from runtime.plan import Plan
-from xcs.operator import Operator, check_output, is_async, is_operator
+from xcs.operator import Operator, check_output, container_cycle, is_async, is_operator
 
 PLANS = PlanCache()
 PYTHON = sys.version_info[:2]  # plans are cached per Python version; their text is the same on all
@@ -88,6 +90,7 @@ class Compiled:
     origin: str = "capture"  # "capture", "disk" or "policy"
     sha256: str = ""  # of ``source``
     applied: list = field(default_factory=list)  # the enhanced strategy's passes (``compiler.passes``)
+    reads: tuple = ()  # input key paths the plan reads that its signature does not fix (``input_reads``)
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,9 @@ class OperatorRecord:
 
 RECORDS: dict[str, OperatorRecord] = {}
 _RECORDS_LOCK = threading.Lock()
+# The cache keys the current call is compiling: set around a miss, seen by the plan steps and tasks the
+# call starts (they run in copies of its context), not by other threads' calls, which wait for the compile.
+_COMPILING: contextvars.ContextVar[frozenset] = contextvars.ContextVar("xcs_compiling", default=frozenset())
 
 
 @dataclass
@@ -205,6 +211,8 @@ class JitConfig:
             plan = entry.plan
             if type(plan) is not Eager and (plan.guard is None or plan.guard(op, inputs)):
                 entries.stats.hits += 1
+                if entry.reads:
+                    check_reads(plan.name, entry.reads, inputs)
                 return check_output(op, await aexecute(plan, op, inputs))
         return await in_thread(self.call, op, inputs)
 
@@ -220,68 +228,84 @@ class JitConfig:
                     return check_output(op, forward_of(op)(inputs=inputs)), entry
                 if plan.guard is None or plan.guard(op, inputs):
                     entries.stats.hits += 1
+                    if entry.reads:
+                        check_reads(plan.name, entry.reads, inputs)
                     return check_output(op, execute(plan, op, inputs)), entry
         return self.miss(op, inputs, key)
 
     def miss(self, op: Any, inputs: Mapping[str, Any], key: tuple) -> tuple[Mapping[str, Any], Compiled]:
-        """No plan in memory holds for this call: another thread's, the disk's, or a capture."""
-        with PLANS.compile_lock(key):
-            entries = PLANS.get(key)
-            for entry in entries or ():  # another thread compiled it while we waited
-                plan = entry.plan
-                if type(plan) is Eager or plan.guard is None or plan.guard(op, inputs):
-                    entries.stats.hits += 1
-                    return self._execute(op, inputs, entry), entry
-            record = self.record(op)
-            stats = record.signatures.get(key[1])
-            if stats is None:
-                if len(record.signatures) >= self.recompile_limit:
-                    if self._past_limit(op, record, key):  # on_recompile_limit="eager"
-                        stats = record.signatures[key[1]] = KeyStats()
-                        stats.misses += 1
-                        reason = (
-                            f"{record.label} runs eagerly for inputs {signature_text(key[1])}: more than "
-                            f"recompile_limit={self.recompile_limit} input signatures (on_recompile_limit='eager')"
-                        )
-                        entry = Compiled(Eager(None, reason), origin="policy")
-                        PLANS.add(key, entry, stats)
-                        return self._execute(op, inputs, entry), entry
-                stats = record.signatures[key[1]] = KeyStats()
-                record.flat[key[1]] = flat_signature(key[1])
-            stats.misses += 1
-            disk = disk_cache()
-            dkey = self.disk_key(op, key) if disk is not None else None
-            explain = _explaining() and self.explain(op, key, dkey, disk, entries)
-            if disk is not None:
-                known = {e.sha256 for e in entries or () if e.sha256}
-                if any(type(e.plan) is Eager for e in entries or ()):
-                    known.add("eager")
-                found = []
-                for item in disk.load(dkey, known):
-                    entry = self._from_disk(op, key, item)
-                    if entry is not None:
-                        PLANS.add(key, entry, stats)
-                        stats.disk_loads += 1
-                        found.append(entry)
-                for entry in found:
+        """No plan in memory holds for this call: another thread's, the disk's, or a capture.
+
+        A call made while this very call (its context: this thread, or a plan step or task it
+        started) is compiling the same key — an operator that calls itself — runs ``forward``
+        eagerly, as Python would, instead of waiting on the compile lock it holds."""
+        compiling = _COMPILING.get()
+        if key in compiling:
+            entry = Compiled(Eager(None, "a re-entrant call while its key is being compiled"), origin="policy")
+            return check_output(op, forward_of(op)(inputs=inputs)), entry
+        token = _COMPILING.set(compiling | {key})
+        try:
+            with PLANS.compile_lock(key):
+                entries = PLANS.get(key)
+                for entry in entries or ():  # another thread compiled it while we waited
                     plan = entry.plan
                     if type(plan) is Eager or plan.guard is None or plan.guard(op, inputs):
-                        if explain:
-                            LOG.info("%s -> loaded from the disk cache", explain)
-                        if type(plan) is Eager and plan.warning:
-                            warnings.warn(plan.warning, GraphBreakWarning, stacklevel=5)
+                        entries.stats.hits += 1
                         return self._execute(op, inputs, entry), entry
-            if explain:
-                LOG.info("%s -> capturing", explain)
-            result, compiled = self.capture(op, inputs, key, dkey, disk)
-            PLANS.add(key, compiled, stats)
-            stats.captures += 1
-            return check_output(op, result), compiled
+                record = self.record(op)
+                stats = record.signatures.get(key[1])
+                if stats is None:
+                    if len(record.signatures) >= self.recompile_limit:
+                        if self._past_limit(op, record, key):  # on_recompile_limit="eager"
+                            stats = record.signatures[key[1]] = KeyStats()
+                            stats.misses += 1
+                            reason = (
+                                f"{record.label} runs eagerly for inputs {signature_text(key[1])}: more than "
+                                f"recompile_limit={self.recompile_limit} input signatures (on_recompile_limit='eager')"
+                            )
+                            entry = Compiled(Eager(None, reason), origin="policy")
+                            PLANS.add(key, entry, stats)
+                            return self._execute(op, inputs, entry), entry
+                    stats = record.signatures[key[1]] = KeyStats()
+                    record.flat[key[1]] = flat_signature(key[1])
+                stats.misses += 1
+                disk = disk_cache()
+                dkey = self.disk_key(op, key) if disk is not None else None
+                explain = _explaining() and self.explain(op, key, dkey, disk, entries)
+                if disk is not None:
+                    known = {e.sha256 for e in entries or () if e.sha256}
+                    if any(type(e.plan) is Eager for e in entries or ()):
+                        known.add("eager")
+                    found = []
+                    for item in disk.load(dkey, known):
+                        entry = self._from_disk(op, key, item)
+                        if entry is not None:
+                            PLANS.add(key, entry, stats)
+                            stats.disk_loads += 1
+                            found.append(entry)
+                    for entry in found:
+                        plan = entry.plan
+                        if type(plan) is Eager or plan.guard is None or plan.guard(op, inputs):
+                            if explain:
+                                LOG.info("%s -> loaded from the disk cache", explain)
+                            if type(plan) is Eager and plan.warning:
+                                warnings.warn(plan.warning, GraphBreakWarning, stacklevel=5)
+                            return self._execute(op, inputs, entry), entry
+                if explain:
+                    LOG.info("%s -> capturing", explain)
+                result, compiled = self.capture(op, inputs, key, dkey, disk)
+                PLANS.add(key, compiled, stats)
+                stats.captures += 1
+                return check_output(op, result), compiled
+        finally:
+            _COMPILING.reset(token)
 
     @staticmethod
     def _execute(op: Any, inputs: Mapping[str, Any], entry: Compiled) -> Mapping[str, Any]:
         if type(entry.plan) is Eager:
             return check_output(op, forward_of(op)(inputs=inputs))
+        if entry.reads:
+            check_reads(entry.plan.name, entry.reads, inputs)
         return check_output(op, execute(entry.plan, op, inputs))
 
     # ------------------------------------------------------------------ capture
@@ -301,6 +325,8 @@ class JitConfig:
             return result, Compiled(Eager(brk))
         entry = self.compile(op, key, label, cap, dkey, disk)
         if not cap.ran:  # nothing ran while capturing: this call runs the plan
+            if entry.reads:
+                check_reads(entry.plan.name, entry.reads, inputs)
             result = execute(entry.plan, op, inputs)
         return result, entry
 
@@ -322,7 +348,8 @@ class JitConfig:
         source = generate(cap.graph, header, cap.required)
         plan = self._install(op, key, source, dkey, disk)
         entry = Compiled(
-            plan, cap.graph, source, sha256=hashlib.sha256(source.encode()).hexdigest(), applied=cap.applied
+            plan, cap.graph, source, sha256=hashlib.sha256(source.encode()).hexdigest(), applied=cap.applied,
+            reads=input_reads(source, key[1]),
         )
         self._review(op, key, entry)
         return entry
@@ -331,6 +358,8 @@ class JitConfig:
         """Compile ahead of time with a static strategy, running nothing; None when only the trace
         (which runs the call) could capture this signature: the first call does it then."""
         key = (self.structure(op), signature(inputs), PYTHON)
+        if key in _COMPILING.get():  # asked while this call compiles the key: the outer compile does it
+            return None
         with PLANS.compile_lock(key):
             if PLANS.get(key):
                 return None
@@ -368,7 +397,9 @@ class JitConfig:
             loc = ir.Loc(str(brk.get("file", "")), int(brk.get("line", 0) or 0), str(brk.get("text", "")))
             found = Break(brk["code"], str(brk.get("reason", "")), loc)
             return Compiled(Eager(found, warning=_break_message(operator_label(op), key, found)), origin="disk")
-        entry = Compiled(item.plan, None, item.source, origin="disk", sha256=item.sha256)
+        entry = Compiled(
+            item.plan, None, item.source, origin="disk", sha256=item.sha256, reads=input_reads(item.source, key[1])
+        )
         self._review(op, key, entry)
         return entry
 
@@ -487,6 +518,11 @@ class JitConfig:
         """The structure hash of ``op`` (computed once: operators are frozen)."""
         known = getattr(op, "_xcs_structure", None)
         if known is None:
+            root = structure_root(op)
+            for item in (root[1] if isinstance(op, JittedFunction) else (root,)):
+                cycle = container_cycle(item)
+                if cycle is not None:
+                    raise OperatorCycleError(type(item).__qualname__, cycle)
             # the mode is part of it: one operator compiled by two strategies gives two plans
             known = structure_hash((structure_root(op), self.mode), is_operator)
             object.__setattr__(op, "_xcs_structure", known)
@@ -501,6 +537,100 @@ def structure_root(op: Any) -> Any:
         used = [fn.__globals__.get(name) for name in fn.__code__.co_names]
         return (fn, [u for u in used if is_operator(u)])
     return op
+
+
+def input_reads(source: str, sig: tuple) -> tuple:
+    """The constant key paths (``("doc", "title")``, ``("items", 5)``) the plan's ``run`` reads from its
+    inputs on every call, before its first branch or loop, that ``sig`` does not guarantee: a read
+    below a leaf of the signature (an index into an input list, a key of a value typed ``str``, a
+    mapping deeper than the signature follows). ``check_reads`` checks them before any step runs."""
+    try:
+        module = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ()
+    run = next((n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "run"), None)
+    if run is None or not run.args.args or run.args.args[-1].arg != "inputs":
+        return ()
+    found: list[tuple] = []
+    for stmt in run.body:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return)):
+            if stmt.value is not None:
+                _reads(stmt.value, found)
+            if isinstance(stmt, ast.Return):
+                break
+        else:  # a branch, loop, try or with: what follows it may not run
+            for part in (getattr(stmt, "test", None), getattr(stmt, "iter", None)):
+                if part is not None:
+                    _reads(part, found)
+            break
+    reads = []
+    for path in found:
+        if path not in reads and not _fixed(sig, path):
+            reads.append(path)
+    return tuple(reads)
+
+
+def _reads(node: ast.AST, found: list) -> None:
+    """The input paths ``node`` reads whenever it is evaluated (short-circuited parts left out)."""
+    if isinstance(node, ast.Subscript):
+        path = _input_path(node)
+        if path is not None:
+            found.append(path)
+            return
+    if isinstance(node, ast.BoolOp):
+        return _reads(node.values[0], found)
+    if isinstance(node, ast.IfExp):
+        return _reads(node.test, found)
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        return _reads(node.generators[0].iter, found)
+    if isinstance(node, ast.Lambda):
+        return None
+    for child in ast.iter_child_nodes(node):
+        _reads(child, found)
+
+
+def _input_path(node: ast.AST) -> tuple | None:
+    keys = []
+    while isinstance(node, ast.Subscript):
+        index = node.slice
+        if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub) and isinstance(index.operand, ast.Constant):
+            index = ast.Constant(-index.operand.value)
+        if not isinstance(index, ast.Constant) or isinstance(index.value, (slice, type(Ellipsis))):
+            return None
+        keys.append(index.value)
+        node = node.value
+    if not (isinstance(node, ast.Name) and node.id == "inputs"):
+        return None
+    return tuple(reversed(keys))
+
+
+def _fixed(sig: tuple, path: tuple) -> bool:
+    """Whether every input with signature ``sig`` has ``path`` (its mappings' keys are in the signature)."""
+    level = sig
+    for depth, key in enumerate(path):
+        leaf = next((value for name, value in level if name == key and type(name) is type(key)), None)
+        if leaf is None:
+            return False
+        if depth == len(path) - 1:
+            return True
+        if not (isinstance(leaf, tuple) and len(leaf) == 2 and isinstance(leaf[1], tuple)):
+            return False  # a leaf: what is below it is not in the signature
+        level = leaf[1]
+    return True
+
+
+def check_reads(operator: str, reads: tuple, inputs: Mapping[str, Any]) -> None:
+    """Raise the error of the first of ``reads`` (``input_reads``) that ``inputs`` cannot satisfy,
+    naming its key path and the operator, before any step runs."""
+    for path in reads:
+        value = inputs
+        try:
+            for key in path:
+                value = value[key]
+        except Exception:
+            error = input_read_error(operator, inputs, path)
+            if error is not None:
+                raise error from None
 
 
 def _break_message(label: str, key: tuple, brk: Break) -> str:
@@ -638,8 +768,10 @@ def operator_label(op: Any) -> str:
     target = op.fn if isinstance(op, JittedFunction) else type(op)
     try:
         file = relative_file(inspect.getsourcefile(target) or "")
-    except TypeError:
+    except TypeError:  # a builtin
         file = "<unknown>"
+    except OSError:  # defined without a source file: a REPL, ``python -c``, a notebook, ``exec``
+        file = f"<{target.__module__}>"
     return f"{file}:{target.__qualname__}"
 
 
