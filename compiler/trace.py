@@ -1165,10 +1165,13 @@ LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception
 
 
 def _cannot_fail(target: Any) -> bool:
-    """Calls whose effects later steps need not wait for: printing, logging, growing a container."""
-    if target is print or target is setattr:
+    """Calls whose effects later steps need not wait for: printing, logging, growing a container
+    (an attribute assignment may raise: a frozen operator, a read-only property)."""
+    if target is print:
         return True
     owner = getattr(target, "__self__", None)
+    if getattr(owner, "__xcs_frozen__", False):  # a frozen container refuses changes
+        return False
     name = getattr(target, "__name__", "")
     if isinstance(owner, (logging.Logger, logging.LoggerAdapter)):
         return name in LOG_METHODS

@@ -191,7 +191,11 @@ def _failing_step(plan: Plan, tb: TracebackType | None) -> Step | None:
     return None if lineno is None else plan.step_at_line(lineno)
 
 
-def _step_error(step: Step, error: BaseException) -> StepError:
+def _step_error(step: Step, error: BaseException, plan: Plan | None = None) -> BaseException:
+    """What a failed step raises: a ``StepError`` naming it, chained to the error; the error itself
+    for a step that runs the user's own statement or call in forward (``Plan.effects``), as eager."""
+    if plan is not None and plan.effects and any(plan.steps[i] is step for i in plan.effects):
+        return error
     exc = StepError(step.name, step.location, step.source, error)
     exc.__cause__ = error
     return exc
@@ -203,17 +207,20 @@ def _run_straight(plan: Plan, ops: Any, inputs: Mapping[str, Any]) -> Any:
         return plan.run(ops, inputs)
     except Exception as exc:
         step = _failing_step(plan, exc.__traceback__)
-        if step is None:
+        if step is None or _step_error(step, exc, plan) is exc:
             raise
         raise StepError(step.name, step.location, step.source, exc) from exc
 
 
-def _call_step(step: Step, ops: Any, inputs: Mapping[str, Any], results: list[Any]) -> Any:
+def _call_step(step: Step, ops: Any, inputs: Mapping[str, Any], results: list[Any], plan: Plan | None = None) -> Any:
     """Run one step in this thread; an exception becomes a ``StepError`` naming the step."""
     try:
         return step.fn(ops, inputs, *[results[d] for d in step.deps])
     except Exception as exc:
-        raise StepError(step.name, step.location, step.source, exc) from exc
+        error = _step_error(step, exc, plan)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def _sorter(plan: Plan) -> graphlib.TopologicalSorter[int]:
@@ -235,7 +242,7 @@ def _run_in_order(plan: Plan, ops: Any, inputs: Mapping[str, Any], stop: threadi
         for i in sorter.get_ready():
             if stop is not None and stop.is_set():
                 raise _stopped(plan)
-            results[i] = _call_step(plan.steps[i], ops, inputs, results)
+            results[i] = _call_step(plan.steps[i], ops, inputs, results, plan)
             sorter.done(i)
     return _call_step(plan.output, ops, inputs, results)
 
@@ -247,7 +254,7 @@ def _run_steps(plan: Plan, ops: Any, inputs: Mapping[str, Any], stop: threading.
     for i, step in enumerate(plan.steps):
         if stop.is_set():
             raise _stopped(plan)
-        results[i] = _call_step(step, ops, inputs, results)
+        results[i] = _call_step(step, ops, inputs, results, plan)
     return _call_step(plan.output, ops, inputs, results)
 
 
@@ -463,7 +470,7 @@ class _Walk:
         if not self.collect:
             if timed_out:
                 raise error
-            raise _step_error(step, error)
+            raise _step_error(step, error, self.plan)
         self.failures.append(StepFailure(step.name, step.location, step.source, error))
         self.bad.add(i)
 
