@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compiler.analysis import topological_order, transitive_closure, waves  # noqa: E402
+from xcs.compiler.analysis import topological_order, transitive_closure, waves  # noqa: E402
 
 LAYER = 100
 SEED = 1234

@@ -57,11 +57,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_analysis import layered_dag  # noqa: E402
-from compiler import ir  # noqa: E402
-from compiler.analysis import topological_order, waves  # noqa: E402
-from compiler.cache import PLAN_PACKAGE, load_plan, plan_file_name, signature, signature_text  # noqa: E402
-from compiler.codegen import Header, generate  # noqa: E402
-from compiler.trace import Tracer  # noqa: E402
+from xcs.compiler import ir  # noqa: E402
+from xcs.compiler.analysis import topological_order, waves  # noqa: E402
+from xcs.compiler.cache import PLAN_PACKAGE, load_plan, plan_file_name, signature, signature_text  # noqa: E402
+from xcs.compiler.codegen import Header, generate  # noqa: E402
+from xcs.compiler.trace import Tracer  # noqa: E402
 from xcs import Operator, execution_options, jit  # noqa: E402
 from xcs.plans import PLANS, PYTHON, forward_of, module_label, operator_label  # noqa: E402
 from xcs.operator import is_operator  # noqa: E402

@@ -34,7 +34,7 @@ from common import private_cache_dir  # noqa: E402
 
 ROOT = private_cache_dir("disk-writes")
 
-from compiler import disk_cache as dc  # noqa: E402
+from xcs.compiler import disk_cache as dc  # noqa: E402
 
 SIZES = (12, 1_200, 20_000)
 SMOKE_SIZES = (12, 1_200)
@@ -50,7 +50,7 @@ def fake_key(n: int) -> tuple[dc.DiskKey, str]:
     key = dc.DiskKey(operator="bench.Fake", structure="0123456789abcdef", signature=signature, python="3.11")
     source = (
         f"{dc.PLAN_HEADER}bench.Fake   strategy: fake\n# signature: {signature}   structure: 0123456789abcdef\n"
-        "from runtime.plan import Plan\n\n\ndef run(op, inputs):\n    return dict(inputs)\n\n\n"
+        "from xcs.runtime.plan import Plan\n\n\ndef run(op, inputs):\n    return dict(inputs)\n\n\n"
         "PLAN = Plan(name='bench.Fake', steps=(), output=None, run=run)\n" + "# padding\n" * 90
     )
     return key, source

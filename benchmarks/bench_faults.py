@@ -42,11 +42,11 @@ from common import private_cache_dir  # noqa: E402
 
 private_cache_dir("faults")
 
-import runtime.pool  # noqa: E402
+from xcs.runtime import pool as runtime_pool  # noqa: E402
 import test_fault_matrix as fm  # noqa: E402  (the matrix's program, faults and cases)
-from runtime.errors import StepError, XCSError  # noqa: E402
-from runtime.errors import TimeoutError as XCSTimeoutError  # noqa: E402
-from runtime.outcome import Collected  # noqa: E402
+from xcs.runtime.errors import StepError, XCSError  # noqa: E402
+from xcs.runtime.errors import TimeoutError as XCSTimeoutError  # noqa: E402
+from xcs.runtime.outcome import Collected  # noqa: E402
 from threads import quiet  # noqa: E402
 from xcs import Operator, jit  # noqa: E402
 from xcs.plans import PLANS  # noqa: E402
@@ -170,7 +170,7 @@ def run_rotation(calls: int) -> dict:
 def main() -> None:
     smoke, full = "--smoke" in sys.argv, "--full" in sys.argv
     calls = 8_000 if smoke else 100_000 if full else 20_000
-    runtime.pool.IDLE = 0.02  # idle warm-pool threads exit sooner (reuse, not a leak): faster counting
+    runtime_pool.IDLE = 0.02  # idle warm-pool threads exit sooner (reuse, not a leak): faster counting
     for program, _ in fm.PROGRAMS.values():
         fm.FAULTS.reset(None, None)
         program(inputs=fm.INPUTS)

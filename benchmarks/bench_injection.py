@@ -34,7 +34,7 @@ private_cache_dir("injection")
 
 import test_hashseed  # noqa: E402
 import test_injection  # noqa: E402
-from runtime.errors import XCSError  # noqa: E402
+from xcs.runtime.errors import XCSError  # noqa: E402
 from xcs import Operator, dump, jit  # noqa: E402
 
 MODES = ("trace", "structural", "enhanced", "auto")

@@ -48,10 +48,10 @@ from common import Sleeper, private_cache_dir
 private_cache_dir("sched")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.executor import execute  # noqa: E402
-from runtime.options import ExecutionOptions  # noqa: E402
-from runtime.plan import Plan, Step  # noqa: E402
-from runtime.schedulers import Scheduler, register_scheduler  # noqa: E402
+from xcs.runtime.executor import execute  # noqa: E402
+from xcs.runtime.options import ExecutionOptions  # noqa: E402
+from xcs.runtime.plan import Plan, Step  # noqa: E402
+from xcs.runtime.schedulers import Scheduler, register_scheduler  # noqa: E402
 from xcs import Operator, execution_options, jit  # noqa: E402
 
 TARGETS: list[tuple[str, bool, str]] = []

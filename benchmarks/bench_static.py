@@ -69,8 +69,8 @@ os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "cache")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from compiler.capture import capture  # noqa: E402
-from compiler.codegen import Header, generate  # noqa: E402
+from xcs.compiler.capture import capture  # noqa: E402
+from xcs.compiler.codegen import Header, generate  # noqa: E402
 from xcs import Operator, execution_options, jit  # noqa: E402
 from xcs.plans import compiled  # noqa: E402
 from xcs.operator import is_operator  # noqa: E402

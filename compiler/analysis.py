@@ -28,7 +28,7 @@ from __future__ import annotations
 from itertools import compress
 from typing import Iterable, Mapping
 
-from runtime.errors import CycleError
+from xcs.runtime.errors import CycleError
 
 __all__ = ["critical_path", "topological_order", "transitive_closure", "waves", "width"]
 

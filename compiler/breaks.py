@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir import Loc
+from xcs.compiler.ir import Loc
 
 CODES: dict[str, str] = {
     "branch-on-output": "an if/while/and/or/conditional decides on a value an operator returned; "

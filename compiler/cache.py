@@ -25,8 +25,8 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Callable, Hashable, Iterator, Mapping
 
-from compiler.ir import canonical_repr
-from runtime.plan import Plan
+from xcs.compiler.ir import canonical_repr
+from xcs.runtime.plan import Plan
 
 PLAN_PACKAGE = "xcs_plans"
 LEAF_TYPES = (str, int, float, bool, type(None), bytes)
@@ -504,7 +504,7 @@ def plan_file_name(operator: str, structure: str, source: str) -> str:
 
 def load_plan(source: str, file_name: str, directory: str | None = None) -> Plan:
     """Write ``source`` to ``directory/file_name`` atomically and import it as a registered module."""
-    from compiler.codegen import VERSION
+    from xcs.compiler.codegen import VERSION
 
     directory = os.path.join(directory or cache_dir(), VERSION)
     os.makedirs(directory, mode=0o700, exist_ok=True)

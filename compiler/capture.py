@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from collections.abc import Iterator
 from typing import Any, Callable, Mapping
 
-from compiler import passes
-from compiler.breaks import Break
-from compiler.cache import MAX_SIGNATURE_DEPTH
-from compiler.ir import Const, Glue, Graph, Ref, is_literal, lint
-from compiler.trace import STATIC, NeedsValue, Tracer, subscript
-from runtime.errors import input_read_error
+from xcs.compiler import passes
+from xcs.compiler.breaks import Break
+from xcs.compiler.cache import MAX_SIGNATURE_DEPTH
+from xcs.compiler.ir import Const, Glue, Graph, Ref, is_literal, lint
+from xcs.compiler.trace import STATIC, NeedsValue, Tracer, subscript
+from xcs.runtime.errors import input_read_error
 
 _SUBSCRIPT = subscript.__code__
 

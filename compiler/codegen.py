@@ -25,15 +25,15 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Callable, Iterator
 
-from compiler import analysis
-from compiler.ir import (
+from xcs.compiler import analysis
+from xcs.compiler.ir import (
     BINARY, COMPARE as COMPARISONS, UNARY, Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input,
     MapRegion, OperatorCall, Ref, Static, is_literal, operands, walk,
 )
-from runtime.errors import JitError
+from xcs.runtime.errors import JitError
 
 VERSION = "0.1.0"
-CODEGEN_VERSION = "5"  # bump whenever the generated text changes for the same graph
+CODEGEN_VERSION = "6"  # bump whenever the generated text changes for the same graph
 RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))
@@ -551,10 +551,10 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
             f"# signature: {header.signature}   structure: {header.structure}   steps: {len(calls)}"
             f"   waves: {len(waves)}   width: {width}"
         ),
-        "from runtime.plan import Plan, Step",
-        *(["from runtime.batching import map_batch"] if em.uses_batch else []),
-        *(["from runtime.regions import map_each"] if em.uses_map else []),
-        *(["from runtime.segments import segment"] if segments else []),
+        "from xcs.runtime.plan import Plan, Step",
+        *(["from xcs.runtime.batching import map_batch"] if em.uses_batch else []),
+        *(["from xcs.runtime.regions import map_each"] if em.uses_map else []),
+        *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),
     ]
     before_run = len(head) + len(body)

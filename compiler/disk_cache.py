@@ -53,9 +53,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from compiler.cache import cache_dir, compile_plan, import_plan, plan_module_name
-from compiler.codegen import CODEGEN_VERSION, VERSION
-from runtime.plan import Plan
+from xcs.compiler.cache import cache_dir, compile_plan, import_plan, plan_module_name
+from xcs.compiler.codegen import CODEGEN_VERSION, VERSION
+from xcs.runtime.plan import Plan
 
 INDEX_FORMAT = 1
 LEDGER_FORMAT = 1

@@ -35,7 +35,7 @@ import types
 from dataclasses import replace
 from typing import Any, Callable
 
-from compiler.ir import Call, Glue, Output, Ref, is_literal, operands, walk
+from xcs.compiler.ir import Call, Glue, Output, Ref, is_literal, operands, walk
 
 CALLABLES = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,

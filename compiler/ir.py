@@ -29,9 +29,9 @@ import operator as _operator
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Union
 
-from runtime.batching import map_batch
-from runtime.options import execution_options
-from runtime.segments import segment
+from xcs.runtime.batching import map_batch
+from xcs.runtime.options import execution_options
+from xcs.runtime.segments import segment
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
-from compiler.ir import (
+from xcs.compiler.ir import (
     Branch, Call, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, evaluate_glue,
     is_literal, operands, rebuild, resolve_static, walk,
 )
-from compiler.verbatim import verbatim_glue
+from xcs.compiler.verbatim import verbatim_glue
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ def source_names(graph: Graph, files: dict[str, str], variables: dict[str, str])
     """Name each top-level operator call (a ``vmap``-ed operator's map region included) after the
     variable the user assigns it to, and each top-level map region after the variable that holds its
     list (when that name is free); replace a call's source line by its exact source span."""
-    from compiler.codegen import RESERVED
-    from compiler.source import call_site
+    from xcs.compiler.codegen import RESERVED
+    from xcs.compiler.source import call_site
 
     taken = {n.name for n in walk(graph.nodes)} | set(RESERVED)
     renames: dict[str, Any] = {}
@@ -253,7 +253,7 @@ def hoist_input_glue(graph: Graph, variables: dict[str, str]) -> tuple[Graph, st
     hoist -= inner
     if not hoist:
         return graph, ""
-    from compiler.codegen import RESERVED
+    from xcs.compiler.codegen import RESERVED
 
     taken = {n.name for n in walk(graph.nodes)} | set(RESERVED)
     renames: dict[str, Any] = {}

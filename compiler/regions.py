@@ -16,9 +16,9 @@ from functools import lru_cache
 from types import CodeType
 from typing import Any
 
-from compiler import trace as t_
-from compiler.breaks import GraphBreak
-from compiler.ir import Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static
+from xcs.compiler import trace as t_
+from xcs.compiler.breaks import GraphBreak
+from xcs.compiler.ir import Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static
 
 EXIT = -1
 MAX_REENTRY = 64  # sides of one conditional jump open at once (a static loop with a runtime exit)

@@ -31,17 +31,17 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from compiler import effects, regions, segments
-from compiler.breaks import Break, GraphBreak
-from compiler.bytecode_versions import Ins, normalize
-from compiler.codegen import RESERVED, is_step as _is_step
-from compiler.ir import (
+from xcs.compiler import effects, regions, segments
+from xcs.compiler.breaks import Break, GraphBreak
+from xcs.compiler.bytecode_versions import Ins, normalize
+from xcs.compiler.codegen import RESERVED, is_step as _is_step
+from xcs.compiler.ir import (
     canonical_repr, is_literal,
     Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, evaluate_glue,
     walk,
 )
-from runtime.errors import OperatorInputError, StepError
-from runtime.segments import segment as define_segment
+from xcs.runtime.errors import OperatorInputError, StepError
+from xcs.runtime.segments import segment as define_segment
 
 # Provenance, ordered: a value made of several has the highest of theirs. STATE is a value reached
 # through an attribute, a closure or a module global that is not proven immutable (``effects.frozen``):

@@ -24,10 +24,10 @@ import types
 from dataclasses import replace
 from typing import Any, Callable
 
-from compiler.codegen import is_step
-from compiler.ir import Branch, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
-from compiler.source import assigned_value, call_site, returned_value
-from compiler.trace import Builder, Origin, Tracer, Val
+from xcs.compiler.codegen import is_step
+from xcs.compiler.ir import Branch, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
+from xcs.compiler.source import assigned_value, call_site, returned_value
+from xcs.compiler.trace import Builder, Origin, Tracer, Val
 
 
 def verbatim_glue(

@@ -31,7 +31,7 @@ import threading
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Coroutine
 
-from runtime.errors import AsyncContextError
+from xcs.runtime.errors import AsyncContextError
 
 class Probe:
     """The operator calls a probed step made (none of them has run)."""

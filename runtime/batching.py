@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from runtime.errors import OperatorInputError, OperatorOutputError, XCSError
-from runtime.options import current_options, execution_options
-from runtime.schedulers import resolve
+from xcs.runtime.errors import OperatorInputError, OperatorOutputError, XCSError
+from xcs.runtime.options import current_options, execution_options
+from xcs.runtime.schedulers import resolve
 
 DEFAULT_MAX_WORKERS = 32  # the executor's default bound on threads, used when nothing else bounds a batch
 

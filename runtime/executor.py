@@ -35,15 +35,15 @@ from queue import Empty, SimpleQueue
 from types import TracebackType
 from typing import Any, Callable
 
-from runtime.aio import DEFER, HOST_LOOP, SLOT, Deferred, Fence, Host, Probe, in_thread, running_loop
-from runtime.errors import AsyncContextError, CycleError, InputKeyError, OperatorInputError, StepError
-from runtime.errors import TimeoutError as XCSTimeoutError
-from runtime.options import ExecutionOptions, current_options
-from runtime.outcome import Collected, StepFailure
-from runtime.plan import Plan, Step
-from runtime.pool import checkout
-from runtime.record import Progress, RunRecord, StepRecord, describe, last_run, set_last_run
-from runtime.schedulers import Scheduler, resolve
+from xcs.runtime.aio import DEFER, HOST_LOOP, SLOT, Deferred, Fence, Host, Probe, in_thread, running_loop
+from xcs.runtime.errors import AsyncContextError, CycleError, InputKeyError, OperatorInputError, StepError
+from xcs.runtime.errors import TimeoutError as XCSTimeoutError
+from xcs.runtime.options import ExecutionOptions, current_options
+from xcs.runtime.outcome import Collected, StepFailure
+from xcs.runtime.plan import Plan, Step
+from xcs.runtime.pool import checkout
+from xcs.runtime.record import Progress, RunRecord, StepRecord, describe, last_run, set_last_run
+from xcs.runtime.schedulers import Scheduler, resolve
 
 DEFAULT_MAX_WORKERS = 32
 perf = time.perf_counter

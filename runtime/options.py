@@ -15,8 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from runtime.errors import SchedulerError
-from runtime.schedulers import Scheduler, check_max_workers, check_seconds, lookup_scheduler
+from xcs.runtime.errors import SchedulerError
+from xcs.runtime.schedulers import Scheduler, check_max_workers, check_seconds, lookup_scheduler
 
 ON_ERROR = ("raise", "collect")
 ON_RECOMPILE_LIMIT = ("warn", "raise", "eager")

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import StepError, TimeoutError
+from xcs.runtime.errors import StepError, TimeoutError
 
 
 @dataclass(frozen=True)

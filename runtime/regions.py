@@ -12,10 +12,10 @@ import contextvars
 from concurrent.futures import FIRST_EXCEPTION, CancelledError, wait
 from typing import Any, Callable, Iterable
 
-from runtime.executor import call_stopped
-from runtime.options import current_options
-from runtime.pool import checkout
-from runtime.schedulers import resolve
+from xcs.runtime.executor import call_stopped
+from xcs.runtime.options import current_options
+from xcs.runtime.pool import checkout
+from xcs.runtime.schedulers import resolve
 
 DEFAULT_MAX_WORKERS = 32
 

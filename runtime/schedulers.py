@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from runtime.errors import SchedulerError
+from xcs.runtime.errors import SchedulerError
 
 MODES = ("auto", "sequential", "topological", "wave", "parallel", "async")
 

@@ -645,7 +645,7 @@ def run_counted(op, inputs):
 
 def entries(op, inputs):
     """The plan-cache entries (``Compiled``) of the jitted ``op`` for the signature of ``inputs``."""
-    from compiler.cache import signature
+    from xcs.compiler.cache import signature
     from xcs.plans import PLANS, PYTHON
 
     return PLANS.get((op.__xcs_jit__.structure(op), signature(inputs), PYTHON)) or []

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.analysis import (
+from xcs.compiler.analysis import (
     critical_path,
     topological_order,
     transitive_closure,
     waves,
     width,
 )
-from runtime.errors import CycleError, XCSError
+from xcs.runtime.errors import CycleError, XCSError
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
 CHAIN = {"n0": [], "n1": ["n0"], "n2": ["n1"], "n3": ["n2"]}
@@ -75,7 +75,7 @@ def test_dependency_iteration_order_does_not_matter():
 
 def test_order_is_independent_of_hash_seed():
     code = (
-        "from compiler.analysis import topological_order, waves, critical_path\n"
+        "from xcs.compiler.analysis import topological_order, waves, critical_path\n"
         "names = [f'op{i}' for i in range(40)]\n"
         "deps = {n: {names[j] for j in range(i) if (i * 7 + j) % 5 == 0} for i, n in "
         "enumerate(reversed(names))}\n"

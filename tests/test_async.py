@@ -10,11 +10,11 @@ import warnings
 import pytest
 from threads import quiet
 
-from runtime.errors import AsyncContextError, StepError, XCSError
-from runtime.executor import aexecute, execute
-from runtime.options import ExecutionOptions, current_options, execution_options
-from runtime.plan import Plan, Step
-from runtime.record import last_run
+from xcs.runtime.errors import AsyncContextError, StepError, XCSError
+from xcs.runtime.executor import aexecute, execute
+from xcs.runtime.options import ExecutionOptions, current_options, execution_options
+from xcs.runtime.plan import Plan, Step
+from xcs.runtime.record import last_run
 from test_runtime_executor import make_plan, settle
 from xcs import GraphBreakWarning, Operator, jit
 
@@ -107,7 +107,7 @@ def test_sync_call_of_an_async_operator_inside_a_loop_says_to_await_acall():
 
 def test_acall_validates_inputs_like_a_call():
     async def main():
-        from runtime.errors import OperatorInputError
+        from xcs.runtime.errors import OperatorInputError
 
         with pytest.raises(OperatorInputError, match="inputs must be a mapping, got list"):
             await AsyncMember("a").acall(inputs=["hi"])

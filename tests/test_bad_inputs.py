@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import pytest
 
-from runtime.errors import (
+from xcs.runtime.errors import (
     FrozenOperatorError, InputIndexError, InputKeyError, OperatorInputError, StepError, XCSError,
 )
 from xcs import Operator, jit

@@ -18,9 +18,9 @@ import warnings
 
 import pytest
 
-from compiler import disk_cache as dc
-from compiler.cache import canonical_signature, flat_signature, signature, structure_hash
-from compiler.codegen import VERSION
+from xcs.compiler import disk_cache as dc
+from xcs.compiler.cache import canonical_signature, flat_signature, signature, structure_hash
+from xcs.compiler.codegen import VERSION
 from xcs import (
     Operator,
     PlanCacheWarning,
@@ -576,7 +576,7 @@ def _fake_store(cache, i, size=300):
     key = _fake_key(i)
     source = (
         f"{dc.PLAN_HEADER}fake.Op\n# signature: {{k{i}: int}}   structure: 0123456789abcdef\n"
-        "from runtime.plan import Plan\n\n\ndef run(op, inputs):\n    return dict(inputs)\n\n\n"
+        "from xcs.runtime.plan import Plan\n\n\ndef run(op, inputs):\n    return dict(inputs)\n\n\n"
         "PLAN = Plan(name='fake.Op', steps=(), output=None, run=run)\n" + "#" * size + "\n"
     )
     path, _ = cache.store(key, source=source)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.codegen import VERSION
+from xcs.compiler.codegen import VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -211,7 +211,7 @@ import json, os, sys, time
 go = os.environ["XCS_TEST_GO"]
 while not os.path.exists(go):
     time.sleep(0.001)
-from compiler import disk_cache as dc
+from xcs.compiler import disk_cache as dc
 cache = dc.disk_cache()
 me, n = sys.argv[1], int(sys.argv[2])
 stored = 0
@@ -219,7 +219,7 @@ for i in range(n):
     key = dc.DiskKey(operator="fake.Op", structure="0123456789abcdef", signature=f"{{p{me}k{i}: int}}", python="3.11")
     source = (
         f"{dc.PLAN_HEADER}fake.Op\\\\n# signature: {{p{me}k{i}: int}}   structure: 0123456789abcdef\\\\n"
-        "from runtime.plan import Plan\\\\nPLAN = Plan(name='fake.Op', steps=(), output=None, run=None)\\\\n"
+        "from xcs.runtime.plan import Plan\\\\nPLAN = Plan(name='fake.Op', steps=(), output=None, run=None)\\\\n"
         + "#" * 400 + "\\\\n"
     )
     path, _ = cache.store(key, source=source)
@@ -245,7 +245,7 @@ def test_four_processes_writing_at_once_keep_the_ledger_whole(project, bound):
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert json.loads(out) == {"stored": 25, "disabled": None}
-    from compiler import disk_cache as dc
+    from xcs.compiler import disk_cache as dc
 
     disk = dc.DiskCache(str(cache))
     ledger = dc._Ledger(str(cache))

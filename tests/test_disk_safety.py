@@ -19,8 +19,8 @@ import warnings
 
 import pytest
 
-from compiler import disk_cache as dc
-from compiler.codegen import VERSION
+from xcs.compiler import disk_cache as dc
+from xcs.compiler.codegen import VERSION
 from xcs import Operator, PlanCacheWarning, cache_info, jit
 from xcs.cli import main
 from xcs.plans import clear_caches

@@ -8,7 +8,7 @@ import pytest
 
 import corpus
 import xcs
-from compiler.analysis import topological_order, waves
+from xcs.compiler.analysis import topological_order, waves
 from xcs import (
     CycleError,
     JitError,

@@ -14,11 +14,11 @@ import warnings
 
 import pytest
 
-from runtime.errors import StepError, TimeoutError, XCSError
-from runtime.executor import aexecute, execute
-from runtime.options import ExecutionOptions, current_options, execution_options
-from runtime.outcome import Collected, StepFailure
-from runtime.record import last_run
+from xcs.runtime.errors import StepError, TimeoutError, XCSError
+from xcs.runtime.executor import aexecute, execute
+from xcs.runtime.options import ExecutionOptions, current_options, execution_options
+from xcs.runtime.outcome import Collected, StepFailure
+from xcs.runtime.record import last_run
 from test_runtime_executor import Recorder, make_plan, settle
 from xcs import Operator, jit
 
@@ -223,7 +223,7 @@ def test_collect_without_failures_is_the_output(mode):
 
 def test_collect_when_the_output_step_fails():
     plan = make_plan("Out", {"a": (lambda ops, inputs: 0, ())}, ("a",))
-    from runtime.plan import Plan, Step
+    from xcs.runtime.plan import Plan, Step
 
     plan = Plan("Out", plan.steps, Step("output", lambda ops, inputs, a: 1 / a, (0,), "app.py:99"), plan.run)
     result = execute(plan, None, {}, ExecutionOptions("parallel", on_error="collect"))
@@ -352,8 +352,17 @@ def test_timeouts_do_not_apply_to_nested_plans_separately():
 
 
 # ------------------------------------------------------------------------------------------ interrupt
+@pytest.fixture
+def sigint():
+    """Python's default SIGINT handler for the test: a shell runs a background job (``bash .ci/run &``)
+    with SIGINT ignored, and then a SIGINT would never become a KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("mode", ("parallel", "wave", "async", "sequential"))
-def test_keyboard_interrupt_stops_the_call(mode):
+def test_keyboard_interrupt_stops_the_call(mode, sigint):
     def interrupt(ops, inputs):
         time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGINT)
@@ -493,7 +502,7 @@ def test_evicted_plans_leave_sys_modules_and_linecache(monkeypatch, fresh_plans)
     import sys
 
     import xcs.plans
-    from compiler.cache import PlanCache
+    from xcs.compiler.cache import PlanCache
 
     monkeypatch.setattr(xcs.plans, "PLANS", PlanCache(max_entries=8))
     op = Rotating()

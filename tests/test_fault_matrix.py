@@ -30,10 +30,10 @@ import warnings
 import pytest
 from threads import quiet
 
-import runtime.pool
-from runtime.errors import StepError, TimeoutError as XCSTimeoutError, XCSError
-from runtime.options import execution_options
-from runtime.outcome import Collected
+from xcs.runtime import pool as runtime_pool
+from xcs.runtime.errors import StepError, TimeoutError as XCSTimeoutError, XCSError
+from xcs.runtime.options import execution_options
+from xcs.runtime.outcome import Collected
 from xcs import Operator, jit
 
 SCHEDULERS = ("sequential", "topological", "wave", "parallel", "async", "auto")
@@ -184,15 +184,15 @@ BEFORE: dict[str, int] = {}
 def short_idle():
     """Idle warm-pool threads exit after 20 ms instead of 0.5 s (reuse, not a leak), so the matrix
     can wait for the thread count to come back quickly."""
-    saved = runtime.pool.IDLE
-    runtime.pool.IDLE = 0.02
+    saved = runtime_pool.IDLE
+    runtime_pool.IDLE = 0.02
     for program, _ in PROGRAMS.values():  # compile once, outside any case
         FAULTS.reset(None, None)
         program(inputs=INPUTS)
     quiet()
     BEFORE["pending"] = len(pending_work())
     yield
-    runtime.pool.IDLE = saved
+    runtime_pool.IDLE = saved
 
 
 def root(error):

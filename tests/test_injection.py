@@ -14,8 +14,8 @@ import builtins
 
 import pytest
 
-from compiler.codegen import comment
-from runtime.errors import XCSError
+from xcs.compiler.codegen import comment
+from xcs.runtime.errors import XCSError
 from xcs import Operator, dump, jit
 
 LINE_BREAKS = ("\n", "\r", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
@@ -157,7 +157,7 @@ def test_comment_never_ends_early(char):
 
 
 def test_signature_texts_name_distinct_keys_distinctly():
-    from compiler.cache import canonical_signature, signature, signature_text
+    from xcs.compiler.cache import canonical_signature, signature, signature_text
 
     nested, dotted = {"a": {"b": 1}}, {"a": {"b": 1}, "a.b": 1}
     assert canonical_signature(signature(nested)) != canonical_signature(signature(dotted))
@@ -172,8 +172,8 @@ def test_signature_texts_name_distinct_keys_distinctly():
     "Global('os\\nimport sys', 'path')", "Global('os', 'path.__class__.<locals>')",
 ])
 def test_codegen_refuses_what_it_cannot_render(operand):
-    from compiler import ir
-    from compiler.codegen import Header, RenderError, generate
+    from xcs.compiler import ir
+    from xcs.compiler.codegen import Header, RenderError, generate
 
     value = eval(operand, vars(ir))
     graph = ir.Graph((ir.Input(), ir.Glue("g", "list", (value,)), ir.Output("output", ir.Ref("g"))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import corpus
-from runtime.plan import Plan
+from xcs.runtime.plan import Plan
 from xcs import FrozenOperatorError, JitError, Operator, OperatorInputError, jit
 from xcs.plans import PLANS, JittedFunction
 from xcs.operator import is_operator, sub_operators
@@ -79,7 +79,7 @@ def test_sub_operators_have_stable_paths():
 
 
 def test_sub_operator_paths_resolve_to_the_operators():
-    from compiler.ir import resolve_static
+    from xcs.compiler.ir import resolve_static
 
     op = Deep()
     for path, child in sub_operators(op):

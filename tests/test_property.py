@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from compiler.cache import signature
+from xcs.compiler.cache import signature
 from corpus import run_counted
 from xcs import GraphBreakWarning, jit
 from xcs.plans import PLANS, PYTHON, clear_caches

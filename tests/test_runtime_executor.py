@@ -11,11 +11,11 @@ import traceback
 import pytest
 from threads import quiet
 
-from runtime.errors import CycleError, OperatorInputError, StepError, XCSError
-from runtime.executor import execute
-from runtime.options import ExecutionOptions, current_options, execution_options
-from runtime.plan import Plan, Step
-from runtime.schedulers import create_scheduler
+from xcs.runtime.errors import CycleError, OperatorInputError, StepError, XCSError
+from xcs.runtime.executor import execute
+from xcs.runtime.options import ExecutionOptions, current_options, execution_options
+from xcs.runtime.plan import Plan, Step
+from xcs.runtime.schedulers import create_scheduler
 
 MODES = ("sequential", "topological", "wave", "parallel", "auto")
 POOL_MODES = ("wave", "parallel")

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from runtime.errors import SchedulerError, XCSError
-from runtime.options import ExecutionOptions, current_options, execution_options
-from runtime.schedulers import SCHEDULERS, Scheduler, create_scheduler
+from xcs.runtime.errors import SchedulerError, XCSError
+from xcs.runtime.options import ExecutionOptions, current_options, execution_options
+from xcs.runtime.schedulers import SCHEDULERS, Scheduler, create_scheduler
 
 NAMES = ("async", "auto", "parallel", "sequential", "topological", "wave")
 

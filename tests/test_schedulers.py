@@ -14,11 +14,11 @@ from threads import quiet
 
 import corpus
 from corpus import run_counted
-from runtime.errors import SchedulerError
-from runtime.executor import execute
-from runtime.options import ExecutionOptions, current_options, execution_options
-from runtime.record import RunRecord, StepRecord, last_run
-from runtime.schedulers import SCHEDULERS, Scheduler, create_scheduler, register_scheduler, unregister_scheduler
+from xcs.runtime.errors import SchedulerError
+from xcs.runtime.executor import execute
+from xcs.runtime.options import ExecutionOptions, current_options, execution_options
+from xcs.runtime.record import RunRecord, StepRecord, last_run
+from xcs.runtime.schedulers import SCHEDULERS, Scheduler, create_scheduler, register_scheduler, unregister_scheduler
 from test_runtime_executor import Recorder, diamond, make_plan, settle
 from xcs import Operator, jit
 

@@ -16,10 +16,10 @@ import pytest
 import corpus
 from corpus import entries, run_counted
 import corpus_static
-from compiler.breaks import CODES
-from compiler.cache import signature
-from compiler.capture import capture
-from compiler.ir import interpret
+from xcs.compiler.breaks import CODES
+from xcs.compiler.cache import signature
+from xcs.compiler.capture import capture
+from xcs.compiler.ir import interpret
 from xcs import GraphBreakWarning, JitError, dump, execution_options, jit
 from xcs.operator import is_operator
 

@@ -15,12 +15,12 @@ import pytest
 
 import corpus
 from corpus import entries, run_counted
-from compiler import ir
-from compiler.cache import signature
-from compiler.ir import Call, Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
-from compiler.trace import Tracer
-from runtime.executor import execute
-from runtime.plan import Plan
+from xcs.compiler import ir
+from xcs.compiler.cache import signature
+from xcs.compiler.ir import Call, Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
+from xcs.compiler.trace import Tracer
+from xcs.runtime.executor import execute
+from xcs.runtime.plan import Plan
 from xcs import GraphBreakWarning, execution_options, jit
 from xcs.plans import Eager, JittedFunction
 

@@ -294,7 +294,7 @@ def test_arrays_of_one_shape_are_stacked():
 
 def test_execution_options_reach_the_elements():
     def f(*, inputs):
-        from runtime.options import current_options
+        from xcs.runtime.options import current_options
 
         return {"timeout": current_options().timeout}
 
@@ -377,7 +377,7 @@ def test_pmap_shards_are_contiguous_and_labelled_by_device():
 
 
 def test_custom_scheduler_executor_runs_the_elements():
-    from runtime.schedulers import Scheduler
+    from xcs.runtime.schedulers import Scheduler
     from concurrent.futures import ThreadPoolExecutor
 
     made = []

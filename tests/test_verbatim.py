@@ -96,7 +96,7 @@ def test_structural_capture_renders_from_the_ir():
 
 
 def test_dump_passes_lists_the_kept_expressions():
-    from xcs.explain import explain
+    from xcs import explain
 
     explanation = explain(Written(), INPUTS[0])
     assert any(name == "verbatim_glue" and summary.startswith("kept 4 expression(s) as written")

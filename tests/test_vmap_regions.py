@@ -71,7 +71,7 @@ def test_a_vmap_of_an_operator_or_function_calls_it_per_element(scheduler):
 
 def test_the_plan_shows_the_region_with_the_inlined_element_steps():
     text = dump(strict_jit(Pipeline(Doubled(), batch_size=4)), {"n": 1, "xs": [1, 2]})
-    assert "from runtime.batching import map_batch" in text
+    assert "from xcs.runtime.batching import map_batch" in text
     assert "def mapped_body(element):" in text  # named after the user's variable
     assert "ops.each.fn.inner(inputs={'x': element['x'], 'k': 2})" in text  # Doubled's forward, inlined
     assert "'vmap(Doubled, batch_size=4)', batch_size=4)" in text

@@ -1,48 +1,88 @@
 """ember-xcs: compile compound-AI operators into cached, readable execution plans.
 
-The public API, one path per name: ``from xcs import Operator, jit, execution_options, ...``.
+The public API, one path per name: ``from xcs import Operator, jit, execution_options, ...``. Names load
+lazily (PEP 562): ``import xcs.runtime`` (all a plan file needs, e.g. on a Dask worker) and the pytest
+plugin import nothing from the compiler or libcst until a public name is used.
 """
 
-from runtime.errors import (
-    AsyncContextError,
-    CycleError,
-    FrozenOperatorError,
-    InputIndexError,
-    InputKeyError,
-    JitError,
-    OperatorCycleError,
-    OperatorInputError,
-    OperatorOutputError,
-    SchedulerError,
-    StepError,
-    TimeoutError,  # also a builtins.TimeoutError; left out of __all__ so ``import *`` never shadows it
-    XCSError,
-)
-from runtime.options import ExecutionOptions, execution_options
-from runtime.outcome import Collected, StepFailure
-from runtime.record import RunRecord, StepRecord, last_run
-from runtime.schedulers import Scheduler, create_scheduler, register_scheduler, unregister_scheduler
-from compiler.disk_cache import PlanCacheWarning
-from xcs.explain import Explanation, explain
-from xcs.plans import CacheInfo, GraphBreakWarning, RecompileLimitError, RecompileWarning, cache_info, dump, jit
-from xcs.operator import Operator
-from runtime.batching import (
-    BatchAxisError,
-    BatchError,
-    BatchLengthError,
-    BatchResult,
-    ElementError,
-    ElementFailure,
-    EmptyBatchError,
-    MeshError,
-    ShardError,
-    TransformError,
-    UnpicklableError,
-)
-from xcs.mesh import DeviceMesh, PartitionSpec, current_device, mesh_sharded
-from xcs.transforms import compose, pjit, pmap, vmap
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_HOME = {
+    "AsyncContextError": "xcs.runtime.errors",
+    "CycleError": "xcs.runtime.errors",
+    "FrozenOperatorError": "xcs.runtime.errors",
+    "InputIndexError": "xcs.runtime.errors",
+    "InputKeyError": "xcs.runtime.errors",
+    "JitError": "xcs.runtime.errors",
+    "OperatorCycleError": "xcs.runtime.errors",
+    "OperatorInputError": "xcs.runtime.errors",
+    "OperatorOutputError": "xcs.runtime.errors",
+    "SchedulerError": "xcs.runtime.errors",
+    "StepError": "xcs.runtime.errors",
+    "TimeoutError": "xcs.runtime.errors",
+    "XCSError": "xcs.runtime.errors",
+    "ExecutionOptions": "xcs.runtime.options",
+    "execution_options": "xcs.runtime.options",
+    "Collected": "xcs.runtime.outcome",
+    "StepFailure": "xcs.runtime.outcome",
+    "RunRecord": "xcs.runtime.record",
+    "StepRecord": "xcs.runtime.record",
+    "last_run": "xcs.runtime.record",
+    "Scheduler": "xcs.runtime.schedulers",
+    "create_scheduler": "xcs.runtime.schedulers",
+    "register_scheduler": "xcs.runtime.schedulers",
+    "unregister_scheduler": "xcs.runtime.schedulers",
+    "PlanCacheWarning": "xcs.compiler.disk_cache",
+    "Explanation": "xcs.explanation",
+    "explain": "xcs.explanation",
+    "CacheInfo": "xcs.plans",
+    "GraphBreakWarning": "xcs.plans",
+    "RecompileLimitError": "xcs.plans",
+    "RecompileWarning": "xcs.plans",
+    "cache_info": "xcs.plans",
+    "dump": "xcs.plans",
+    "jit": "xcs.plans",
+    "Operator": "xcs.operator",
+    "BatchAxisError": "xcs.runtime.batching",
+    "BatchError": "xcs.runtime.batching",
+    "BatchLengthError": "xcs.runtime.batching",
+    "BatchResult": "xcs.runtime.batching",
+    "ElementError": "xcs.runtime.batching",
+    "ElementFailure": "xcs.runtime.batching",
+    "EmptyBatchError": "xcs.runtime.batching",
+    "MeshError": "xcs.runtime.batching",
+    "ShardError": "xcs.runtime.batching",
+    "TransformError": "xcs.runtime.batching",
+    "UnpicklableError": "xcs.runtime.batching",
+    "DeviceMesh": "xcs.mesh",
+    "PartitionSpec": "xcs.mesh",
+    "current_device": "xcs.mesh",
+    "mesh_sharded": "xcs.mesh",
+    "compose": "xcs.transforms",
+    "pjit": "xcs.transforms",
+    "pmap": "xcs.transforms",
+    "vmap": "xcs.transforms",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'xcs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # the next lookup is a plain global
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
 
 __all__ = [
     "AsyncContextError",
@@ -79,7 +119,7 @@ __all__ = [
     "last_run",
     "register_scheduler",
     "unregister_scheduler",
-    # transforms (xcs.transforms, xcs.mesh; errors and BatchResult from runtime.batching)
+    # transforms (xcs.transforms, xcs.mesh; errors and BatchResult from xcs.runtime.batching)
     "BatchAxisError",
     "BatchError",
     "BatchLengthError",

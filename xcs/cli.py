@@ -16,10 +16,10 @@ import sys
 import time
 from typing import Any, Sequence
 
-from compiler.disk_cache import Unsafe
-from runtime.errors import XCSError
-from runtime.options import execution_options
-from xcs.explain import explain
+from xcs.compiler.disk_cache import Unsafe
+from xcs.runtime.errors import XCSError
+from xcs.runtime.options import execution_options
+from xcs import explain
 from xcs.plans import JitConfig, JittedFunction, compiled, dump, forward_of
 from xcs.operator import Operator, check_output
 
@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _disk(args: argparse.Namespace) -> Any:
-    from compiler.disk_cache import disk_cache
+    from xcs.compiler.disk_cache import disk_cache
 
     return disk_cache(args.dir)
 

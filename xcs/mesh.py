@@ -15,10 +15,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.batching import (
+from xcs.runtime.batching import (
     DEVICE, MeshError, RunState, ShardError, batchable, default_slots, is_array, run_tasks, scheduling,
 )
-from runtime.errors import OperatorInputError, OperatorOutputError
+from xcs.runtime.errors import OperatorInputError, OperatorOutputError
 from xcs.operator import Operator
 from xcs.transforms import Transform, Transformed, _check_fn, _name
 

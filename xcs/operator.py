@@ -20,8 +20,8 @@ import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from runtime.aio import DEFER, Deferred, in_thread, run_sync
-from runtime.errors import FrozenOperatorError, OperatorInputError, OperatorOutputError
+from xcs.runtime.aio import DEFER, Deferred, in_thread, run_sync
+from xcs.runtime.errors import FrozenOperatorError, OperatorInputError, OperatorOutputError
 
 
 class OperatorMeta(type):

@@ -30,22 +30,22 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from compiler import ir
-from compiler.breaks import HINTS, Break
-from compiler.cache import (
+from xcs.compiler import ir
+from xcs.compiler.breaks import HINTS, Break
+from xcs.compiler.cache import (
     KeyStats, PlanCache, canonical_signature, compile_plan, flat_signature, import_plan, plan_module_name,
     signature, signature_diff, signature_text, structure_components, structure_hash,
 )
-from compiler.codegen import CODEGEN_VERSION, VERSION, Header, generate
-from compiler.disk_cache import DiskKey, disk_cache, review_file_name, write_review_file
-from compiler.capture import MODES, Capture, StrictBreak
-from compiler.capture import capture as capture_graph
-from compiler.trace import relative_file
-from runtime.errors import JitError, OperatorCycleError, input_read_error
-from runtime.aio import in_thread
-from runtime.executor import aexecute, execute
-from runtime.options import current_options
-from runtime.plan import Plan
+from xcs.compiler.codegen import CODEGEN_VERSION, VERSION, Header, generate
+from xcs.compiler.disk_cache import DiskKey, disk_cache, review_file_name, write_review_file
+from xcs.compiler.capture import MODES, Capture, StrictBreak
+from xcs.compiler.capture import capture as capture_graph
+from xcs.compiler.trace import relative_file
+from xcs.runtime.errors import JitError, OperatorCycleError, input_read_error
+from xcs.runtime.aio import in_thread
+from xcs.runtime.executor import aexecute, execute
+from xcs.runtime.options import current_options
+from xcs.runtime.plan import Plan
 from xcs.operator import Operator, check_output, container_cycle, is_async, is_operator
 
 PLANS = PlanCache()

@@ -26,12 +26,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
 from typing import Any, Callable, Mapping
 
-from compiler.ir import Batching
-from runtime.batching import (
+from xcs.compiler.ir import Batching
+from xcs.runtime.batching import (
     DEVICE, NOT_RUN, Batch, Failure, RunState, TransformError, call_elements, check_picklable, default_slots,
     is_batched, normalize_axes, run_batch, run_elements, run_shard_bytes, run_tasks, scheduling, shard_bounds,
 )
-from runtime.options import ExecutionOptions, current_options
+from xcs.runtime.options import ExecutionOptions, current_options
 from xcs.operator import Operator
 
 ON_ERROR = ("raise", "collect")

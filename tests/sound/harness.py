@@ -25,7 +25,7 @@ from typing import Any
 
 from xcs import GraphBreakWarning, Operator, XCSError, execution_options, jit
 from xcs.plans import PLANS, PYTHON, Eager
-from compiler.cache import signature
+from xcs.compiler.cache import signature
 
 from sound.common import EVENTS, REGISTRY, Program
 

@@ -1,4 +1,5 @@
-"""``xcs.explain`` and ``xcs explain``: how an operator compiles for an input signature, and why.
+"""``xcs.explain`` (defined here) and ``xcs explain``: how an operator compiles for an input signature,
+and why.
 
 Explaining runs nothing unless asked: it applies the capture rule of the operator's mode
 (``compiler.capture``) to the inputs' signature and reports the strategy chosen, every graph break met
@@ -11,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from compiler import analysis
-from compiler.breaks import Break
-from compiler.cache import signature, signature_text
-from compiler.codegen import step_dependencies
-from runtime.errors import JitError
+from xcs.compiler import analysis
+from xcs.compiler.breaks import Break
+from xcs.compiler.cache import signature, signature_text
+from xcs.compiler.codegen import step_dependencies
+from xcs.runtime.errors import JitError
 from xcs.plans import JitConfig, operator_label
 from xcs.operator import Operator
 
