@@ -354,3 +354,94 @@ def test_a_plan_step_that_reenters_the_operator_while_it_compiles(mode, schedule
         with execution_options(scheduler=scheduler):
             assert _bounded(lambda: LOOP(n=0)) == {"n": 8}
             assert _bounded(lambda: LOOP(n=1)) == {"n": 8}
+
+
+# ------------------------------------------------------------------------------------------ tracebacks
+class Judge(Operator):
+    def forward(self, *, inputs):
+        return {"verdict": "yes" if len(inputs["text"]) > 3 else "no"}
+
+
+class Refuses(Operator):
+    def forward(self, *, inputs):
+        raise ValueError(f"refused {inputs['text']!r}")
+
+
+class Decides(Operator):
+    """Decides on an operator's output (the trace runs it), then a sub-operator fails."""
+
+    def __init__(self):
+        self.judge, self.refuses = Judge(), Refuses()
+
+    def forward(self, *, inputs):
+        verdict = self.judge(inputs=inputs)["verdict"]
+        text = inputs["text"] if verdict == "yes" else inputs["text"] * 2
+        return self.refuses(inputs={"text": text})
+
+
+RUNS: list = []
+
+
+class DecidesGlobal(Decides):
+    """The same, in a forward that declares a global: no statement runs alone, so the trace runs the
+    call while recording it, and the error passes through the capture's interpreter."""
+
+    def forward(self, *, inputs):
+        global RUNS
+        verdict = self.judge(inputs=inputs)["verdict"]
+        text = inputs["text"] if verdict == "yes" else inputs["text"] * 2
+        return self.refuses(inputs={"text": text})
+
+
+class Parses(Operator):
+    """A statement the capture runs as written (a try) raises the user's own error."""
+
+    def __init__(self):
+        self.judge = Judge()
+
+    def forward(self, *, inputs):
+        verdict = self.judge(inputs=inputs)["verdict"]
+        try:
+            number = int(verdict)
+        except TypeError:
+            number = 0
+        return {"n": number}
+
+
+def frames(exc: BaseException) -> list[str]:
+    """The files of every frame in ``exc``'s traceback and its causes'."""
+    found = []
+    while exc is not None:
+        tb = exc.__traceback__
+        while tb is not None:
+            found.append(tb.tb_frame.f_code.co_filename)
+            tb = tb.tb_next
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
+@pytest.mark.parametrize("cls", (Decides, DecidesGlobal))
+@pytest.mark.parametrize("mode", ("trace", "auto"))
+def test_a_failing_operator_shows_the_users_lines_and_no_capture_frames(cls, mode, fresh_plans):
+    with pytest.raises((StepError, ValueError)) as info:
+        jit(cls(), mode=mode)(inputs={"text": "ok"})  # the first call captures
+    files = frames(info.value)
+    assert __file__ in files  # the user's operator that raised
+    assert not any(f.endswith(("compiler/trace.py", "compiler/regions.py")) for f in files), files
+    root = info.value.__cause__ if isinstance(info.value, StepError) else info.value
+    assert isinstance(root, ValueError) and str(root) == "refused 'okok'"
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_a_statement_run_as_written_raises_its_own_error_at_the_users_line(scheduler, fresh_plans):
+    op = jit(Parses())
+    with execution_options(scheduler=scheduler), pytest.raises(ValueError, match="invalid literal") as info:
+        op(inputs={"text": "long text"})  # int("yes"): a ValueError, not caught by `except TypeError`
+    tb = info.value.__traceback__
+    lines = []
+    while tb is not None:
+        lines.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    assert (__file__, int(line_of(Parses, "number = int(verdict)").rsplit(":", 1)[1])) in lines
+    with pytest.raises(ValueError, match="invalid literal"):  # eager raises the same
+        Parses()(inputs={"text": "long text"})
