@@ -1,18 +1,13 @@
 """The one executor: runs a ``Plan`` under a scheduler's mode and the current execution options.
 
-``execute`` (sync) and ``aexecute`` (async) check the plan's required input keys; a plain top-level
-``sequential`` call runs the plan's straight-line ``run`` in this thread. Every other call is a
-``_Walk`` over ``graphlib.TopologicalSorter``: the sync driver (``run``) hands steps to the call's
-thread pool (one at a time in this thread for ``sequential``/``topological``, a wave at a time for
-``wave``), the async driver (``arun``) makes each step a task on the running loop (async steps awaited,
-sync ones in the pool). Both share what a step does when it starts, finishes or fails.
-
-Failure (``on_error="raise"``): the first failure raises ``StepError`` (the step, the user's line,
-chained to the original); no further step starts, queued steps are cancelled, async steps are cancelled
-and awaited, sync steps already running finish in the background (results dropped). ``"collect"``
-keeps going and returns a ``Collected``. A plan run by a step of another plan shares the outer call
-(``_Call``): its thread budget (a nested walk takes one of the ``max_workers`` tokens or runs the step
-in its own thread, so a bounded pool never deadlocks), its record, and its end (``call.stop``).
+A plain top-level ``sequential`` call runs the plan's straight-line ``run``; every other call is a
+``_Walk`` over ``graphlib.TopologicalSorter`` whose sync driver (``run``) hands steps to the call's pool
+(in this thread for ``sequential``/``topological``, a wave at a time for ``wave``) and whose async driver
+(``arun``) makes each step a task on the running loop; both share how a step starts, finishes and fails.
+``on_error="raise"``: the first failure raises ``StepError``; nothing more starts, async steps are
+cancelled and awaited, sync steps already running finish in the background. ``"collect"`` returns a
+``Collected``. A nested plan shares its top-level ``_Call``: the thread budget (a step takes one of the
+``max_workers`` tokens or runs in the walk's own thread: never a deadlock), the record and the end.
 """
 
 from __future__ import annotations
