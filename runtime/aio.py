@@ -28,10 +28,11 @@ import asyncio
 import contextvars
 import functools
 import threading
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from typing import Any, Awaitable, Callable, Coroutine
 
 from xcs.runtime.errors import AsyncContextError
+from xcs.runtime.pool import checkout
 
 class Probe:
     """The operator calls a probed step made (none of them has run)."""
@@ -216,8 +217,7 @@ def run_sync(coro: Coroutine[Any, Any, Any], what: str) -> Any:
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """Await ``fn(*args)`` run in a fresh thread that sees this task's context and this loop as the host.
 
-    The thread exits when ``fn`` returns (no shared default executor, so no thread outlives the call
-    unless ``fn`` blocks past a cancellation). Cancelled, the call stops the thread's work from starting
+    The thread is a warm pool's (``runtime.pool``): it serves the next call or exits when idle. Cancelled, the call stops the thread's work from starting
     anything more (a ``Fence``), and cancels and awaits what the thread started on this loop; a sync
     step already running finishes in the background, its result dropped.
     """
@@ -227,7 +227,7 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     context = contextvars.copy_context()
     context.run(HOST_LOOP.set, host)
     context.run(DEFER.set, fence)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="xcs-acall")
+    pool = checkout(1, "acall")
     try:
         return await loop.run_in_executor(pool, functools.partial(context.run, fn, *args))
     except BaseException:

@@ -3,15 +3,14 @@
 
 It owns:
 
-- the transform errors (``TransformError`` and its subclasses, ``ElementError``, ``ShardError``);
 - resolving a call's batched keys (``resolve_batch`` -> ``Batch``): named by ``in_axes``, else every
   list, tuple or numpy array input; length and type checks;
-- running element tasks under a worker bound in a copy of the caller's context (``run_tasks``), with
+- running elements on the per-element runner (``runtime.pool.run_each``) under a worker bound, with
   fail-fast (``RunState``) or collect semantics;
 - running one shard in a worker process (``run_shard_bytes``), with picklable results and errors;
-- assembling per-element outcomes into a mapping of lists (arrays stacked) or a ``BatchResult``.
+- assembling per-element outcomes into a mapping of lists (arrays stacked) or a ``Collected``.
 
-An element's outcome is its output mapping, a ``Failure`` (it raised), or ``NOT_RUN`` (a raise-mode
+An element's outcome is its output mapping, the exception it raised, or ``NOT_RUN`` (a raise-mode
 batch stopped before it started).
 """
 
@@ -24,88 +23,21 @@ import pickle
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
-from xcs.runtime.errors import OperatorInputError, OperatorOutputError, XCSError
+from xcs.runtime.errors import (
+    BatchAxisError, BatchLengthError, EmptyBatchError, ElementError, OperatorInputError, OperatorOutputError,
+    RemoteError, TransformError, UnpicklableError,
+)
 from xcs.runtime.options import current_options, execution_options
-from xcs.runtime.schedulers import resolve
+from xcs.runtime.outcome import Collected, Failure
+from xcs.runtime.pool import run_each
+from xcs.runtime.schedulers import DEFAULT_MAX_WORKERS, resolve
 
-DEFAULT_MAX_WORKERS = 32  # the executor's default bound on threads, used when nothing else bounds a batch
 
 # The device (worker slot) a pmap shard or a mesh block runs on: ``xcs.mesh.current_device()``.
 DEVICE: contextvars.ContextVar[Any] = contextvars.ContextVar("xcs_device", default=None)
-
-
-# ---------------------------------------------------------------------------------------- errors
-class TransformError(XCSError, ValueError):
-    """A transform was given something it cannot apply to, or bad options."""
-
-
-class BatchError(TransformError):
-    """The inputs of a batched call cannot be split into elements."""
-
-
-class BatchAxisError(BatchError):
-    """No batched input, a key named by ``in_axes`` missing, or a non-sequence under a named axis."""
-
-
-class BatchLengthError(BatchError):
-    """Batched inputs of different lengths; ``lengths`` maps each batched key to its length."""
-
-    def __init__(self, message: str, lengths: Mapping[str, int]):
-        self.lengths = dict(lengths)
-        super().__init__(message)
-
-
-class EmptyBatchError(BatchError):
-    """An empty batch, and the output keys are unknown (give the transform ``out_keys=``)."""
-
-
-class UnpicklableError(TransformError):
-    """``backend="process"``: the function, an input or an output cannot be pickled."""
-
-
-class MeshError(TransformError):
-    """An invalid device mesh, partition spec, or a value whose shape does not fit its spec."""
-
-
-class ElementError(XCSError, RuntimeError):
-    """An element of a batch raised (``on_error="raise"``). ``index`` is its position in the batch,
-    ``inputs`` its batched input values; chained to the original exception (also ``error``)."""
-
-    def __init__(self, label: str, index: int, inputs: Mapping[str, Any], error: BaseException):
-        self.index = index
-        self.inputs = dict(inputs)
-        self.error = error
-        shown = ", ".join(f"{k}={_short(v)}" for k, v in self.inputs.items())
-        super().__init__(f"{label}: element {index} ({shown}) failed: {type(error).__name__}: {error}")
-
-
-class ShardError(XCSError, RuntimeError):
-    """A mesh device's block raised; names the device and its mesh coordinates; chained."""
-
-    def __init__(self, label: str, device: Any, coords: Mapping[str, int], error: BaseException):
-        self.device = device
-        self.coords = dict(coords)
-        self.error = error
-        where = ", ".join(f"{k}={v}" for k, v in self.coords.items())
-        super().__init__(f"{label}: device {device!r} ({where}) failed: {type(error).__name__}: {error}")
-
-
-class RemoteError(XCSError, RuntimeError):
-    """An exception raised in a worker process that could not be sent back as itself: its type name,
-    message and the remote traceback are in the message."""
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__ must not hide the real error
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------- outcomes
@@ -120,93 +52,6 @@ class _NotRun:
 
 
 NOT_RUN = _NotRun()
-
-
-class Failure:
-    """The outcome of an element that raised ``error``."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException):
-        self.error = error
-
-    def __getstate__(self) -> Any:
-        return self.error
-
-    def __setstate__(self, state: Any) -> None:
-        self.error = state
-
-    def __repr__(self) -> str:
-        return f"Failure({type(self.error).__name__}: {self.error})"
-
-
-@dataclass(frozen=True)
-class ElementFailure:
-    """One failed element of an ``on_error="collect"`` batch: its index, batched inputs and error."""
-
-    index: int
-    inputs: Mapping[str, Any]
-    error: BaseException
-    label: str = ""
-
-    def exception(self) -> ElementError:
-        """The ``ElementError`` that ``on_error="raise"`` would have raised for this element."""
-        error = ElementError(self.label or "batch", self.index, self.inputs, self.error)
-        error.__cause__ = self.error
-        return error
-
-    def __str__(self) -> str:
-        return f"element {self.index}: {type(self.error).__name__}: {self.error}"
-
-
-class BatchResult(Mapping[str, Any]):
-    """What a batch under ``on_error="collect"`` returns.
-
-    - as a mapping: ``{key: list}`` with one entry per element in input order, ``None`` where the
-      element failed (numpy arrays are stacked only when no element failed);
-    - ``results``: per element, its output mapping or ``None``;
-    - ``errors``: ``ElementFailure`` per failed element, by index; ``failed`` / ``succeeded``: indices;
-    - ``ok``: no element failed; ``raise_first()`` raises the first failure as ``on_error="raise"``
-      would (an ``ElementError`` chained to the original).
-    """
-
-    __slots__ = ("outputs", "results", "errors")
-
-    def __init__(self, outputs: Mapping[str, Any], results: list, errors: tuple[ElementFailure, ...] = ()):
-        self.outputs = dict(outputs)
-        self.results = list(results)
-        self.errors = tuple(errors)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def failed(self) -> tuple[int, ...]:
-        return tuple(e.index for e in self.errors)
-
-    @property
-    def succeeded(self) -> tuple[int, ...]:
-        bad = set(self.failed)
-        return tuple(i for i in range(len(self.results)) if i not in bad)
-
-    def raise_first(self) -> None:
-        if self.errors:
-            error = self.errors[0].exception()
-            raise error from error.__cause__
-
-    def __getitem__(self, key: str) -> Any:
-        return self.outputs[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.outputs)
-
-    def __len__(self) -> int:
-        return len(self.outputs)
-
-    def __repr__(self) -> str:
-        errors = "; ".join(str(e) for e in self.errors) or "none"
-        return f"BatchResult({len(self.results)} elements, outputs={list(self.outputs)}, errors=[{errors}])"
 
 
 class RunState:
@@ -363,7 +208,7 @@ def resolve_batch(inputs: Any, axes: tuple[str, ...] | None, label: str) -> Batc
 # ---------------------------------------------------------------------------------------- scheduling
 def scheduling() -> tuple[int | None, str, Any]:
     """The current bound on threads (``max_workers`` of the options, else of the scheduler, else
-    ``None``), the scheduler's mode and its executor factory (``None``: a thread pool)."""
+    ``None``), the scheduler's mode and its executor factory (``None``: a warm pool)."""
     options = current_options()
     scheduler = resolve(options.scheduler)
     return options.max_workers or scheduler.max_workers, scheduler.mode, scheduler.executor
@@ -373,83 +218,6 @@ def default_slots() -> int:
     """Worker slots when nothing is given: ``max_workers`` of the options or scheduler, else the CPUs."""
     bound, _, _ = scheduling()
     return bound or os.cpu_count() or 1
-
-
-def run_tasks(
-    task: Callable[[int], None], count: int, workers: int, state: RunState, mode: str = "parallel",
-    factory: Any = None,
-) -> None:
-    """Run ``task(0) .. task(count - 1)``, at most ``workers`` at a time.
-
-    ``sequential`` / ``topological`` modes (or one worker) run them in order in this thread; ``wave``
-    runs ``workers`` at a time and waits for all of them before the next group; every other mode keeps
-    ``workers`` threads busy, each taking the next index as soon as it is free. Threads run in copies of
-    the caller's context (execution options, the enclosing call). A task records its own failures; once
-    ``state.stop`` is set (raise mode) no task starts and this returns without waiting for the tasks
-    still running (they finish in the background, their results unused).
-    """
-    if count <= 0:
-        return
-    if workers <= 1 or count == 1 or mode in ("sequential", "topological"):
-        for i in range(count):
-            if state.stop.is_set():
-                return
-            task(i)
-        return
-    workers = min(workers, count)
-    pool = factory(workers) if factory is not None else ThreadPoolExecutor(workers, thread_name_prefix="xcs-batch")
-    finished = False
-    try:
-        if mode == "wave":  # one pool for every wave: its threads are reused
-            for lo in range(0, count, workers):
-                if state.stop.is_set() or not _pool_run(pool, task, range(lo, min(lo + workers, count)), workers, state):
-                    break
-            else:
-                finished = True
-        else:
-            finished = _pool_run(pool, task, range(count), workers, state)
-    except BaseException:
-        state.stop.set()
-        raise
-    finally:
-        pool.shutdown(wait=finished, cancel_futures=not finished)
-
-
-def _pool_run(pool: Any, task: Callable[[int], None], indices: range, helpers: int, state: RunState) -> bool:
-    """Run the tasks of ``indices`` on ``helpers`` loops submitted to ``pool``; True when every loop
-    ended (False: the batch stopped and some loops may still be finishing their task)."""
-    helpers = min(helpers, len(indices))
-    it = iter(indices)
-    lock = threading.Lock()
-    left = [helpers]
-    wake = threading.Event()
-    crashed: list[BaseException] = []
-    stop = state.stop
-
-    def loop() -> None:
-        try:
-            while not stop.is_set():
-                with lock:
-                    i = next(it, None)
-                if i is None:
-                    break
-                task(i)
-        except BaseException as exc:  # a bug or an interrupt, not an element failure: re-raised below
-            crashed.append(exc)
-            stop.set()
-        finally:
-            with lock:
-                left[0] -= 1
-                last = left[0] == 0
-            if last or stop.is_set():
-                wake.set()
-
-    for _ in range(helpers):
-        pool.submit(contextvars.copy_context().run, loop)
-    wake.wait()
-    if crashed:
-        raise crashed[0]
-    return left[0] == 0
 
 
 def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
@@ -491,7 +259,7 @@ def run_elements(fn: Any, batch: Batch, state: RunState, base: int, label: str, 
     def task(i: int) -> None:
         call_element(fn, batch, out, i, state, base, label)
 
-    run_tasks(task, n, min(bound or DEFAULT_MAX_WORKERS, batch_size or n, n), state, mode, factory)
+    run_each(task, n, min(bound or DEFAULT_MAX_WORKERS, batch_size or n, n), mode, state.stop, factory, "batch")
     return out
 
 
@@ -523,7 +291,7 @@ def call_elements(
 
 
 def call_element(fn: Any, batch: Batch, out: list, i: int, state: RunState, base: int, label: str) -> None:
-    """``out[i] = fn(inputs=element i)``, or a ``Failure`` (recorded in ``state``)."""
+    """``out[i] = fn(inputs=element i)``, or the exception it raised (recorded in ``state``)."""
     try:
         result = fn(inputs=batch.element(i))
         if type(result) is not dict and not isinstance(result, Mapping):
@@ -533,7 +301,7 @@ def call_element(fn: Any, batch: Batch, out: list, i: int, state: RunState, base
             )
         out[i] = result
     except Exception as exc:
-        out[i] = Failure(exc)
+        out[i] = exc
         state.failed(base + i)
 
 
@@ -560,22 +328,22 @@ def run_shard_bytes(fn_bytes: bytes, payload: bytes) -> bytes:
 def _portable(out: list, label: str) -> bytes:
     """``pickle.dumps(out)``, with every unpicklable output or error replaced by a picklable failure."""
     for i, item in enumerate(out):
-        if type(item) is Failure:
-            out[i] = Failure(_portable_error(item.error))
+        if isinstance(item, BaseException):
+            out[i] = _portable_error(item)
     try:
         return pickle.dumps(out)
     except Exception:
         pass
     for i, item in enumerate(out):
-        if type(item) is Failure or item is NOT_RUN:
+        if isinstance(item, BaseException) or item is NOT_RUN:
             continue
         try:
             pickle.dumps(item)
         except Exception as exc:
-            out[i] = Failure(UnpicklableError(
+            out[i] = UnpicklableError(
                 f"{label}: element output cannot be pickled back from the worker process: "
                 f"{type(exc).__name__}: {exc}"
-            ))
+            )
     return pickle.dumps(out)
 
 
@@ -606,21 +374,21 @@ def check_picklable(value: Any, what: str, label: str) -> bytes:
 def assemble(
     out: list, batch: Batch, state: RunState, out_keys: tuple[str, ...] | None, label: str
 ) -> Mapping[str, Any]:
-    """The batch's result: ``{key: [value per element]}`` (arrays stacked), or a ``BatchResult``."""
+    """The batch's result: ``{key: [value per element]}`` (arrays stacked), or a ``Collected``."""
     collect = state.collect
     if not collect and state.first is not None:
         failure = out[state.first]
-        error = failure.error if type(failure) is Failure else RuntimeError("element did not run")
+        error = failure if isinstance(failure, BaseException) else RuntimeError("element did not run")
         raise ElementError(label, state.first, batch.batched_values(state.first), error) from error
     keys = out_keys
     keyset = None if keys is None else frozenset(keys)
     source = -1
-    errors: list[ElementFailure] = []
+    errors: list[Failure] = []
     results: list[Any] = []
     for i, item in enumerate(out):
-        if type(item) is Failure or item is NOT_RUN:
-            error = item.error if type(item) is Failure else RuntimeError(f"{label}: element {i} did not run")
-            errors.append(ElementFailure(i, batch.batched_values(i), error, label))
+        if isinstance(item, BaseException) or item is NOT_RUN:
+            error = item if isinstance(item, BaseException) else RuntimeError(f"{label}: element {i} did not run")
+            errors.append(Failure(i, error, inputs=batch.batched_values(i), batch=label))
             results.append(None)
             continue
         if keyset is None:
@@ -635,7 +403,7 @@ def assemble(
             )
             if not collect:
                 raise error
-            errors.append(ElementFailure(i, batch.batched_values(i), error, label))
+            errors.append(Failure(i, error, inputs=batch.batched_values(i), batch=label))
             results.append(None)
             continue
         results.append(item)
@@ -643,7 +411,7 @@ def assemble(
     if not errors:
         stack_arrays(outputs)
     if collect:
-        return BatchResult(outputs, results, tuple(errors))
+        return Collected(outputs, results, tuple(errors))
     return outputs
 
 
@@ -668,4 +436,4 @@ def empty_result(out_keys: tuple[str, ...] | None, collect: bool, label: str) ->
             "to the transform to get an empty list per output key"
         )
     outputs = {key: [] for key in out_keys}
-    return BatchResult(outputs, [], ()) if collect else outputs
+    return Collected(outputs, [], ()) if collect else outputs

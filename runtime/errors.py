@@ -167,3 +167,72 @@ class TimeoutError(XCSError, builtins.TimeoutError):
 class AsyncContextError(XCSError, RuntimeError):
     """An async operator or an ``async``-scheduled plan was called synchronously from a thread that is
     running an event loop: ``await op.acall(inputs=...)`` instead."""
+
+
+# transforms (``runtime.batching``, ``xcs.transforms``, ``xcs.mesh``)
+class TransformError(XCSError, ValueError):
+    """A transform was given something it cannot apply to, or bad options."""
+
+
+class BatchError(TransformError):
+    """The inputs of a batched call cannot be split into elements."""
+
+
+class BatchAxisError(BatchError):
+    """No batched input, a key named by ``in_axes`` missing, or a non-sequence under a named axis."""
+
+
+class BatchLengthError(BatchError):
+    """Batched inputs of different lengths; ``lengths`` maps each batched key to its length."""
+
+    def __init__(self, message: str, lengths: Mapping[str, int]):
+        self.lengths = dict(lengths)
+        super().__init__(message)
+
+
+class EmptyBatchError(BatchError):
+    """An empty batch, and the output keys are unknown (give the transform ``out_keys=``)."""
+
+
+class UnpicklableError(TransformError):
+    """``backend="process"``: the function, an input or an output cannot be pickled."""
+
+
+class MeshError(TransformError):
+    """An invalid device mesh, partition spec, or a value whose shape does not fit its spec."""
+
+
+class ElementError(XCSError, RuntimeError):
+    """An element of a batch raised (``on_error="raise"``). ``index`` is its position in the batch,
+    ``inputs`` its batched input values; chained to the original exception (also ``error``)."""
+
+    def __init__(self, label: str, index: int, inputs: Mapping[str, Any], error: BaseException):
+        self.index = index
+        self.inputs = dict(inputs)
+        self.error = error
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in self.inputs.items())
+        super().__init__(f"{label}: element {index} ({shown}) failed: {type(error).__name__}: {error}")
+
+
+class ShardError(XCSError, RuntimeError):
+    """A mesh device's block raised; names the device and its mesh coordinates; chained."""
+
+    def __init__(self, label: str, device: Any, coords: Mapping[str, int], error: BaseException):
+        self.device = device
+        self.coords = dict(coords)
+        self.error = error
+        where = ", ".join(f"{k}={v}" for k, v in self.coords.items())
+        super().__init__(f"{label}: device {device!r} ({where}) failed: {type(error).__name__}: {error}")
+
+
+class RemoteError(XCSError, RuntimeError):
+    """An exception raised in a worker process that could not be sent back as itself: its type name,
+    message and the remote traceback are in the message."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

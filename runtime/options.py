@@ -34,7 +34,7 @@ class ExecutionOptions:
       background, its result dropped.
     - ``on_error``: ``"raise"`` (the first failure raises ``StepError``) or ``"collect"`` (the call
       returns a ``runtime.outcome.Collected``: the output when it could be computed, every step result
-      and a list of ``StepFailure``).
+      and a list of ``Failure``).
     - ``progress``: draw a progress bar (steps done/total) on stderr.
     - ``record``: keep a ``RunRecord`` of each call (per step: start, end, worker, status), read back
       with ``runtime.record.last_run()``; a callable is also called with each record.

@@ -1,9 +1,9 @@
-"""What a call under ``execution_options(on_error="collect")`` returns: ``Collected``.
+"""What a call under ``on_error="collect"`` returns: ``Collected`` (a plan's call or a batch's).
 
-A step that fails does not stop the call: steps that need its result are skipped, every other step
-still runs, and the call returns a ``Collected``. It is a read-only mapping of the call's output when
-the output could be computed (empty otherwise), so code written for the plain output keeps working,
-plus the detail: every step's result, the failures and the skipped steps.
+A failure does not stop the call: what needs a failed step is skipped, everything else still runs.
+``Collected`` is a read-only mapping of the output when it could be computed (empty otherwise; a batch's
+``{key: [value per element]}`` with ``None`` where an element failed), so code written for the plain
+output keeps working, plus the detail: every result, the failures and the skipped steps.
 """
 
 from __future__ import annotations
@@ -12,54 +12,56 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xcs.runtime.errors import StepError, TimeoutError
+from xcs.runtime.errors import ElementError, StepError, TimeoutError
 
 
 @dataclass(frozen=True)
-class StepFailure:
-    """One failed step: its name, the user's ``file:line`` and source line, and the exception it raised
-    (a ``runtime.errors.TimeoutError`` when it ran out of ``step_timeout`` or the call's ``timeout``)."""
+class Failure:
+    """One failure: ``step`` (a step's name, or a batch element's index), the exception it raised, and
+    where: a step's ``file:line`` and source line, or an element's batched ``inputs`` and its batch."""
 
-    step: str
-    location: str
-    source: str
+    step: str | int
     error: BaseException
+    location: str = ""
+    source: str = ""
+    inputs: Mapping[str, Any] | None = None
+    batch: str = ""
 
     def exception(self) -> BaseException:
-        """The error a call under ``on_error="raise"`` would have raised for this failure."""
+        """The error ``on_error="raise"`` would have raised for this failure."""
         if isinstance(self.error, TimeoutError):
             return self.error
-        error = StepError(self.step, self.location, self.source, self.error)
+        if isinstance(self.step, int):
+            error: BaseException = ElementError(self.batch or "batch", self.step, self.inputs or {}, self.error)
+        else:
+            error = StepError(self.step, self.location, self.source, self.error)
         error.__cause__ = self.error
         return error
 
     def __str__(self) -> str:
         where = f" at {self.location}" if self.location else ""
-        return f"{self.step}{where}: {type(self.error).__name__}: {self.error}"
+        name = f"element {self.step}" if isinstance(self.step, int) else self.step
+        return f"{name}{where}: {type(self.error).__name__}: {self.error}"
 
 
 class Collected(Mapping[str, Any]):
-    """The outcome of a call under ``on_error="collect"``.
+    """The outcome of a call or a batch under ``on_error="collect"``.
 
-    - as a mapping: the call's output when it was computed, else empty;
+    - as a mapping: the output when it was computed, else empty;
     - ``output``: that output, or ``None`` when a step it needs failed or was skipped;
-    - ``results``: ``{step name: result}`` for every step that finished;
-    - ``failures``: a tuple of ``StepFailure`` in the order the failures happened;
+    - ``results``: ``{step name: result}`` for every step that finished (a batch: per element, its
+      output mapping or ``None``);
+    - ``failures``: a tuple of ``Failure`` (steps in the order they failed, elements by index);
+      ``failed`` / ``succeeded``: the steps (names or indices) that failed / finished;
     - ``skipped``: the steps that never ran because a step they need failed (or time ran out);
     - ``ok``: no failures; ``raise_first()`` raises the first failure as ``on_error="raise"`` would.
     """
 
     __slots__ = ("output", "results", "failures", "skipped")
 
-    def __init__(
-        self,
-        output: Any,
-        results: Mapping[str, Any],
-        failures: tuple[StepFailure, ...] = (),
-        skipped: tuple[str, ...] = (),
-    ):
+    def __init__(self, output: Any, results: Any, failures: tuple[Failure, ...] = (), skipped: tuple[str, ...] = ()):
         self.output = output
-        self.results = dict(results)
+        self.results = dict(results) if isinstance(results, Mapping) else list(results)
         self.failures = tuple(failures)
         self.skipped = tuple(skipped)
 
@@ -67,8 +69,20 @@ class Collected(Mapping[str, Any]):
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def failed(self) -> tuple[str | int, ...]:
+        return tuple(f.step for f in self.failures)
+
+    @property
+    def succeeded(self) -> tuple[str | int, ...]:
+        if isinstance(self.results, dict):
+            return tuple(self.results)
+        bad = set(self.failed)
+        return tuple(i for i in range(len(self.results)) if i not in bad)
+
     def raise_first(self) -> None:
-        """Raise the first failure (``StepError`` chained to the original, or ``TimeoutError``)."""
+        """Raise the first failure (``StepError``/``ElementError`` chained to the original, or
+        ``TimeoutError``)."""
         if self.failures:
             error = self.failures[0].exception()
             raise error from error.__cause__

@@ -1,4 +1,6 @@
-"""Warm thread pools: the threads of one call are reused by the next, and exit when left idle.
+"""The one thread-pool mechanism: warm pools, and the per-element runner (``run_each``) built on them.
+
+The threads of one call are reused by the next, and exit when left idle.
 
 Starting threads costs milliseconds, which a fan-out of 50 ms steps notices. ``checkout(workers, name)``
 hands a call a ``WarmPool`` of its own (calls never share one, so each keeps its ``max_workers`` bound);
@@ -8,6 +10,7 @@ seconds for more work and then exit, so no thread outlives a burst of calls by m
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
@@ -101,3 +104,67 @@ def checkout(workers: int, name: str) -> WarmPool:
         if free:
             return free.pop()
     return WarmPool(workers, name)
+
+
+def run_each(task: Callable[[int], None], count: int, workers: int, mode: str, stop: threading.Event,
+             factory: Callable[[int], Any] | None = None, name: str = "map") -> None:
+    """The per-element runner of map regions, ``vmap``, ``pmap`` and meshes: ``task(0) .. task(count - 1)``.
+
+    ``sequential`` / ``topological`` (or one worker) run them in order in this thread; ``wave`` runs
+    ``workers`` at a time and waits for the group; other modes keep ``workers`` threads busy, each taking
+    the next index when it is free. Threads run in copies of the caller's context. A task records its
+    own outcome; once ``stop`` is set no task starts and this returns without waiting for the tasks
+    still running (they finish in the background, on a pool that the next call does not get).
+    """
+    if workers <= 1 or count <= 1 or mode in ("sequential", "topological"):
+        for i in range(count):
+            if stop.is_set():
+                return
+            task(i)
+        return
+    workers = min(workers, count)
+    pool = factory(workers) if factory is not None else checkout(workers, name)
+    finished = False
+    try:
+        groups = [range(lo, min(lo + workers, count)) for lo in range(0, count, workers)] if mode == "wave" else [range(count)]
+        for indices in groups:
+            if stop.is_set() or not _run_group(pool, task, indices, workers, stop):
+                break
+        else:
+            finished = True
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _run_group(pool: Any, task: Callable[[int], None], indices: range, helpers: int, stop: threading.Event) -> bool:
+    """``indices`` on ``helpers`` loops submitted to ``pool``; True when every loop ended."""
+    helpers, it, lock, wake = min(helpers, len(indices)), iter(indices), threading.Lock(), threading.Event()
+    left, crashed = [helpers], []
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                with lock:
+                    i = next(it, None)
+                if i is None:
+                    break
+                task(i)
+        except BaseException as exc:  # a bug or an interrupt, not an element's failure: re-raised below
+            crashed.append(exc)
+            stop.set()
+        finally:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last or stop.is_set():
+                wake.set()
+
+    for _ in range(helpers):
+        pool.submit(contextvars.copy_context().run, loop)
+    wake.wait()
+    if crashed:
+        raise crashed[0]
+    return left[0] == 0

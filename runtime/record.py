@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-STATUSES = ("done", "failed", "timeout", "cancelled", "abandoned", "skipped")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from typing import Any, Callable
 from xcs.runtime.errors import SchedulerError
 
 MODES = ("auto", "sequential", "topological", "wave", "parallel", "async")
+DEFAULT_MAX_WORKERS = 32  # threads of a call (or a batch) when neither the options nor the scheduler bound them
 
 ExecutorFactory = Callable[[int], concurrent.futures.Executor]
 
@@ -67,7 +68,7 @@ class Scheduler:
 
     name: str
     mode: str
-    max_workers: int | None = None  # None: one thread per step, at most 32
+    max_workers: int | None = None  # None: one thread per step, at most DEFAULT_MAX_WORKERS
     executor: ExecutorFactory | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -175,8 +176,14 @@ def resolve(scheduler: str | Scheduler) -> Scheduler:
     return scheduler if isinstance(scheduler, Scheduler) else lookup_scheduler(scheduler)
 
 
+def worker_bound(options: Any, scheduler: Scheduler, tasks: int) -> int:
+    """Threads for ``tasks`` concurrent tasks: ``max_workers`` of the options, else of the scheduler,
+    else one per task, at most ``DEFAULT_MAX_WORKERS``."""
+    return options.max_workers or scheduler.max_workers or max(1, min(tasks, DEFAULT_MAX_WORKERS))
+
+
 __all__ = [
     "MODES", "SCHEDULERS", "Scheduler", "create_scheduler", "lookup_scheduler", "register_scheduler",
-    "unregister_scheduler", "resolve", "check_max_workers", "check_seconds",
+    "unregister_scheduler", "resolve", "check_max_workers", "check_seconds", "worker_bound", "DEFAULT_MAX_WORKERS",
 ]
 

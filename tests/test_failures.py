@@ -17,7 +17,7 @@ import pytest
 from xcs.runtime.errors import StepError, TimeoutError, XCSError
 from xcs.runtime.executor import aexecute, execute
 from xcs.runtime.options import ExecutionOptions, current_options, execution_options
-from xcs.runtime.outcome import Collected, StepFailure
+from xcs.runtime.outcome import Collected, Failure
 from xcs.runtime.record import last_run
 from test_runtime_executor import Recorder, make_plan, settle
 from xcs import Operator, jit
@@ -201,7 +201,7 @@ def test_collect_returns_what_could_be_computed(mode):
     assert result.output is None and dict(result) == {} and len(result) == 0
     assert result.results == {"a": "a", "other": "other", "after_other": "after_other"}
     (failure,) = result.failures
-    assert isinstance(failure, StepFailure)
+    assert isinstance(failure, Failure)
     assert (failure.step, failure.location, failure.source) == ("bad", "app.py:11", "bad()")
     assert isinstance(failure.error, ValueError) and str(failure.error) == "bad failed"
     assert result.skipped == ("after_bad", "output")

@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PUBLIC = sorted(
     """
-    AsyncContextError BatchAxisError BatchError BatchLengthError BatchResult CacheInfo Collected CycleError
-    DeviceMesh ElementError ElementFailure EmptyBatchError ExecutionOptions Explanation FrozenOperatorError
+    AsyncContextError BatchAxisError BatchError BatchLengthError CacheInfo Collected CycleError
+    DeviceMesh ElementError EmptyBatchError ExecutionOptions Explanation Failure FrozenOperatorError
     GraphBreakWarning InputIndexError InputKeyError JitError MeshError Operator OperatorCycleError
     OperatorInputError OperatorOutputError PartitionSpec PlanCacheWarning RecompileLimitError RecompileWarning
-    RunRecord Scheduler SchedulerError ShardError StepError StepFailure StepRecord TransformError
+    RunRecord Scheduler SchedulerError ShardError StepError StepRecord TransformError
     UnpicklableError XCSError cache_info compose create_scheduler current_device dump execution_options
     explain jit last_run mesh_sharded pjit pmap register_scheduler unregister_scheduler vmap
     """.split()

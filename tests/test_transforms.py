@@ -17,7 +17,7 @@ import pytest
 from threads import quiet
 
 from xcs import (
-    BatchAxisError, BatchLengthError, BatchResult, DeviceMesh, ElementError, EmptyBatchError, GraphBreakWarning,
+    BatchAxisError, BatchLengthError, Collected, DeviceMesh, ElementError, EmptyBatchError, GraphBreakWarning,
     Operator, OperatorOutputError, TransformError, UnpicklableError, XCSError, cache_info, compose,
     current_device, dump, execution_options, jit, mesh_sharded, pjit, pmap, vmap,
 )
@@ -408,7 +408,7 @@ def test_empty_batch_returns_empty_outputs_of_the_given_keys():
     composed = compose(vmap(batch_size=4), pmap(num_workers=2, out_keys=["y"]))(Affine())
     assert composed(inputs={"x": []}) == {"y": []}
     collected = vmap(Affine(), out_keys=["y"], on_error="collect")(inputs={"x": []})
-    assert isinstance(collected, BatchResult) and collected == {"y": []} and collected.ok
+    assert isinstance(collected, Collected) and collected == {"y": []} and collected.ok
 
 
 def test_out_keys_are_checked_against_the_elements():
@@ -534,14 +534,14 @@ def test_a_failure_stops_a_concurrent_batch_early_and_leaks_no_thread():
 def test_collect_returns_per_element_results_and_errors(transform, scheduler):
     with execution_options(scheduler=scheduler):
         out = transform(fail_on_odd)(inputs={"x": list(range(7))})
-    assert isinstance(out, BatchResult) and isinstance(out, Mapping)
+    assert isinstance(out, Collected) and isinstance(out, Mapping)
     assert not out.ok
     assert out.failed == (1, 3, 5) and out.succeeded == (0, 2, 4, 6)
     assert out["y"] == [0, None, 2, None, 4, None, 6]
     assert dict(out) == {"y": [0, None, 2, None, 4, None, 6]}
     assert out.results[2] == {"y": 2} and out.results[3] is None
-    assert [type(e.error) for e in out.errors] == [KeyError] * 3
-    assert out.errors[1].index == 3 and out.errors[1].inputs == {"x": 3}
+    assert [type(f.error) for f in out.failures] == [KeyError] * 3
+    assert out.failures[1].step == 3 and out.failures[1].inputs == {"x": 3}
     with pytest.raises(ElementError) as info:
         out.raise_first()
     assert info.value.index == 1 and isinstance(info.value.__cause__, KeyError)

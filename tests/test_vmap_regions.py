@@ -117,7 +117,7 @@ def test_collect_returns_the_same_batch_result():
 
     eager, compiled = run_both(Collect(), {"xs": [1, 3, 5, 3]})
     for result in (eager["r"], compiled["r"]):
-        assert [e.index for e in result.errors] == [1, 3]
+        assert [f.step for f in result.failures] == [1, 3]
         assert result["y"] == [1, None, 5, None]
 
 

@@ -15,10 +15,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from xcs.runtime.batching import (
-    DEVICE, MeshError, RunState, ShardError, batchable, default_slots, is_array, run_tasks, scheduling,
-)
-from xcs.runtime.errors import OperatorInputError, OperatorOutputError
+from xcs.runtime.batching import DEVICE, RunState, batchable, default_slots, is_array, scheduling
+from xcs.runtime.errors import MeshError, OperatorInputError, OperatorOutputError, ShardError
+from xcs.runtime.pool import run_each
 from xcs.operator import Operator
 from xcs.transforms import Transform, Transformed, _check_fn, _name
 
@@ -305,7 +304,7 @@ class MeshRegion(Operator):
                 DEVICE.reset(token)
 
         bound, mode, factory = scheduling()
-        run_tasks(task, len(runs), min(len(runs), bound or len(runs)), state, mode, factory)
+        run_each(task, len(runs), min(len(runs), bound or len(runs)), mode, state.stop, factory, "batch")
         if errors:
             r, error = errors[0]
             coord = runs[r][0]

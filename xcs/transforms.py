@@ -28,9 +28,11 @@ from typing import Any, Callable, Mapping
 
 from xcs.compiler.ir import Batching
 from xcs.runtime.batching import (
-    DEVICE, NOT_RUN, Batch, Failure, RunState, TransformError, call_elements, check_picklable, default_slots,
-    is_batched, normalize_axes, run_batch, run_elements, run_shard_bytes, run_tasks, scheduling, shard_bounds,
+    DEVICE, NOT_RUN, Batch, RunState, call_elements, check_picklable, default_slots, is_batched, normalize_axes,
+    run_batch, run_elements, run_shard_bytes, scheduling, shard_bounds,
 )
+from xcs.runtime.errors import TransformError
+from xcs.runtime.pool import run_each
 from xcs.runtime.options import ExecutionOptions, current_options
 from xcs.operator import Operator
 
@@ -280,7 +282,7 @@ class PmapRegion(BatchRegion):
                 DEVICE.reset(token)
 
         _, mode, factory = scheduling()
-        run_tasks(task, len(bounds), len(bounds), state, mode, factory)
+        run_each(task, len(bounds), len(bounds), mode, state.stop, factory, "batch")
         return out
 
     def _run_processes(self, batch: Batch, state: RunState, base: int, bounds: list[tuple[int, int]]) -> list:
@@ -312,7 +314,7 @@ class PmapRegion(BatchRegion):
                     ) from exc
                 out[lo:hi] = sub
                 for i, item in enumerate(sub):
-                    if type(item) is Failure:
+                    if isinstance(item, BaseException):
                         state.failed(base + lo + i)
                 if state.stop.is_set():
                     break
@@ -352,7 +354,7 @@ def vmap(fn: Any = None, *, in_axes: Any = None, batch_size: int | None = None, 
       most ``batch_size`` in flight. Over a nested transform (``vmap(pmap(fn), batch_size=32)``) the
       batch is handed to it in chunks of ``batch_size``, one chunk after another.
     - ``on_error="raise"``: the first failure raises ``ElementError`` (index, inputs, chained) and no
-      new element starts; ``"collect"``: every element runs and a ``BatchResult`` is returned.
+      new element starts; ``"collect"``: every element runs and a ``Collected`` is returned.
 
     Without ``fn``, returns the configured transform: ``vmap(batch_size=32)``.
     """
