@@ -172,7 +172,7 @@ class Output:
 class Batching:
     """What makes a ``MapRegion`` a ``vmap``: ``over`` is the call's inputs mapping, split along
     ``in_axes`` (default: every list, tuple or array input) into one inputs mapping per element; the
-    region's value is the assembled output (``{key: [value per element]}``, or a ``BatchResult`` when
+    region's value is the assembled output (``{key: [value per element]}``, or a ``Collected`` when
     ``collect``). ``label`` names the vmap in errors; at most ``batch_size`` elements run at once."""
 
     label: str
