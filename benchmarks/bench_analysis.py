@@ -2,19 +2,17 @@
 
 Graphs are layered random DAGs of 1k, 10k and 100k nodes (fixed seed; 100 nodes per layer; each
 node depends on 1-3 nodes of the previous layer and, one time in ten, also on a node of any earlier
-layer). For each it times ``topological_order(deps)`` followed by ``waves(deps)`` (each call
-validates and orders the graph itself), best of a few runs after a ``gc.collect()``, and prints
-milliseconds and microseconds per node, for two layouts of the same graph:
+layer). For each it times ``waves(deps)`` and ``critical_path(deps, costs)`` (each call validates
+and orders the graph itself, on ``graphlib``), best of a few runs after a ``gc.collect()``, and
+prints milliseconds and microseconds per node, for two layouts of the same graph:
 
 - ``definition``: the mapping lists nodes in definition order, as a traced operator graph arrives;
-- ``shuffled``: the mapping lists nodes in random order, so the depth-first search has to pull
-  dependencies forward and every access lands somewhere random in memory.
+- ``shuffled``: the mapping lists nodes in random order, so every access lands somewhere random in
+  memory.
 
 The budget is 2 s for 100k nodes on a 2-core machine; the 100k/10k time ratio should be near 10 for
 linear time. The algorithms are linear, but the shuffled layout's working set outgrows the CPU caches
 between 10k and 100k nodes, so its per-node cost rises there (it levels off again above ~300k nodes).
-Last it times ``transitive_closure`` on the 10k graph, whose output is quadratic by nature: the table
-shows how many (node, ancestor) pairs it built.
 
 Run: ``python benchmarks/bench_analysis.py`` from the repository root; add ``--large`` to also time
 300k and 1M nodes (about a minute), which shows the per-node cost levelling off.
@@ -30,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xcs.compiler.analysis import topological_order, transitive_closure, waves  # noqa: E402
+from xcs.compiler.analysis import critical_path, waves  # noqa: E402
 
 LAYER = 100
 SEED = 1234
@@ -70,7 +68,7 @@ def best_of(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    print(f"{'layout':>10} {'nodes':>8} {'edges':>8} {'waves':>6} {'order+waves ms':>15} {'us/node':>8}")
+    print(f"{'layout':>10} {'nodes':>8} {'edges':>8} {'waves':>6} {'waves+path ms':>15} {'us/node':>8}")
     sizes = SIZES + ((300_000, 1_000_000) if "--large" in sys.argv[1:] else ())
     verdicts = []
     for layout in ("definition", "shuffled"):
@@ -80,7 +78,8 @@ def main() -> None:
             edges = sum(map(len, deps.values()))
             count = len(waves(deps))
             repeats = 5 if n <= 100_000 else 1
-            seconds[n] = best_of(lambda: (topological_order(deps), waves(deps)), repeats)
+            costs = {name: 1.0 for name in deps}
+            seconds[n] = best_of(lambda: (waves(deps), critical_path(deps, costs)), repeats)
             del deps
             print(
                 f"{layout:>10} {n:>8} {edges:>8} {count:>6} {seconds[n] * 1e3:>15.1f}"
@@ -92,16 +91,6 @@ def main() -> None:
             f" growth 100k/10k = {big / seconds[10_000]:.1f} (linear ~ 10)"
         )
     print("\n".join(verdicts))
-    for layout in ("definition", "shuffled"):
-        deps = layered_dag(10_000, shuffled=layout == "shuffled")
-        gc.collect()
-        start = time.perf_counter()
-        closure = transitive_closure(deps)
-        elapsed = time.perf_counter() - start
-        pairs = sum(map(len, closure.values()))
-        del closure
-        print(f"transitive_closure, 10k nodes, {layout}: {elapsed * 1e3:.0f} ms ({pairs:,} pairs)")
-
 
 if __name__ == "__main__":
     main()

@@ -26,9 +26,10 @@ from functools import lru_cache
 from typing import Callable, Iterator
 
 from xcs.compiler import analysis
+from xcs.compiler.glue import ATOM, COMPARE, CONVERSIONS, NOT, RULES, UNARY
 from xcs.compiler.ir import (
-    BINARY, COMPARE as COMPARISONS, UNARY, Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input,
-    MapRegion, OperatorCall, Ref, Static, is_literal, operands, walk,
+    Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static,
+    is_literal, operands, walk,
 )
 from xcs.runtime.errors import JitError
 
@@ -37,13 +38,6 @@ CODEGEN_VERSION = "6"  # bump whenever the generated text changes for the same g
 RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))
-
-ATOM, NOT, COMPARE = 100, 6, 7
-BINARY_PRECEDENCE = {
-    "|": 8, "^": 9, "&": 10, "<<": 11, ">>": 11, "+": 12, "-": 12,
-    "*": 13, "/": 13, "//": 13, "%": 13, "@": 13, "**": 15,
-}
-UNARY_PRECEDENCE = 14
 
 
 class RenderError(JitError):
@@ -120,12 +114,6 @@ def _static_path(path: str) -> None:
         raise RenderError(f"{path!r} is not an attribute path a plan can contain")
 
 
-DETAILS = {
-    "binop": frozenset(BINARY), "unary": frozenset(UNARY), "compare": frozenset(COMPARISONS),
-    "contains": frozenset({"in", "not in"}), "is": frozenset({"is", "is not"}), "format": frozenset({"", "r", "s", "a"}),
-}
-
-
 def check_graph(graph: Graph) -> None:
     """Raise ``RenderError`` unless every name, key, path and value of ``graph`` renders as an
     identifier or a literal (see ``comment``, ``literal``, ``identifier``)."""
@@ -141,7 +129,7 @@ def check_graph(graph: Graph) -> None:
         elif isinstance(node, Glue):
             if node.op in ("getattr", "method"):
                 identifier(node.detail)
-            elif node.op in DETAILS and node.detail not in DETAILS[node.op]:
+            elif RULES[node.op].details is not None and node.detail not in RULES[node.op].details:
                 raise RenderError(f"{node.name}: {node.detail!r} is not a {node.op} operator")
             for key in node.keys:
                 literal(key)
@@ -271,7 +259,7 @@ class Emitter:
 
     def render(self, operand) -> tuple[str, int]:
         if isinstance(operand, Const):
-            return literal(operand.value), ATOM if not isinstance(operand.value, (int, float)) or operand.value >= 0 else UNARY_PRECEDENCE
+            return literal(operand.value), ATOM if not isinstance(operand.value, (int, float)) or operand.value >= 0 else UNARY
         if isinstance(operand, Static):
             if not operand.path:
                 return "ops", ATOM
@@ -338,49 +326,22 @@ class Emitter:
             self.prelude = outer
 
     def glue(self, node: Glue) -> tuple[str, int]:
-        op, ops, e = node.op, node.operands, self.expr
-        if op == "getitem":
-            chosen = self.nodes.get(ops[0].name) if isinstance(ops[0], Ref) else None
-            if isinstance(chosen, Branch) and not is_step(chosen):  # a pure branch: inline
-                i = ops[1].value
-                with self.scope(None):  # a side's assignments would run whichever side is taken
-                    text = f"{e(chosen.then_out[i], 1)} if {self.condition(chosen.cond, 1)} else {e(chosen.else_out[i], 0)}"
-                return text, 0
-            return f"{e(ops[0], ATOM)}[{e(ops[1])}]", ATOM
-        if op == "getattr":
-            return f"{e(ops[0], ATOM)}.{node.detail}", ATOM
-        if op == "slice":
-            parts = [("" if isinstance(o, Const) and o.value is None else e(o)) for o in ops[1:]]
-            return f"{e(ops[0], ATOM)}[{':'.join(parts)}]", ATOM
-        if op == "list":
-            return "[" + ", ".join(e(o) for o in ops) + "]", ATOM
-        if op == "tuple":
-            return "(" + ", ".join(e(o) for o in ops) + ("," if len(ops) == 1 else "") + ")", ATOM
-        if op == "set":
-            return ("{" + ", ".join(e(o) for o in ops) + "}") if ops else "set()", ATOM
-        if op == "dict":
-            pairs = [f"{e(ops[i])}: {e(ops[i + 1])}" for i in range(0, len(ops), 2)]
-            return "{" + ", ".join(pairs) + "}", ATOM
-        if op == "binop":
-            p = BINARY_PRECEDENCE[node.detail]
-            left, right = (p + 1, p) if node.detail == "**" else (p, p + 1)
-            return f"{e(ops[0], left)} {node.detail} {e(ops[1], right)}", p
-        if op == "unary":
-            return f"{node.detail}{e(ops[0], UNARY_PRECEDENCE)}", UNARY_PRECEDENCE
-        if op == "not":
-            return f"not {e(ops[0], NOT)}", NOT
-        if op == "truth":
-            return f"bool({e(ops[0])})", ATOM
-        if op in ("compare", "contains", "is"):
-            return f"{e(ops[0], COMPARE + 1)} {node.detail} {e(ops[1], COMPARE + 1)}", COMPARE
-        if op in ("format", "string"):
-            return self.fstring(node), ATOM
-        npos = len(ops) - len(node.keys)
-        args = [e(o) for o in ops[:npos]]
-        kwargs = [keyword_argument(k, e(o)) for k, o in zip(node.keys, ops[npos:])]
-        if op == "call":
-            return f"{e(args and ops[0], ATOM)}({', '.join(args[1:] + kwargs)})", ATOM
-        return f"{e(ops[0], ATOM)}.{node.detail}({', '.join(args[1:] + kwargs)})", ATOM  # method
+        """``node`` written from the IR (``glue.RULES``); picking a side's value of a pure branch is a
+        conditional expression."""
+        first = node.operands[0] if node.op == "getitem" else None
+        chosen = self.nodes.get(first.name) if isinstance(first, Ref) else None
+        if isinstance(chosen, Branch) and not is_step(chosen):  # a pure branch: inline
+            i = node.operands[1].value
+            with self.scope(None):  # a side's assignments would run whichever side is taken
+                e = self.expr
+                text = f"{e(chosen.then_out[i], 1)} if {self.condition(chosen.cond, 1)} else {e(chosen.else_out[i], 0)}"
+            return text, 0
+        rule = RULES[node.op]
+        return rule.render(self, node), rule.binds(node.detail)
+
+    def arguments(self, args, values, keys) -> str:
+        """A call's argument list: ``args`` positionally, then ``values`` as keywords named by ``keys``."""
+        return ", ".join([self.expr(a) for a in args] + [keyword_argument(k, self.expr(v)) for k, v in zip(keys, values)])
 
     def fstring(self, node: Glue) -> str:
         parts = [node] if node.op == "format" else [
@@ -411,7 +372,7 @@ class Emitter:
             if isinstance(part, Glue):  # format
                 value = self.expr(part.operands[0])
                 if part.detail:
-                    value = f"{ {'r': 'repr', 's': 'str', 'a': 'ascii'}[part.detail]}({value})"
+                    value = f"{CONVERSIONS[part.detail].__name__}({value})"
                 spec = self.expr(part.operands[1]) if len(part.operands) > 1 else "''"
                 rendered.append(f"format({value}, {spec})")
             else:
@@ -476,11 +437,11 @@ class Emitter:
         return self.region(node, indent, returns=True)
 
     def call(self, node: OperatorCall | Call) -> str:
-        args = [self.expr(a) for a in node.args] + [keyword_argument(k, self.expr(v)) for k, v in node.kwargs]
+        args = self.arguments(node.args, [v for _, v in node.kwargs], [k for k, _ in node.kwargs])
         if isinstance(node, Call) and node.source is not None:
-            return f"{node.name}_code({', '.join(args)})"
+            return f"{node.name}_code({args})"
         target = node.target if isinstance(node, OperatorCall) else node.func
-        return f"{self.expr(target, ATOM)}({', '.join(args)})"
+        return f"{self.expr(target, ATOM)}({args})"
 
     def guard(self, node: Guard) -> str:
         value = self.nodes.get(node.value.name) if isinstance(node.value, Ref) else None

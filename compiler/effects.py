@@ -82,7 +82,6 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
     calls = [n.name for n in nodes if isinstance(n, Call)]
     if not calls:
         return nodes
-    position = {n.name: i for i, n in enumerate(nodes)}
     epoch: dict[str, int] = {}
     seen = 0
     for node in nodes:

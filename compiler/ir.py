@@ -1,4 +1,4 @@
-"""The graph IR: plain frozen dataclasses for a captured operator graph, its lint and its oracle.
+"""The graph IR: plain frozen dataclasses for a captured operator graph, and its lint.
 
 A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed set:
 
@@ -22,16 +22,9 @@ name derived from the source and a ``Loc``. Nothing here depends on object ident
 
 from __future__ import annotations
 
-import builtins
-import importlib
 import math
-import operator as _operator
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping, Union
-
-from xcs.runtime.batching import map_batch
-from xcs.runtime.options import execution_options
-from xcs.runtime.segments import segment
+from typing import Any, Iterator, Union
 
 
 @dataclass(frozen=True)
@@ -74,8 +67,8 @@ class Global:
 
 Operand = Union[Ref, Const, Static, Global]
 
-# Glue operations: name -> arity description (checked by lint). "call" and "method" take
-# positional operands then keyword operands named by ``keys``.
+# The closed set of glue operations (checked by lint; their meaning is ``compiler.glue.RULES``). "call"
+# and "method" take positional operands then keyword operands named by ``keys``.
 GLUE_OPS = frozenset(
     {
         "getitem", "getattr", "list", "tuple", "set", "dict", "binop", "unary", "not",
@@ -361,19 +354,6 @@ def _lint_outs(region: str, outs: tuple, scope: set[str]) -> None:
             raise LintError(f"{region} returns {operand.name!r}, which its body does not define")
 
 
-BINARY = {
-    "+": _operator.add, "-": _operator.sub, "*": _operator.mul, "/": _operator.truediv,
-    "//": _operator.floordiv, "%": _operator.mod, "**": _operator.pow, "@": _operator.matmul,
-    "&": _operator.and_, "|": _operator.or_, "^": _operator.xor, "<<": _operator.lshift,
-    ">>": _operator.rshift,
-}
-COMPARE = {
-    "==": _operator.eq, "!=": _operator.ne, "<": _operator.lt, "<=": _operator.le,
-    ">": _operator.gt, ">=": _operator.ge,
-}
-UNARY = {"-": _operator.neg, "+": _operator.pos, "~": _operator.invert}
-
-
 def is_literal(value: Any) -> bool:
     if value is None or type(value) in (bool, int, str, bytes):
         return True
@@ -407,126 +387,6 @@ def canonical_repr(value: Any) -> str:
     return f"<{kind.__module__}.{kind.__qualname__} {text!r}>"
 
 
-def resolve_global(operand: Global) -> Any:
-    value: Any = builtins if operand.module == "builtins" else importlib.import_module(operand.module)
-    for part in operand.qualname.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def resolve_static(root: Any, path: str) -> Any:
     """Follow a static path (``members[0].tools['a']``) from ``root``."""
     return eval("ops" + ("" if path.startswith("[") else ".") + path, {}, {"ops": root}) if path else root
-
-
-def evaluate_glue(op: str, detail: str, keys: tuple[str, ...], values: list[Any]) -> Any:
-    """The meaning of one glue operation (shared by the interpreter below and the tracer)."""
-    if op == "getitem":
-        return values[0][values[1]]
-    if op == "getattr":
-        return getattr(values[0], detail)
-    if op == "list":
-        return list(values)
-    if op == "tuple":
-        return tuple(values)
-    if op == "set":
-        return set(values)
-    if op == "dict":
-        return {values[i]: values[i + 1] for i in range(0, len(values), 2)}
-    if op == "binop":
-        return BINARY[detail](values[0], values[1])
-    if op == "unary":
-        return UNARY[detail](values[0])
-    if op == "not":
-        return not values[0]
-    if op == "truth":
-        return bool(values[0])
-    if op == "compare":
-        return COMPARE[detail](values[0], values[1])
-    if op == "contains":
-        return (values[0] in values[1]) != (detail == "not in")
-    if op == "is":
-        return (values[0] is values[1]) != (detail == "is not")
-    if op == "format":
-        value = {"r": repr, "s": str, "a": ascii}.get(detail, lambda v: v)(values[0])
-        return format(value, values[1] if len(values) > 1 else "")
-    if op == "string":
-        return "".join(values)
-    if op == "slice":
-        return values[0][slice(*values[1:])]
-    npos = len(values) - len(keys)
-    args, kwargs = values[:npos], dict(zip(keys, values[npos:]))
-    if op == "call":
-        return args[0](*args[1:], **kwargs)
-    if op == "method":
-        return getattr(args[0], detail)(*args[1:], **kwargs)
-    raise LintError(f"unknown glue op {op!r}")
-
-
-def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
-    """The reference interpreter: run the graph node by node. The oracle for codegen in tests.
-
-    Raises ``AssertionError`` naming the guard when a guard does not hold.
-    """
-    env: dict[str, Any] = {}
-
-    def value(operand: Operand) -> Any:
-        if isinstance(operand, Ref):
-            return env[operand.name]
-        if isinstance(operand, Const):
-            return operand.value
-        if isinstance(operand, Static):
-            return resolve_static(root, operand.path)
-        return resolve_global(operand)
-
-    def run(nodes: tuple) -> Any:
-        for node in nodes:
-            if isinstance(node, Input):
-                env[node.name] = inputs
-            elif isinstance(node, Call) and node.source is not None:
-                src = node.source
-                call = segment(src.module, src.line, node.name, src.text)
-                env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
-            elif isinstance(node, (OperatorCall, Call)):
-                call = value(node.target if isinstance(node, OperatorCall) else node.func)
-                env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
-            elif isinstance(node, Glue):
-                env[node.name] = evaluate_glue(node.op, node.detail, node.keys, [value(o) for o in node.operands])
-            elif isinstance(node, Guard):
-                if value(node.value) != node.expected:
-                    raise AssertionError(f"guard {node.name} does not hold")
-            elif isinstance(node, MapRegion) and node.batch is not None:
-                env[node.name] = _interpret_batch(node, value(node.over), run, value, env)
-            elif isinstance(node, MapRegion):
-                results = []
-                for element in value(node.over):
-                    env[node.item] = element
-                    run(node.body)
-                    results.append(value(node.result) if node.result is not None else None)
-                env[node.name] = results
-            elif isinstance(node, Branch):
-                taken = bool(value(node.cond))
-                run(node.then_body if taken else node.else_body)
-                env[node.name] = tuple(value(o) for o in (node.then_out if taken else node.else_out))
-            else:
-                return value(node.value)
-        return None
-
-    result = run(graph.nodes)
-    if not isinstance(graph.nodes[-1], Output):
-        raise LintError("graph has no Output")
-    return result
-
-
-def _interpret_batch(node: MapRegion, over: Any, run: Any, value: Any, env: dict) -> Any:
-    """A ``vmap`` region, element after element (the oracle is sequential), with vmap's semantics."""
-
-    def element(item: Any) -> Any:
-        env[node.item] = item
-        run(node.body)
-        return value(node.result)
-
-    b = node.batch
-    with execution_options(scheduler="sequential"):
-        return map_batch(element, over, b.label, in_axes=b.in_axes, batch_size=b.batch_size, collect=b.collect,
-                         out_keys=b.out_keys)

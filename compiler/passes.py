@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
+from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, evaluate_glue,
-    is_literal, operands, rebuild, resolve_static, walk,
+    Branch, Call, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, is_literal, operands,
+    rebuild, resolve_static, walk,
 )
 from xcs.compiler.verbatim import verbatim_glue
 
@@ -130,7 +131,7 @@ def fold_constants(graph: Graph) -> tuple[Graph, str]:
         if isinstance(node, Glue) and node.op not in ("call", "method"):
             ops = [mapping.get(o.name, o) if isinstance(o, Ref) else o for o in node.operands]
             if ops and all(isinstance(o, Const) for o in ops):
-                value = evaluate_glue(node.op, node.detail, node.keys, [o.value for o in ops])
+                value = RULES[node.op].evaluate(node.detail, node.keys, [o.value for o in ops])
                 if is_literal(value):
                     mapping[node.name] = Const(value)
     if not mapping:

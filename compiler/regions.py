@@ -1,7 +1,9 @@
 """Dynamic structure in static capture: map regions (loops over runtime sequences) and branch regions
 (decisions on runtime values).
 
-The abstract interpreter (``compiler.trace`` with ``abstract=True``) knows no input values. A loop or
+The abstract interpreter (``compiler.trace`` with ``abstract=True``) knows no input values; it calls
+these functions with itself (``t``) and its frame, and they build on ``compiler.values`` only, never
+on the interpreter's module. A loop or
 comprehension over a runtime sequence is interpreted once with an abstract element; the nodes it
 records become the body of a ``MapRegion`` that the plan runs once per element, concurrently. A
 conditional jump on a runtime value interprets both sides up to their join point (the jump's immediate
@@ -16,9 +18,9 @@ from functools import lru_cache
 from types import CodeType
 from typing import Any
 
-from xcs.compiler import trace as t_
 from xcs.compiler.breaks import GraphBreak
-from xcs.compiler.ir import Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static
+from xcs.compiler.ir import Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static, is_literal
+from xcs.compiler.values import INPUT, PENDING, STATIC, STEP, IterState, Val, instructions, step_name
 
 EXIT = -1
 MAX_REENTRY = 64  # sides of one conditional jump open at once (a static loop with a runtime exit)
@@ -65,7 +67,7 @@ def open_map(t: Any, frame: Any, state: MapIter) -> Any:
     state.scope = Scope("map", len(t.builder.nodes), item, dict(frame.locals), [], t.loc, t.depth)
     state.scope.cells_before = {name: cell.val for name, cell in frame.cells.items()}
     t.scopes.append(state.scope)
-    return t_.Val(t_.PENDING, Ref(item), max(state.over.kind, t_.INPUT))
+    return Val(PENDING, Ref(item), max(state.over.kind, INPUT))
 
 
 def close_map(t: Any, frame: Any, state: MapIter) -> None:
@@ -88,10 +90,10 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
     nodes.append(MapRegion(name, t.operand(state.over), scope.item, body, result, scope.loc))
     for local, val in list(frame.locals.items()):
         if scope.locals_before.get(local) is not val:
-            frame.locals[local] = t_.Val(t_.PENDING, LoopCarried(local), t_.STEP)
+            frame.locals[local] = Val(PENDING, LoopCarried(local), STEP)
     for local, cell in frame.cells.items():  # variables a closure captures live in cells
         if scope.cells_before.get(local) is not cell.val:
-            cell.val = t_.Val(t_.PENDING, LoopCarried(local), t_.STEP)
+            cell.val = Val(PENDING, LoopCarried(local), STEP)
     if target is not None:
         for local, val in frame.locals.items():  # the list the user appends to names the region
             if val is target:
@@ -103,7 +105,7 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
         else:
             ref = Ref(name)
         t.touch(target)
-        target.box, target.expr, target.raw, target.kind = None, ref, t_.PENDING, t_.STEP
+        target.box, target.expr, target.raw, target.kind = None, ref, PENDING, STEP
 
 
 def batch_region(t: Any, fn: Any, vmapped: tuple[str, Batching], inputs: Any) -> Any:
@@ -114,13 +116,13 @@ def batch_region(t: Any, fn: Any, vmapped: tuple[str, Batching], inputs: Any) ->
     suffix, batching = vmapped
     loc = t.loc
     over = t.operand(inputs)
-    name = t.builder.fresh(t_.step_name(fn.expr))
+    name = t.builder.fresh(step_name(fn.expr))
     t.remember(name, "call", t.frame)
     item = t.builder.fresh("element")
     scope = Scope("map", len(t.builder.nodes), item, {}, [], loc, t.depth)
     t.scopes.append(scope)
-    mapped = t_.Val(_path(fn.value, suffix), Static(f"{fn.expr.path}.{suffix}"))
-    element = t_.Val(t_.PENDING, Ref(item), t_.INPUT)
+    mapped = Val(_path(fn.value, suffix), Static(f"{fn.expr.path}.{suffix}"))
+    element = Val(PENDING, Ref(item), INPUT)
     if t.is_operator(mapped.value):
         out = t.call(mapped, [], {"inputs": element})
     else:  # a ``*, inputs`` function: the unit of work of each element, one call per element
@@ -134,7 +136,7 @@ def batch_region(t: Any, fn: Any, vmapped: tuple[str, Batching], inputs: Any) ->
     del nodes[scope.start:]
     t.loc = loc
     nodes.append(MapRegion(name, over, item, body, result, loc, batching))
-    return t_.Val(t_.PENDING, Ref(name), t_.STEP)
+    return Val(PENDING, Ref(name), STEP)
 
 
 def _path(value: Any, suffix: str) -> Any:
@@ -165,7 +167,7 @@ def record_mutation(t: Any, target: Any, op: str, item: Any = None) -> bool:
 @lru_cache(maxsize=1024)
 def _postdominators(code: CodeType) -> tuple[int, ...]:
     """The immediate post-dominator of every instruction of ``code`` (EXIT when none)."""
-    ins = t_._instructions(code)
+    ins = instructions(code)
     n = len(ins)
 
     def successors(pc: int) -> tuple[int, ...]:
@@ -221,11 +223,11 @@ def _static_state(frame: Any) -> tuple:
     """What static control flow in ``frame`` depends on: its static locals and static iterators."""
     state = []
     for name, val in sorted(frame.locals.items()):
-        if val.kind == t_.STATIC:
+        if val.kind == STATIC:
             raw = val.raw
-            key = (Same(raw), len(val.box)) if val.box is not None else raw if t_.is_literal(raw) else Same(raw)
+            key = (Same(raw), len(val.box)) if val.box is not None else raw if is_literal(raw) else Same(raw)
             state.append((name, key))
-    state += [(Same(v.raw), v.raw.index) for v in frame.stack if isinstance(getattr(v, "raw", None), t_.IterState)]
+    state += [(Same(v.raw), v.raw.index) for v in frame.stack if isinstance(getattr(v, "raw", None), IterState)]
     return tuple(state)
 
 
@@ -245,7 +247,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     if any(s.mark == mark for s in again) or len(again) >= MAX_REENTRY:
         raise GraphBreak("runtime-loop", "a loop whose condition is a runtime value (a while loop on runtime data)", loc)
     if when in ("none", "not_none"):
-        test = t.glue("is", [cond, t_.Val(None, Const(None))], detail="is" if when == "not_none" else "is not")
+        test = t.glue("is", [cond, Val(None, Const(None))], detail="is" if when == "not_none" else "is not")
     else:
         test = t.glue("truth", [cond]) if when == "false" else t.glue("not", [cond])
     # ``test`` is true exactly when the jump is NOT taken: "then" is the fall-through side.
@@ -299,11 +301,11 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     has_steps = any(isinstance(n, (OperatorCall, MapRegion, Branch)) for n in body_a + body_b)
     name = t.builder.fresh("branch" if has_steps else "choice")
     t.node(Branch(name, t.operand(test), body_a, tuple(outs_a), body_b, tuple(outs_b), loc))
-    kind = t_.STEP if has_steps else max(test.kind, *(v.kind for pair in values for v in pair if v is not None), 0)
+    kind = STEP if has_steps else max(test.kind, *(v.kind for pair in values for v in pair if v is not None), 0)
     merged = [
         t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=loc)) for i in range(len(values))
     ]
-    result_vals = [t_.Val(t_.PENDING, ref, kind) for ref in merged]
+    result_vals = [Val(PENDING, ref, kind) for ref in merged]
     if ret_a is not None:
         return result_vals[0]
     merged_vals = iter(result_vals)

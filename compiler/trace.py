@@ -13,6 +13,9 @@ Nothing recorded depends on PYTHONHASHSEED: a set whose iteration order follows 
 (``hash_ordered``) is never folded in that order. Iterating it, or glue whose result depends on its
 order (``", ".join(self.tags)``), reads the live set when the plan runs (``list(ops.tags)[i]``), so
 the plan text is the same in every process and the values are the ones eager Python sees.
+
+The interpreter's values live in ``compiler.values`` and its map and branch regions in
+``compiler.regions``; neither imports this module (trace -> regions -> values).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import builtins
 import json
 import linecache
 import logging
-import math
 import operator as _operator
 import os
 import re
@@ -33,34 +35,19 @@ from typing import Any, Callable, Mapping
 
 from xcs.compiler import effects, regions, segments
 from xcs.compiler.breaks import Break, GraphBreak
-from xcs.compiler.bytecode_versions import Ins, normalize
 from xcs.compiler.codegen import RESERVED, is_step as _is_step
+from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
     canonical_repr, is_literal,
-    Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, evaluate_glue,
-    walk,
+    Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, walk,
+)
+from xcs.compiler.values import (
+    INPUT, NULL, PENDING, STATE, STATIC, STEP, UNBOUND, IterState, NeedsValue, Val, instructions, pending, step_name,
 )
 from xcs.runtime.errors import OperatorInputError, StepError
 from xcs.runtime.segments import segment as define_segment
 
-# Provenance, ordered: a value made of several has the highest of theirs. STATE is a value reached
-# through an attribute, a closure or a module global that is not proven immutable (``effects.frozen``):
-# known while capturing, but read again when the plan runs.
-STATIC, INPUT, STATE, STEP = 0, 1, 2, 3
 MAX_DEPTH = 16
-
-
-class _Sentinel:
-    def __init__(self, name: str):
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-NULL = _Sentinel("NULL")
-UNBOUND = _Sentinel("UNBOUND")
-PENDING = _Sentinel("PENDING")  # a dry capture's operator output: recorded, never computed
 
 
 class Opaque(Exception):
@@ -99,48 +86,6 @@ class Checkpoint:
     usable: bool = True
 
 
-class NeedsValue(Exception):
-    """A dry capture needed a value it does not have (an operator output) or met a graph break."""
-
-    def __init__(self, brk: Break):
-        self.brk = brk
-        super().__init__(str(brk))
-
-
-class Val:
-    """A value in the traced program: the concrete value, its provenance and, for containers
-    built inside forward, the traced items (``box``: list of Val, or dict key -> Val)."""
-
-    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver", "attr", "scope", "saved")
-
-    def __init__(self, value: Any, expr: Any = None, kind: int = STATIC, box: Any = None):
-        self.raw = value  # PENDING for an operator output in a dry capture; containers may hold it
-        self.expr = expr
-        self.kind = kind
-        self.box = box
-        self.conv = ""  # pending f-string conversion (3.13 CONVERT_VALUE)
-        self.receiver: Val | None = None  # set by LOAD_ATTR/LOAD_METHOD, with the attribute's name
-        self.attr = ""
-        self.scope = 0  # for containers: how many regions were open when it was built
-        self.saved: Any = None  # the checkpoint that saved this container before changing it
-
-    @property
-    def value(self) -> Any:
-        if self.raw is PENDING:
-            raise NeedsValue(Break("runtime-value", "the capture needs a runtime value it does not have"))
-        return self.raw
-
-
-def pending(val: Val) -> bool:
-    """Whether ``val`` is, or holds, an operator output a dry capture never computed."""
-    if val.raw is PENDING:
-        return True
-    box = val.box
-    if box is None:
-        return False
-    return any(pending(item) for item in (box.values() if isinstance(box, dict) else box))
-
-
 class Cell:
     __slots__ = ("val",)
 
@@ -172,15 +117,6 @@ class Origin:
     globals: dict
 
 
-class IterState:
-    __slots__ = ("items", "index")
-
-    def __init__(self, items: list[Val]):
-        self.items = items
-        self.index = 0
-
-
-
 IMMUTABLE = (str, bytes, int, float, bool, tuple, frozenset, type(None), complex)
 PURE_METHODS = {
     dict: {"get", "keys", "values", "items", "copy"},
@@ -202,7 +138,6 @@ PURE_BUILTINS = frozenset(
         "frozenset isinstance range divmod pow ord chr format hex oct bin zip enumerate reversed"
     ).split()
 )
-PURE_MODULES = (math, _operator)
 PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch})
 
 
@@ -220,11 +155,6 @@ def relative_file(filename: str) -> str:
         if parent == directory:
             return os.path.basename(path)
         directory = parent
-
-
-@lru_cache(maxsize=4096)
-def _instructions(code: types.CodeType) -> tuple[Ins, ...]:
-    return tuple(normalize(code))
 
 
 LIBRARY_DIRS = tuple(
@@ -246,13 +176,6 @@ def _loc(filename: str, line: int | None, col: int | None = None) -> Loc:
         return Loc(relative_file(filename), 0, "")
     text = linecache.getline(filename, line).strip()
     return Loc(relative_file(filename), line, text, -1 if col is None else col)
-
-
-def step_name(expr: Any) -> str:
-    """A readable identifier for an operator call from its path: ``members[0]`` -> ``members_0``."""
-    text = expr.path if isinstance(expr, Static) else expr.qualname.lower()
-    name = re.sub(r"\W+", "_", text, flags=re.ASCII).strip("_")  # ASCII: no name the parser would normalise
-    return name if name and not name[0].isdigit() else f"op_{name}"
 
 
 class Builder:
@@ -309,7 +232,7 @@ class Frame:
 
     def __init__(self, code: types.CodeType, globals_: dict):
         self.code = code
-        self.ins = _instructions(code)
+        self.ins = instructions(code)
         self.locals: dict[str, Val] = {}
         self.cells: dict[str, Cell] = {}
         self.stack: list = []
@@ -399,7 +322,7 @@ class Tracer:
         return Val(value, expr, STATIC if self.frozen(value) else STATE)
 
     def prescan(self, code: types.CodeType) -> None:
-        for ins in _instructions(code):
+        for ins in instructions(code):
             if ins.op not in HANDLED:
                 what = CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
                 raise GraphBreak(
@@ -626,7 +549,7 @@ class Tracer:
             # a plan never specialises on it, see ``concretize``)
         else:
             try:
-                value = evaluate_glue(op, detail, keys, [_native(v) for v in vals])
+                value = RULES[op].evaluate(detail, keys, [_native(v) for v in vals])
             except Exception:
                 if not self.dry or kind == STATIC:
                     raise
@@ -1118,7 +1041,7 @@ class Tracer:
 @lru_cache(maxsize=4096)
 def _statement_entry(code: types.CodeType, first: int, last: int) -> int:
     """The index of the first instruction of the statement on lines ``first``..``last`` of ``code``."""
-    return next(i for i, ins in enumerate(_instructions(code)) if ins.line and first <= ins.line <= last)
+    return next(i for i, ins in enumerate(instructions(code)) if ins.line and first <= ins.line <= last)
 
 
 def _native(val: Val) -> Any:
@@ -1415,7 +1338,7 @@ def _super(t: Tracer, fn: Val, f: Frame) -> Val:
 @handles("LOAD_SUPER_ATTR")
 def _load_super_attr(t: Tracer, f: Frame, arg: tuple[str, bool]) -> None:
     name, method = arg
-    instance, cls, fn = f.stack.pop(), f.stack.pop(), f.stack.pop()
+    instance, cls, _ = f.stack.pop(), f.stack.pop(), f.stack.pop()
     made = Val(super(cls.value, instance.value), None, instance.kind)
     made.receiver = instance
     f.stack.append(attribute(t, made, name))
@@ -1867,7 +1790,7 @@ HANDLED = frozenset(HANDLERS)
 @lru_cache(maxsize=4096)
 def _unmodelled_in(code: types.CodeType, first: int, last: int) -> str:
     """The construct the capture does not model on lines ``first``..``last`` of ``code`` ("" if none)."""
-    for ins in _instructions(code):
+    for ins in instructions(code):
         if ins.op not in HANDLED and ins.line and first <= ins.line <= last:
             return CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
     return ""

@@ -27,7 +27,8 @@ from typing import Any, Callable
 from xcs.compiler.codegen import is_step
 from xcs.compiler.ir import Branch, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
 from xcs.compiler.source import assigned_value, call_site, returned_value
-from xcs.compiler.trace import Builder, Origin, Tracer, Val
+from xcs.compiler.trace import Builder, Origin, Tracer
+from xcs.compiler.values import Val
 
 
 def verbatim_glue(

@@ -1,4 +1,4 @@
-"""Tests of ``compiler.analysis``: order, cycles, closure, waves, critical path, width."""
+"""Tests of ``compiler.analysis``: waves, critical path, cycles, bad dependency mappings."""
 
 from __future__ import annotations
 
@@ -11,76 +11,39 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xcs.compiler.analysis import (
-    critical_path,
-    topological_order,
-    transitive_closure,
-    waves,
-    width,
-)
+from xcs.compiler.analysis import critical_path, waves
 from xcs.runtime.errors import CycleError, XCSError
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
 CHAIN = {"n0": [], "n1": ["n0"], "n2": ["n1"], "n3": ["n2"]}
-ALL = [
-    topological_order,
-    transitive_closure,
-    waves,
-    width,
-    lambda deps: critical_path(deps, {}),
-]
+ALL = [waves, lambda deps: critical_path(deps, {})]
 
 
-def respects(order, deps):
-    at = {name: i for i, name in enumerate(order)}
-    return sorted(order) == sorted(deps) and all(
-        at[dep] < at[node] for node, ds in deps.items() for dep in ds
-    )
-
-
-# -- topological_order -------------------------------------------------------------------------
-
-
-def test_order_respects_deps():
-    deps = {"d": ["b", "c"], "c": ["a"], "b": ["a"], "a": [], "e": ["d", "a"]}
-    assert respects(topological_order(deps), deps)
-
-
-def test_ordered_mapping_comes_back_unchanged():
-    assert topological_order(DIAMOND) == ("a", "b", "c", "d")
-    assert topological_order(CHAIN) == tuple(CHAIN)
-
-
-def test_independent_nodes_keep_mapping_order():
-    assert topological_order({"x": [], "y": [], "z": []}) == ("x", "y", "z")
-    assert topological_order({"z": [], "y": [], "x": []}) == ("z", "y", "x")
-
-
-def test_missing_dependencies_are_pulled_forward_in_node_order():
-    deps = {"c": {"b", "a"}, "x": [], "b": [], "a": []}
-    # c needs b and a; they come just before c, in node order (b before a), then x.
-    assert topological_order(deps) == ("b", "a", "c", "x")
+# -- order -----------------------------------------------------------------------------------------
 
 
 def test_dependency_iteration_order_does_not_matter():
     as_lists = {"a": [], "b": [], "c": ["b", "a"], "d": ["c", "a", "b"]}
     reordered = {"a": [], "b": [], "c": ["a", "b"], "d": ("b", "a", "c")}
     as_sets = {k: set(v) for k, v in as_lists.items()}
-    as_iters = {k: iter(v) for k, v in as_lists.items()}
-    expected = topological_order(as_lists)
-    assert topological_order(reordered) == expected
-    assert topological_order(as_sets) == expected
-    assert topological_order(as_iters) == expected
+    expected = (waves(as_lists), critical_path(as_lists, {}))
+    for deps in (reordered, as_sets):
+        assert (waves(deps), critical_path(deps, {})) == expected
 
 
 def test_order_is_independent_of_hash_seed():
     code = (
-        "from xcs.compiler.analysis import topological_order, waves, critical_path\n"
+        "from xcs.compiler.analysis import waves, critical_path\n"
         "names = [f'op{i}' for i in range(40)]\n"
         "deps = {n: {names[j] for j in range(i) if (i * 7 + j) % 5 == 0} for i, n in "
         "enumerate(reversed(names))}\n"
         "deps = {n: {d for d in ds if names.index(d) < names.index(n)} for n, ds in deps.items()}\n"
-        "print(topological_order(deps), waves(deps), critical_path(deps, {}))\n"
+        "print(waves(deps), critical_path(deps, {}))\n"
+        "deps['op0'] = set(names[1:])\n"
+        "try:\n"
+        "    waves(deps)\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
     )
     root = Path(__file__).resolve().parents[1]
     outputs = set()
@@ -94,19 +57,15 @@ def test_order_is_independent_of_hash_seed():
 
 
 def test_empty_graph():
-    assert topological_order({}) == ()
-    assert transitive_closure({}) == {}
     assert waves({}) == ()
-    assert width({}) == 0
     assert critical_path({}, {}) == ((), 0.0)
 
 
 def test_deep_chain_does_not_recurse():
     n = 30_000
     deps = {f"n{i}": [f"n{i - 1}"] if i else [] for i in reversed(range(n))}
-    order = topological_order(deps)
-    assert order == tuple(f"n{i}" for i in range(n))
-    assert len(waves(deps)) == n
+    assert waves(deps) == tuple((f"n{i}",) for i in range(n))
+    assert critical_path(deps, {})[0] == tuple(f"n{i}" for i in range(n))
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -115,7 +74,7 @@ def test_deep_chain_does_not_recurse():
 def test_three_cycle_path_and_message():
     deps = {"a": ["b"], "b": ["c"], "c": ["a"]}
     with pytest.raises(CycleError) as info:
-        topological_order(deps)
+        waves(deps)
     # depends-on direction: a depends on b, b on c, c on a.
     assert info.value.cycle == ("a", "b", "c", "a")
     assert str(info.value) == "dependency cycle: a -> b -> c -> a"
@@ -125,13 +84,13 @@ def test_three_cycle_path_and_message():
 def test_cycle_path_excludes_the_tail_leading_into_it():
     deps = {"x": ["a"], "a": ["b"], "b": ["a"], "y": []}
     with pytest.raises(CycleError) as info:
-        topological_order(deps)
+        waves(deps)
     assert info.value.cycle == ("a", "b", "a")
 
 
 def test_self_loop():
     with pytest.raises(CycleError) as info:
-        topological_order({"ok": [], "a": ["ok", "a"]})
+        waves({"ok": [], "a": ["ok", "a"]})
     assert info.value.cycle == ("a", "a")
     assert str(info.value) == "dependency cycle: a -> a"
 
@@ -149,27 +108,7 @@ def test_unknown_dependency_names_both_nodes(analyse):
     assert not isinstance(info.value, CycleError)
 
 
-def test_unknown_dependency_from_a_one_shot_iterator():
-    with pytest.raises(ValueError, match=r"'b' depends on unknown node 'ghost'"):
-        topological_order({"a": [], "b": iter(["a", "ghost"])})
-
-
-def test_a_string_of_dependencies_is_rejected():
-    with pytest.raises(TypeError, match="'b'"):
-        topological_order({"a": [], "b": "a"})
-
-
-# -- closure, waves, critical path, width --------------------------------------------------------
-
-
-def test_closure_of_a_diamond():
-    assert transitive_closure(DIAMOND) == {
-        "a": frozenset(),
-        "b": frozenset({"a"}),
-        "c": frozenset({"a"}),
-        "d": frozenset({"a", "b", "c"}),
-    }
-    assert list(transitive_closure(DIAMOND)) == list(DIAMOND)
+# -- waves, critical path --------------------------------------------------------
 
 
 def test_waves_of_a_diamond_and_a_chain():
@@ -198,12 +137,6 @@ def test_critical_path_missing_costs_and_ties():
     assert critical_path(deps, {"x": 1, "y": 1, "p": 1, "q": 1, "nope": 9}) == (("x", "y"), 2.0)
     # A zero-cost tail still extends the chain.
     assert critical_path(DIAMOND, {"c": 3}) == (("a", "c", "d"), 3.0)
-
-
-def test_width():
-    assert width(DIAMOND) == 2
-    assert width(CHAIN) == 1
-    assert width({f"s{i}": [] for i in range(5)} | {"sink": [f"s{i}" for i in range(5)]}) == 5
 
 
 # -- properties ----------------------------------------------------------------------------------
@@ -237,9 +170,6 @@ def ancestors(deps, node):
 @given(dags())
 def test_random_dags(graph):
     deps, costs = graph
-    order = topological_order(deps)
-    assert respects(order, deps)
-
     layers = waves(deps)
     wave_of = {name: k for k, layer in enumerate(layers) for name in layer}
     assert sorted(wave_of) == sorted(deps) and sum(map(len, layers)) == len(deps)
@@ -249,10 +179,6 @@ def test_random_dags(graph):
         assert list(layer) == sorted(layer, key=rank.__getitem__)
         for node in layer:
             assert k == (1 + max(wave_of[d] for d in deps[node]) if deps[node] else 0)
-    assert width(deps) == max(map(len, layers), default=0)
-
-    closure = transitive_closure(deps)
-    assert closure == {node: ancestors(deps, node) for node in deps}
 
     path, total = critical_path(deps, costs)
     if deps:
@@ -261,7 +187,7 @@ def test_random_dags(graph):
         assert all(a in deps[b] for a, b in zip(path, path[1:]))
         assert total == pytest.approx(sum(costs.get(p, 0.0) for p in path))
         best: dict[str, float] = {}
-        for node in order:
+        for node in (name for layer in layers for name in layer):
             best[node] = costs.get(node, 0.0) + max((best[d] for d in deps[node]), default=0.0)
         assert total == pytest.approx(max(best.values()))
 
@@ -279,7 +205,7 @@ def test_random_cycles_report_a_real_cycle(graph, data):
     cyclic = {k: list(v) for k, v in deps.items()}
     cyclic[low].append(node)
     with pytest.raises(CycleError) as info:
-        topological_order(cyclic)
+        waves(cyclic)
     cycle = info.value.cycle
     assert len(cycle) >= 2 and cycle[0] == cycle[-1]
     assert len(set(cycle[:-1])) == len(cycle) - 1

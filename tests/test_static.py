@@ -13,7 +13,7 @@ import pytest
 import corpus
 from corpus import entries, run_counted
 from xcs.compiler.capture import capture
-from xcs.compiler.ir import interpret
+from xcs.compiler.oracle import interpret
 from xcs import GraphBreakWarning, JitError, Operator, dump, execution_options, jit
 from xcs.plans import PLANS
 from xcs.operator import is_operator

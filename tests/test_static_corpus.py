@@ -19,7 +19,7 @@ import corpus_static
 from xcs.compiler.breaks import CODES
 from xcs.compiler.cache import signature
 from xcs.compiler.capture import capture
-from xcs.compiler.ir import interpret
+from xcs.compiler.oracle import interpret
 from xcs import GraphBreakWarning, JitError, dump, execution_options, jit
 from xcs.operator import is_operator
 

@@ -18,6 +18,7 @@ from corpus import entries, run_counted
 from xcs.compiler import ir
 from xcs.compiler.cache import signature
 from xcs.compiler.ir import Call, Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
+from xcs.compiler.oracle import interpret
 from xcs.compiler.trace import Tracer
 from xcs.runtime.executor import execute
 from xcs.runtime.plan import Plan
@@ -110,7 +111,7 @@ def test_interpret_equals_plan(program):
         entry = compiled_for(op, inputs)
         ir.lint(entry.graph)
         expected = eager(inputs=dict(inputs))
-        assert ir.interpret(entry.graph, op, dict(inputs)) == expected
+        assert interpret(entry.graph, op, dict(inputs)) == expected
         for scheduler in SCHEDULERS:
             with execution_options(scheduler=scheduler):
                 assert execute(entry.plan, op, dict(inputs)) == expected
@@ -125,10 +126,10 @@ def test_guards_hold_only_on_their_path(program):
     for entry in entries(op, program.inputs[0]):
         for inputs in program.inputs:
             if entry.plan.guard is None or entry.plan.guard(op, inputs):
-                ir.interpret(entry.graph, op, dict(inputs))
+                interpret(entry.graph, op, dict(inputs))
             else:
                 with pytest.raises(AssertionError, match="guard"):
-                    ir.interpret(entry.graph, op, dict(inputs))
+                    interpret(entry.graph, op, dict(inputs))
 
 
 # ---------------------------------------------------------------------- glue is recomputed
@@ -318,3 +319,10 @@ def test_every_captured_graph_lints():
             names = [n.name for n in entry.graph.nodes]
             assert len(set(names)) == len(names)
             assert all(n.loc.file == "tests/corpus.py" for n in entry.graph.calls), program.name
+
+
+def test_every_glue_op_has_one_rule():
+    """``ir.GLUE_OPS`` (what lint accepts) and ``glue.RULES`` (what gives glue its meaning) name the same ops."""
+    from xcs.compiler.glue import RULES
+
+    assert set(RULES) == ir.GLUE_OPS

@@ -1,0 +1,98 @@
+"""The reference interpreter of the IR: runs a graph node by node, the oracle codegen is tested against.
+
+It gives glue its meaning through ``compiler.glue.RULES`` (as the tracer and constant folding do) and
+runs ``vmap`` regions and the user's own statements with the runtime's ``map_batch`` and ``segment``,
+sequentially, so it may import the runtime (the IR itself does not).
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+from typing import Any, Mapping
+
+from xcs.compiler.glue import RULES
+from xcs.compiler.ir import (
+    Branch, Call, Const, Glue, Global, Graph, Guard, Input, LintError, MapRegion, Operand, OperatorCall, Output, Ref,
+    Static, resolve_static,
+)
+from xcs.runtime.batching import map_batch
+from xcs.runtime.options import execution_options
+from xcs.runtime.segments import segment
+
+
+def resolve_global(operand: Global) -> Any:
+    """The module-level object a ``Global`` operand names."""
+    value: Any = builtins if operand.module == "builtins" else importlib.import_module(operand.module)
+    for part in operand.qualname.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
+    """The reference interpreter: run the graph node by node. The oracle for codegen in tests.
+
+    Raises ``AssertionError`` naming the guard when a guard does not hold.
+    """
+    env: dict[str, Any] = {}
+
+    def value(operand: Operand) -> Any:
+        if isinstance(operand, Ref):
+            return env[operand.name]
+        if isinstance(operand, Const):
+            return operand.value
+        if isinstance(operand, Static):
+            return resolve_static(root, operand.path)
+        return resolve_global(operand)
+
+    def run(nodes: tuple) -> Any:
+        for node in nodes:
+            if isinstance(node, Input):
+                env[node.name] = inputs
+            elif isinstance(node, Call) and node.source is not None:
+                src = node.source
+                call = segment(src.module, src.line, node.name, src.text)
+                env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
+            elif isinstance(node, (OperatorCall, Call)):
+                call = value(node.target if isinstance(node, OperatorCall) else node.func)
+                env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
+            elif isinstance(node, Glue):
+                env[node.name] = RULES[node.op].evaluate(node.detail, node.keys, [value(o) for o in node.operands])
+            elif isinstance(node, Guard):
+                if value(node.value) != node.expected:
+                    raise AssertionError(f"guard {node.name} does not hold")
+            elif isinstance(node, MapRegion) and node.batch is not None:
+                env[node.name] = _interpret_batch(node, value(node.over), run, value, env)
+            elif isinstance(node, MapRegion):
+                results = []
+                for element in value(node.over):
+                    env[node.item] = element
+                    run(node.body)
+                    results.append(value(node.result) if node.result is not None else None)
+                env[node.name] = results
+            elif isinstance(node, Branch):
+                taken = bool(value(node.cond))
+                run(node.then_body if taken else node.else_body)
+                env[node.name] = tuple(value(o) for o in (node.then_out if taken else node.else_out))
+            else:
+                return value(node.value)
+        return None
+
+    result = run(graph.nodes)
+    if not isinstance(graph.nodes[-1], Output):
+        raise LintError("graph has no Output")
+    return result
+
+
+def _interpret_batch(node: MapRegion, over: Any, run: Any, value: Any, env: dict) -> Any:
+    """A ``vmap`` region, element after element (the oracle is sequential), with vmap's semantics."""
+
+    def element(item: Any) -> Any:
+        env[node.item] = item
+        run(node.body)
+        return value(node.result)
+
+    b = node.batch
+    with execution_options(scheduler="sequential"):
+        return map_batch(element, over, b.label, in_axes=b.in_axes, batch_size=b.batch_size, collect=b.collect,
+                         out_keys=b.out_keys)
