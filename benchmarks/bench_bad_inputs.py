@@ -38,7 +38,7 @@ private_cache_dir("bad-inputs")
 
 from test_bad_inputs import CASES, run_case  # noqa: E402
 from xcs import Operator, OperatorCycleError, execution_options, jit  # noqa: E402
-from xcs.plans import clear_caches  # noqa: E402
+from xcs.compiler.driver import clear_caches  # noqa: E402
 
 HANG_BOUND = 60.0  # seconds a probe may take before it counts as a hang
 

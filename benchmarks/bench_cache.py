@@ -165,7 +165,7 @@ def measure(ops: list) -> tuple[float, float]:
 
 def bench_memory(rows: list, results: dict) -> None:
     from xcs.compiler.disk_cache import max_bytes
-    from xcs.plans import PLANS, clear_caches
+    from xcs.compiler.driver import PLANS, clear_caches
 
     os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "memory")
     clear_caches()

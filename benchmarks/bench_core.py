@@ -16,7 +16,7 @@ several repeats timed with ``time.perf_counter``. The script never asserts: it p
    imported plan modules dropped from ``sys.modules`` and ``XCS_CACHE_DIR`` pointed at an empty folder:
    a fully cold compile. The figure is that first call minus the median eager call (the trace really
    runs the 1,000 operators). A breakdown by stage (structure hash, trace, lint, codegen, plan file
-   write + import) is printed beside it, measured by repeating what ``xcs.plans.JitConfig.capture`` does.
+   write + import) is printed beside it, measured by repeating what ``xcs.compiler.driver.Driver.capture`` does.
 
 3. **Dependency analysis of 100,000 nodes** (target: under 2 s; growth 100k/10k near 10 for linear
    time, taken here as <= 13). ``compiler.analysis.waves`` (which orders the graph itself) on the
@@ -59,11 +59,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analysis import layered_dag  # noqa: E402
 from xcs.compiler import ir  # noqa: E402
 from xcs.compiler.analysis import waves  # noqa: E402
-from xcs.compiler.cache import PLAN_PACKAGE, load_plan, plan_file_name, signature, signature_text  # noqa: E402
+from xcs.compiler.cache import PLAN_PACKAGE, Key, load_plan, plan_file_name  # noqa: E402
 from xcs.compiler.codegen import Header, generate  # noqa: E402
 from xcs.compiler.trace import Tracer  # noqa: E402
 from xcs import Operator, execution_options, jit  # noqa: E402
-from xcs.plans import PLANS, PYTHON, forward_of, module_label, operator_label  # noqa: E402
+from xcs.compiler.driver import PLANS  # noqa: E402
+from xcs.compiler.signature import Signature  # noqa: E402
 from xcs.operator import is_operator  # noqa: E402
 
 CHAIN = 1_000
@@ -161,27 +162,27 @@ def bench_chain(rows: list, results: dict) -> None:
 
 # ---------------------------------------------------------------------- 2. capture + codegen
 def capture_stages(op, inputs) -> dict[str, float]:
-    """What ``JitConfig.capture`` does, stage by stage (plus the structure hash that keys the cache)."""
+    """What ``Driver.capture`` does, stage by stage (plus the structure hash that keys the cache)."""
     config = type(op).__xcs_jit__
     times = {}
     start = perf()
     structure = config.structure(op)
     times["structure hash"] = perf() - start
-    key = (structure, signature(inputs), PYTHON)
-    label = operator_label(op)
+    key = Key.of(structure, Signature.of(inputs))
+    label = config.label(op)
     start = perf()
     tracer = Tracer(op, label.rsplit(":", 1)[-1], is_operator)
-    _, graph = tracer.run(forward_of(op), inputs)
+    _, graph = tracer.run(config.forward_of(op), inputs)
     times["trace (runs the ops)"] = perf() - start
     start = perf()
     ir.lint(graph)
     times["lint"] = perf() - start
     start = perf()
-    header = Header(label, "trace", signature_text(key[1]), key[0])
+    header = Header(label, "trace", key.signature.text, key.structure)
     source = generate(graph, header, tuple(tracer.required))
     times["codegen"] = perf() - start
     start = perf()
-    load_plan(source, plan_file_name(module_label(op), key[0], source))
+    load_plan(source, plan_file_name(config.module_label(op), key.structure, source))
     times["plan file write + import"] = perf() - start
     return times
 

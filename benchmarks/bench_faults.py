@@ -49,7 +49,7 @@ from xcs.runtime.errors import TimeoutError as XCSTimeoutError  # noqa: E402
 from xcs.runtime.outcome import Collected  # noqa: E402
 from threads import quiet  # noqa: E402
 from xcs import Operator, jit  # noqa: E402
-from xcs.plans import PLANS  # noqa: E402
+from xcs.compiler.driver import PLANS  # noqa: E402
 
 WATCHDOG = 10.0
 SIGNATURES = 2_000

@@ -32,7 +32,7 @@ os.environ["XCS_DISK_CACHE"] = "0"
 
 from sound import harness  # noqa: E402
 from sound.common import TIMING  # noqa: E402
-from xcs.plans import clear_caches  # noqa: E402
+from xcs.compiler.driver import clear_caches  # noqa: E402
 
 
 def eager_fallback_cause(run) -> str:

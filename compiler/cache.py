@@ -1,9 +1,11 @@
-"""The plan cache: cache keys (structure hash, input signature), the in-memory LRU, plan files.
+"""The plan cache: the cache ``Key`` (structure hash, input signature, Python version), the structure
+hash, the in-memory LRU, plan files.
 
 A key never contains values or object identities. The structure hash covers the operator classes, their
-``forward`` code and source, the sub-operator tree and static attribute values; the signature covers
-the input mapping's keys, nesting and leaf types. Plans are written as real files (atomically) and
-imported under a registered module name, so tracebacks and ``linecache`` show the generated code.
+``forward`` code and source, the sub-operator tree and static attribute values; the signature
+(``compiler.signature``) covers the input mapping's keys, nesting and leaf types. Plans are written as
+real files (atomically) and imported under a registered module name, so tracebacks and ``linecache``
+show the generated code.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import enum
 import functools
 import hashlib
 import inspect
-import json
 import linecache
 import os
 import re
@@ -23,125 +24,36 @@ import threading
 import types
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Any, Callable, Hashable, Iterator, Mapping
+from operator import itemgetter
+from typing import Any, Callable, Hashable, Iterator
 
 from xcs.compiler.ir import canonical_repr
+from xcs.compiler.signature import LEAF_TYPES, Signature
 from xcs.runtime.plan import Plan
 
 PLAN_PACKAGE = "xcs_plans"
-LEAF_TYPES = (str, int, float, bool, type(None), bytes)
+PYTHON = sys.version_info[:2]  # plans are cached per Python version; their text is the same on all
 
 
-# ---------------------------------------------------------------------- signatures
-def signature(inputs: Mapping[str, Any]) -> tuple:
-    """The input signature: keys in order, nesting of mappings, and leaf types (arrays: dtype, ndim).
+class Key(tuple):
+    """The in-memory cache key: ``(structure hash, Signature, Python version)``, a plain tuple underneath
+    (built and hashed as cheaply as one). Built by ``Key.of(structure, signature)``, for this process's
+    Python; ``structure``, ``signature`` and ``python`` name its parts. The ember-xcs and codegen versions are the process's own: the disk form
+    (``compiler.disk_cache.DiskKey``) adds them."""
 
-    Nesting is followed ``MAX_SIGNATURE_DEPTH`` mappings deep: a mapping deeper than that, or one that
-    contains itself (``d["self"] = d``), is summarised as its type, so the plan is not specialised on
-    what is below it (a plan reads it at run time, as eager does)."""
-    return tuple((key, _leaf(value)) for key, value in inputs.items())
+    __slots__ = ()
 
+    @classmethod
+    def of(cls, structure: str, signature: Signature) -> Key:
+        return cls((structure, signature, PYTHON))
 
-MAX_SIGNATURE_DEPTH = 32
+    structure = property(itemgetter(0))
+    signature = property(itemgetter(1))
+    python = property(itemgetter(2))
 
-
-def _leaf(value: Any, depth: int = 1, above: tuple = ()) -> Hashable:
-    kind = type(value)
-    if kind in LEAF_TYPES:
-        return kind
-    if kind is dict or isinstance(value, Mapping):
-        if depth >= MAX_SIGNATURE_DEPTH:
-            return kind
-        for seen in above:
-            if seen is value:
-                return kind
-        above += (value,)
-        depth += 1
-        return (kind, tuple((key, _leaf(item, depth, above)) for key, item in value.items()))
-    return _array(value, kind)
-
-
-def _array(value: Any, kind: type) -> Hashable:
-    """``(type, dtype, ndim)`` for an array-like value (one with ``dtype`` and ``shape``), else its type.
-    A value whose ``dtype`` or ``shape`` cannot be read (a property that raises) is a plain object."""
-    try:
-        dtype = getattr(value, "dtype", None)
-        if dtype is None or not hasattr(value, "shape"):
-            return kind
-        return (kind, str(dtype), len(value.shape))
-    except Exception:
-        return kind
-
-
-def signature_text(sig: tuple) -> str:
-    """``{query: str, options: {k: int}}``: the readable form used in plan headers and messages. A key
-    that is not a plain word, and a type name that is not a dotted identifier, is written as its
-    ``repr`` (``{'a b': str, 'x\\ny': int}``): the text is one line and says which key it means."""
-
-    def leaf(value: Any) -> str:
-        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], tuple):
-            return signature_text(value[1])
-        if isinstance(value, tuple):
-            return f"{_name_text(value[0].__name__)}[{_name_text(value[1])}, ndim={value[2]}]"
-        return _name_text(value.__name__)
-
-    return "{" + ", ".join(f"{_key_text(key)}: {leaf(value)}" for key, value in sig) + "}"
-
-
-_PLAIN_KEY = re.compile(r"[^\W\d]\w*(?:-\w+)*")  # a word (``query``, ``max_tokens``, ``user-id``)
-_DOTTED = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
-
-
-def _key_text(key: Any) -> str:
-    """A key as signature texts show it: plain words as they are, anything else as its ``repr``, so no
-    two keys (``"1"`` and ``1``, ``"a.b"`` and ``a`` -> ``b``) read alike and no key breaks the line."""
-    return key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else canonical_repr(key)
-
-
-def _name_text(name: Any) -> str:
-    return name if isinstance(name, str) and _DOTTED.fullmatch(name) else canonical_repr(name)
-
-
-def _type_name(kind: type) -> str:
-    if kind is type(None):
-        return "None"
-    if kind.__module__ == "builtins":
-        return _name_text(kind.__qualname__)
-    return _name_text(f"{kind.__module__}.{kind.__qualname__}")
-
-
-def flat_signature(sig: tuple, prefix: str = "") -> dict[str, str]:
-    """``{"query": "str", "options": "dict", "options.k": "int"}``: one canonical text per leaf.
-
-    The one treatment of scalars: ``bool``, ``int``, ``float``, ``str``, ``bytes`` and ``None`` are
-    distinct leaf types (``True`` is not an ``int`` here, ``1`` is not a ``float``), subclasses are their
-    own types, and values never appear. Arrays are ``type[dtype, ndim=N]``. A key that is not a plain
-    word is its ``repr`` (``"'a.b'"``, ``"1"`` for the int key), so paths of distinct signatures differ.
-    """
-    flat: dict[str, str] = {}
-    for key, leaf in sig:
-        path = prefix + _key_text(key)
-        if isinstance(leaf, tuple) and len(leaf) == 2 and isinstance(leaf[1], tuple):
-            flat[path] = _type_name(leaf[0])
-            flat.update(flat_signature(leaf[1], path + "."))
-        elif isinstance(leaf, tuple):
-            flat[path] = f"{_type_name(leaf[0])}[{_name_text(leaf[1])}, ndim={leaf[2]}]"
-        else:
-            flat[path] = _type_name(leaf)
-    return flat
-
-
-def canonical_signature(sig: tuple) -> str:
-    """The signature as stable text (no ids, no hash-seed order): what the disk key digests."""
-    return json.dumps(list(flat_signature(sig).items()), separators=(",", ":"))
-
-
-def signature_diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
-    """How flat signature ``new`` differs from ``old``: ``["b: int -> float", "+c: str", "-d: int"]``."""
-    changes = [f"{k}: {old[k]} -> {new[k]}" for k in new if k in old and old[k] != new[k]]
-    changes += [f"+{k}: {new[k]}" for k in new if k not in old]
-    changes += [f"-{k}: {old[k]}" for k in old if k not in new]
-    return changes
+    @property
+    def python_text(self) -> str:
+        return "%d.%d" % self[2]
 
 
 # ---------------------------------------------------------------------- structure hash

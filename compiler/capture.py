@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 from xcs.compiler import passes
 from xcs.compiler.breaks import Break
-from xcs.compiler.cache import MAX_SIGNATURE_DEPTH
+from xcs.compiler.signature import MAX_SIGNATURE_DEPTH
 from xcs.compiler.ir import Const, Glue, Graph, Ref, is_literal, lint
 from xcs.compiler.trace import STATIC, NeedsValue, Tracer, subscript
 from xcs.runtime.errors import input_read_error

@@ -89,7 +89,7 @@ class DiskKey:
 
     operator: str  # module.Qualname, made file-name safe
     structure: str
-    signature: str  # canonical_signature(...)
+    signature: str  # Signature.canonical
     python: str  # "3.11"
     mode: str = "auto"  # the jit capture mode the plan was made with
     ember_xcs: str = VERSION

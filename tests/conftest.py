@@ -24,7 +24,7 @@ def xcs_cache_dir(tmp_path_factory):
 def fresh_plans(tmp_path, monkeypatch):
     """Empty plan caches before and after the test, so every test sees its own captures: the in-memory
     cache and per-operator counters are cleared and the disk cache is a new, empty directory."""
-    from xcs.plans import PLANS, clear_caches
+    from xcs.compiler.driver import PLANS, clear_caches
 
     monkeypatch.setenv("XCS_CACHE_DIR", str(tmp_path / "xcs-cache"))
     clear_caches()

@@ -645,7 +645,8 @@ def run_counted(op, inputs):
 
 def entries(op, inputs):
     """The plan-cache entries (``Compiled``) of the jitted ``op`` for the signature of ``inputs``."""
-    from xcs.compiler.cache import signature
-    from xcs.plans import PLANS, PYTHON
+    from xcs.compiler.cache import Key
+    from xcs.compiler.driver import PLANS
+    from xcs.compiler.signature import Signature
 
-    return PLANS.get((op.__xcs_jit__.structure(op), signature(inputs), PYTHON)) or []
+    return PLANS.get(Key.of(op.__xcs_jit__.structure(op), Signature.of(inputs))) or []

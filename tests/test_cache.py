@@ -19,7 +19,7 @@ import warnings
 import pytest
 
 from xcs.compiler import disk_cache as dc
-from xcs.compiler.cache import canonical_signature, flat_signature, signature, structure_hash
+from xcs.compiler.cache import Key, structure_hash
 from xcs.compiler.codegen import VERSION
 from xcs import (
     Operator,
@@ -32,7 +32,8 @@ from xcs import (
     jit,
 )
 from xcs.cli import main
-from xcs.plans import PLANS, clear_caches
+from xcs.compiler.driver import PLANS, clear_caches
+from xcs.compiler.signature import Signature
 from xcs.operator import is_operator
 
 
@@ -139,14 +140,26 @@ def call_recorded(op, inputs):
 
 # ---------------------------------------------------------------------- keys
 def test_signature_has_one_canonical_treatment_of_scalars():
-    kinds = {name: signature({"x": value}) for name, value in
+    kinds = {name: Signature.of({"x": value}) for name, value in
              (("bool", True), ("int", 1), ("float", 1.0), ("str", "1"), ("none", None), ("bytes", b"1"))}
     assert len(set(kinds.values())) == len(kinds)  # True is not an int, 1 is not a float
-    assert canonical_signature(kinds["none"]) == '[["x","None"]]'
-    assert signature({"x": 1}) == signature({"x": 2})  # values never matter
-    nested = signature({"q": "a", "opts": {"k": 1, "deep": {"z": 0.5}}})
-    assert flat_signature(nested) == {"q": "str", "opts": "dict", "opts.k": "int", "opts.deep": "dict", "opts.deep.z": "float"}
-    assert signature({"a": 1, "b": 2}) != signature({"b": 2, "a": 1})  # key order is part of it
+    assert kinds["none"].canonical == '[["x","None"]]'
+    assert Signature.of({"x": 1}) == Signature.of({"x": 2})  # values never matter
+    nested = Signature.of({"q": "a", "opts": {"k": 1, "deep": {"z": 0.5}}})
+    assert nested.flat == {"q": "str", "opts": "dict", "opts.k": "int", "opts.deep": "dict", "opts.deep.z": "float"}
+    assert Signature.of({"a": 1, "b": 2}) != Signature.of({"b": 2, "a": 1})  # key order is part of it
+
+
+def test_signature_diff_and_key_parts():
+    old = Signature.of({"a": 1, "b": 1, "d": 1})
+    new = Signature.of({"a": 2, "b": 1.0, "c": "x"})
+    assert new.diff(old) == ["b: int -> float", "+c: str", "-d: int"]
+    assert new.diff(old.flat) == new.diff(old)  # a flat form read back from the disk index compares alike
+    key = Key.of("0123abcd", new)
+    assert key == ("0123abcd", new, sys.version_info[:2]) and hash(key) == hash(tuple(key))
+    assert (key.structure, key.signature.text, key.python_text) == (
+        "0123abcd", "{a: int, b: float, c: str}", f"{sys.version_info[0]}.{sys.version_info[1]}"
+    )
 
 
 def test_structure_covers_code_helpers_static_values_and_sub_operators(tmp_path, monkeypatch):
@@ -517,7 +530,7 @@ def test_warm_calls_never_touch_the_disk(root, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("the warm path touched the disk cache")
 
-    monkeypatch.setattr(sys.modules["xcs.plans"], "disk_cache", boom)
+    monkeypatch.setattr(sys.modules["xcs.compiler.driver"], "disk_cache", boom)
     monkeypatch.setattr(dc.DiskCache, "load", boom)
     for _ in range(3):
         assert op(inputs={"query": "b"})["out"] == "m0:b | m1:b"

@@ -37,7 +37,7 @@ def test_racing_first_calls_capture_once():
     for t in threads:
         t.join()
     assert sorted(r["v"] for r in results) == [2 * i for i in range(8)]
-    from xcs.plans import PLANS
+    from xcs.compiler.driver import PLANS
 
     keys = [k for k in PLANS._entries if k[0] == op._xcs_structure]
     assert len(keys) == 1 and len(PLANS.get(keys[0])) == 1  # one capture, one plan

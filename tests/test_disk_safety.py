@@ -23,7 +23,7 @@ from xcs.compiler import disk_cache as dc
 from xcs.compiler.codegen import VERSION
 from xcs import Operator, PlanCacheWarning, cache_info, jit
 from xcs.cli import main
-from xcs.plans import clear_caches
+from xcs.compiler.driver import clear_caches
 
 HANG = 30.0  # seconds: only a hang ever gets near this
 

@@ -501,10 +501,10 @@ def test_evicted_plans_leave_sys_modules_and_linecache(monkeypatch, fresh_plans)
     import linecache
     import sys
 
-    import xcs.plans
+    import xcs.compiler.driver
     from xcs.compiler.cache import PlanCache
 
-    monkeypatch.setattr(xcs.plans, "PLANS", PlanCache(max_entries=8))
+    monkeypatch.setattr(xcs.compiler.driver, "PLANS", PlanCache(max_entries=8))
     op = Rotating()
 
     def held():
@@ -517,5 +517,5 @@ def test_evicted_plans_leave_sys_modules_and_linecache(monkeypatch, fresh_plans)
     assert held() == (8, 8)
     traceback_ok = op(inputs={"k19": 1})  # a plan still cached keeps running and keeps its lines
     assert traceback_ok == {"v": 2} and held() == (8, 8)
-    xcs.plans.PLANS.clear()
+    xcs.compiler.driver.PLANS.clear()
     assert held() == (0, 0)

@@ -157,12 +157,12 @@ def test_comment_never_ends_early(char):
 
 
 def test_signature_texts_name_distinct_keys_distinctly():
-    from xcs.compiler.cache import canonical_signature, signature, signature_text
+    from xcs.compiler.signature import Signature
 
     nested, dotted = {"a": {"b": 1}}, {"a": {"b": 1}, "a.b": 1}
-    assert canonical_signature(signature(nested)) != canonical_signature(signature(dotted))
-    assert canonical_signature(signature({"1": 1})) != canonical_signature(signature({1: 1}))
-    assert signature_text(signature({"query": "q", "user-id": 1, "a b": 2, "x\ny": 3})) == (
+    assert Signature.of(nested).canonical != Signature.of(dotted).canonical
+    assert Signature.of({"1": 1}).canonical != Signature.of({1: 1}).canonical
+    assert Signature.of({"query": "q", "user-id": 1, "a b": 2, "x\ny": 3}).text == (
         "{query: str, user-id: int, 'a b': int, 'x\\ny': int}"
     )
 

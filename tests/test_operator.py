@@ -7,7 +7,8 @@ import pytest
 import corpus
 from xcs.runtime.plan import Plan
 from xcs import FrozenOperatorError, JitError, Operator, OperatorInputError, jit
-from xcs.plans import PLANS, JittedFunction
+from xcs.compiler.driver import PLANS
+from xcs.plans import JittedFunction
 from xcs.operator import is_operator, sub_operators
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")

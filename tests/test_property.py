@@ -21,10 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from xcs.compiler.cache import signature
+from xcs.compiler.cache import Key
+from xcs.compiler.signature import Signature
 from corpus import run_counted
 from xcs import GraphBreakWarning, jit
-from xcs.plans import PLANS, PYTHON, clear_caches
+from xcs.compiler.driver import PLANS, clear_caches
 
 MODULES = itertools.count()
 WORDS = st.text(alphabet="abcxyz ", min_size=0, max_size=8)
@@ -245,6 +246,6 @@ def test_generated_programs_equal_eager(module_dir, source, inputs):
             for i, want in zip(inputs, expected):
                 assert run_counted(jitted, i) == want, (mode, i)
         if mode != "trace":  # one plan, compiled by the static strategy, serves every input
-            (entry,) = PLANS.get((jitted.__xcs_jit__.structure(jitted), signature(inputs[0]), PYTHON))
+            (entry,) = PLANS.get(Key.of(jitted.__xcs_jit__.structure(jitted), Signature.of(inputs[0])))
             assert entry.plan.guard is None and f"strategy: {mode}" in entry.source
     clear_caches()

@@ -28,7 +28,7 @@ PROGRAMS = harness.programs()
 
 @pytest.fixture(autouse=True)
 def _isolated_plans(monkeypatch):
-    from xcs.plans import clear_caches
+    from xcs.compiler.driver import clear_caches
 
     monkeypatch.setenv("XCS_DISK_CACHE", "0")
     monkeypatch.delenv("XCS_PLAN_DIR", raising=False)
@@ -56,7 +56,7 @@ def test_corpus_size():
 
 @pytest.mark.parametrize("program, mode", list(_params()))
 def test_compiled_equals_eager(program, mode):
-    from xcs.plans import clear_caches
+    from xcs.compiler.driver import clear_caches
 
     eager = harness.run(program)
     again = harness.run(program)

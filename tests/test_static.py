@@ -15,7 +15,7 @@ from corpus import entries, run_counted
 from xcs.compiler.capture import capture
 from xcs.compiler.oracle import interpret
 from xcs import GraphBreakWarning, JitError, Operator, dump, execution_options, jit
-from xcs.plans import PLANS
+from xcs.compiler.driver import PLANS
 from xcs.operator import is_operator
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")

@@ -17,7 +17,7 @@ import corpus
 from corpus import entries, run_counted
 import corpus_static
 from xcs.compiler.breaks import CODES
-from xcs.compiler.cache import signature
+from xcs.compiler.signature import Signature
 from xcs.compiler.capture import capture
 from xcs.compiler.oracle import interpret
 from xcs import GraphBreakWarning, JitError, dump, execution_options, jit
@@ -61,7 +61,7 @@ def test_the_corpora_cover_issue_3():
     for program in corpus_static.PROGRAMS:
         assert program.make.__doc__, program.name
         assert len({repr(sorted(i.items())) for i in program.inputs}) >= 3, program.name
-        assert len({signature(i) for i in program.inputs}) == 1, program.name
+        assert len({Signature.of(i) for i in program.inputs}) == 1, program.name
     assert {p.name: p.breaks for p in REJECTED} == REQUIRED_BREAKS
     assert set(REQUIRED_BREAKS.values()) <= set(CODES)
 

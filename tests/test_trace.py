@@ -16,14 +16,15 @@ import pytest
 import corpus
 from corpus import entries, run_counted
 from xcs.compiler import ir
-from xcs.compiler.cache import signature
+from xcs.compiler.signature import Signature
 from xcs.compiler.ir import Call, Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
 from xcs.compiler.oracle import interpret
 from xcs.compiler.trace import Tracer
 from xcs.runtime.executor import execute
 from xcs.runtime.plan import Plan
 from xcs import GraphBreakWarning, execution_options, jit
-from xcs.plans import Eager, JittedFunction
+from xcs.compiler.entries import Eager
+from xcs.plans import JittedFunction
 
 pytestmark = pytest.mark.usefixtures("fresh_plans")
 
@@ -61,7 +62,7 @@ def test_corpus_is_broad():
     for program in corpus.PROGRAMS:
         assert program.make.__doc__, program.name
         assert len({repr(sorted(i.items())) for i in program.inputs}) >= 3, program.name
-        assert len({signature(i) for i in program.inputs}) == 1, program.name
+        assert len({Signature.of(i) for i in program.inputs}) == 1, program.name
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)

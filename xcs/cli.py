@@ -20,7 +20,7 @@ from xcs.compiler.disk_cache import Unsafe
 from xcs.runtime.errors import XCSError
 from xcs.runtime.options import execution_options
 from xcs import explain
-from xcs.plans import JitConfig, JittedFunction, compiled, dump, forward_of
+from xcs.plans import JitConfig, JittedFunction, compiled, dump
 from xcs.operator import Operator, check_output
 
 
@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     op = load_target(args.target, args.init)
     inputs = _inputs(args.input)
     start = time.perf_counter()
-    eager = check_output(op, forward_of(op)(inputs=inputs))
+    eager = check_output(op, JitConfig().forward_of(op)(inputs=inputs))
     eager_s = time.perf_counter() - start
     start = time.perf_counter()
     entry = compiled(op, inputs) if getattr(op, "__xcs_jit__", None) else JitConfig().run(op, inputs)[1]

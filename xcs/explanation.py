@@ -14,11 +14,9 @@ from typing import Any, Mapping
 
 from xcs.compiler import analysis
 from xcs.compiler.breaks import Break
-from xcs.compiler.cache import signature, signature_text
 from xcs.compiler.codegen import step_dependencies
-from xcs.runtime.errors import JitError
-from xcs.plans import JitConfig, operator_label
-from xcs.operator import Operator
+from xcs.compiler.signature import Signature
+from xcs.plans import config_of
 
 
 @dataclass(frozen=True)
@@ -70,16 +68,12 @@ class Explanation:
 
 def explain(op: Any, inputs: Mapping[str, Any], *, run: bool = False) -> Explanation:
     """How ``op`` compiles for ``inputs``' signature (nothing runs unless ``run=True``)."""
-    config = getattr(op, "__xcs_jit__", None)
-    if config is None:
-        if not isinstance(op, Operator):
-            raise JitError(f"explain expects an Operator or a jitted function, got {type(op).__name__}")
-        config = JitConfig()
-    label = operator_label(op)
+    config = config_of(op, "explain expects")
+    label = config.label(op)
     cap = config.graph_of(op, inputs, label, run=run)
     strategy = "trace (runs the call)" if cap.strategy == "none" else cap.strategy
     base = dict(
-        operator=label, signature=signature_text(signature(inputs)), mode=config.mode, strategy=strategy,
+        operator=label, signature=Signature.of(inputs).text, mode=config.mode, strategy=strategy,
         breaks=tuple(cap.breaks), opaque=tuple(cap.opaque), passes=tuple((a.name, a.summary) for a in cap.applied),
     )
     if cap.graph is None:

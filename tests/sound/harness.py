@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xcs import GraphBreakWarning, Operator, XCSError, execution_options, jit
-from xcs.plans import PLANS, PYTHON, Eager
-from xcs.compiler.cache import signature
+from xcs.compiler.cache import Key
+from xcs.compiler.driver import PLANS
+from xcs.compiler.entries import Eager
+from xcs.compiler.signature import Signature
 
 from sound.common import EVENTS, REGISTRY, Program
 
@@ -116,7 +118,7 @@ def plan_in_use(op: Any, inputs: dict) -> bool | None:
     config = getattr(op, "__xcs_jit__", None)
     if config is None:
         return None
-    key = (config.structure(op), signature(inputs), PYTHON)
+    key = Key.of(config.structure(op), Signature.of(inputs))
     for entry in PLANS.get(key) or ():
         plan = entry.plan
         if type(plan) is Eager:
