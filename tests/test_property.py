@@ -93,7 +93,15 @@ AVOID_REBOUND_LOOP_VARIABLE = True  # see Source.loop_var
 AVOID_EFFECT_METHOD_VALUE = True  # see Source.stateful_statement, "eff_bump"
 AVOID_STALE_HELD_VALUES = True  # see Source.track_held_values
 AVOID_SHARED_REBOUND_VALUE = True  # see Source.unshared
+# KNOWN BUG (``test_held_select_argument_in_parallel``): a conditional expression on held state used as
+# an operator's argument after an effect is read before the effect under parallel/async. Until it is
+# fixed, held state is tested only by statements (`if`, `while`), not inside expressions.
+AVOID_HELD_SELECT = True
+# KNOWN BUG (``test_try_after_early_return``): a `try`/`except` after an early `return` loses its
+# handler under structural/enhanced. Until it is fixed, no `try`/`except` follows an early return.
+AVOID_TRY_AFTER_RETURN = True
 HELD_READ = re.compile(r"self\.state\b|self\.flags\b|STORE\b|self\.sub\.seen\b")
+ASSIGNMENT = re.compile(r"^\s*([\w, ]+?) [+*-]?= (.*)$")
 OPERATOR_CALL = re.compile(r"self\.(e0|e1|up|wrap|add|ret|sub)\(|self\.members\b")
 # KNOWN BUG (``test_held_read_after_effect_in_parallel``): under enhanced with the parallel or async
 # scheduler, a read of held state after an effect (``len(self.seen)`` after ``self.seen.append``), when
@@ -216,6 +224,7 @@ class Source:
         self.aliases: list[str] = []
         self.held_values: set[str] = set()  # see track_held_values
         self.stale: set[str] = set()
+        self.returned = False
 
     def fresh(self, kind: str) -> str:
         self.count += 1
@@ -226,7 +235,8 @@ class Source:
 
     # ------------------------------------------------------------------ expressions
     def str_atom(self) -> str:
-        held = ["STORE['mode']", "(self.state.items[-1] if self.state.items else '')"] if self.stateful else []
+        last = "''.join(self.state.items[-1:])" if AVOID_HELD_SELECT else "(self.state.items[-1] if self.state.items else '')"
+        held = ["STORE['mode']", last] if self.stateful else []
         return self.pick(["inputs['q']", "'lit'", "self.styles[1]", *held, *self.vars["str"]])
 
     def int_atom(self) -> str:
@@ -237,11 +247,11 @@ class Source:
         held = ["self.state.items", "self.sub.seen"] if self.stateful else []
         return self.pick(["inputs['docs']", "self.styles", *held, *self.vars["list"]])
 
-    def cond(self) -> str:
+    def cond(self, held_ok: bool = True) -> str:
         held = [
             "self.flags['loud']", f"self.state.n > {self.draw(st.integers(0, 4))}", "STORE['mode'] == 'b'",
             "'s0' in self.state.items", "not self.state.items", "STORE['hits'] % 2 == 1",
-        ] if self.stateful else []
+        ] if self.stateful and held_ok else []
         return self.pick([
             f"{self.int_atom()} > {self.draw(st.integers(0, 12))}",
             "inputs['flag']",
@@ -257,7 +267,7 @@ class Source:
         a, b = self.str_atom(), self.str_atom()
         return self.pick([
             a, f"{a} + {b}", f'f"{{{a}}}-{{{self.int_atom()}}}"', f"{a}.upper()", f"{a}[:3]",
-            f"({a} if {self.cond()} else {b})", f"({a} or {b})", f"helper({a})",
+            f"({a} if {self.cond(not AVOID_HELD_SELECT)} else {b})", f"({a} or {b})", f"helper({a})",
             f"' '.join({self.list_atom()})", f"{a}.strip()",
             *([f'f"{{self.state.n}}:{{len(self.state.items)}}:{{{a}}}"', f'f"{{STORE}}{{self.flags}}"',
                "' '.join(self.state.items)"] if self.stateful else []),
@@ -267,7 +277,7 @@ class Source:
         a, b = self.int_atom(), self.int_atom()
         return self.pick([
             a, f"{a} + {b}", f"{a} * 3", f"{a} % 7", f"-{a}", f"len({self.str_atom()})",
-            f"({a} if {self.cond()} else {b})", f"max({a}, {b})", f"{a} // 2",
+            f"({a} if {self.cond(not AVOID_HELD_SELECT)} else {b})", f"max({a}, {b})", f"{a} // 2",
             *([f"self.state.n * 3 + {a}", f"len(self.state.items) - {a}", f"STORE['hits'] + self.flags['x']"]
               if self.stateful else []),
         ])
@@ -307,6 +317,10 @@ class Source:
     def statement(self) -> None:
         kind = self.pick([*self.BASE, *self.STATEFUL] if self.stateful else list(self.BASE))
         start, known = len(self.lines), {n for names in self.vars.values() for n in names}
+        if AVOID_TRY_AFTER_RETURN and self.returned and kind in ("try_call", "try_parse"):
+            kind = "glue_str"
+        if kind == "early_return":
+            self.returned = True
         if kind in self.STATEFUL:
             self.stateful_statement(kind)
         else:
@@ -321,10 +335,12 @@ class Source:
         it, so a use after an effect that changed the state sees the new state. Until it is fixed,
         such a value is not used (nor returned) once a statement that may change held state has run:
         the value is still computed, read and used before the effect."""
-        bound = {n for names in self.vars.values() for n in names} - known
-        pure = not OPERATOR_CALL.search(text)
-        if pure and (HELD_READ.search(text) or any(re.search(rf"\b{n}\b", text) for n in self.held_values)):
-            self.held_values |= bound
+        for line in text.splitlines():  # each assignment on its own: `v = <pure read of held state>`
+            match = ASSIGNMENT.match(line)
+            if match and not OPERATOR_CALL.search(match[2]) and (
+                HELD_READ.search(match[2]) or any(re.search(rf"\b{n}\b", match[2]) for n in self.held_values)
+            ):
+                self.held_values |= {n.strip() for n in match[1].split(",")}
         if kind in self.CHANGES_STATE and self.held_values:
             for names in self.vars.values():
                 names[:] = [n for n in names if n not in self.held_values]
@@ -862,4 +878,51 @@ def test_held_read_after_effect_in_parallel(module_dir, no_disk_cache, scheduler
     eager = observe_run(module, inputs, hooks)
     clear_caches()
     assert run_differences(eager, observe_run(module, inputs, hooks, "enhanced", scheduler)) == []
+    clear_caches()
+
+
+TRY_AFTER_EARLY_RETURN = HEADER_STATEFUL + '''\
+        if inputs["n"] > 0:
+            return {}
+        try:
+            v1 = int(inputs["q"])
+        except ValueError:
+            v1 = len(inputs["q"])
+        return {"v1": v1}
+'''
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "compiler bug: a try/except after an early return loses its handler: the compiled call raises "
+    "ValueError from int('') where eager returns {'v1': 0}"))
+@pytest.mark.parametrize("mode", ["structural", "enhanced"])
+def test_try_after_early_return(module_dir, no_disk_cache, mode):
+    module = load(TRY_AFTER_EARLY_RETURN, module_dir)
+    inputs = [{"q": "", "n": 0, "docs": [], "flag": False}] * 3
+    hooks = [[], [], []]
+    eager = observe_run(module, inputs, hooks)
+    clear_caches()
+    assert run_differences(eager, observe_run(module, inputs, hooks, mode, "sequential")) == []
+    clear_caches()
+
+
+HELD_SELECT_ARGUMENT = HEADER_STATEFUL + '''\
+        v1 = self.e0(query=inputs["q"])["answer"]
+        self.state.items.append(inputs["q"])
+        v2 = self.up(text=(self.state.items[-1] if self.state.items else ""))["text"]
+        return {"v1": v1, "v2": v2}
+'''
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "compiler bug: the conditional expression on held state, an argument of `self.up`, is read before "
+    "the `append` effect before it under the parallel scheduler: v2 'S0', eager ''"))
+@pytest.mark.parametrize("mode", ["structural", "enhanced"])
+def test_held_select_argument_in_parallel(module_dir, no_disk_cache, mode):
+    module = load(HELD_SELECT_ARGUMENT, module_dir)
+    inputs = [{"q": "", "n": 0, "docs": [], "flag": False}] * 3
+    hooks = [[], [], []]
+    eager = observe_run(module, inputs, hooks)
+    clear_caches()
+    assert run_differences(eager, observe_run(module, inputs, hooks, mode, "parallel")) == []
     clear_caches()
