@@ -35,7 +35,7 @@ import types
 from dataclasses import replace
 from typing import Any, Callable
 
-from xcs.compiler.ir import Call, Glue, Output, Ref, is_literal, operands, walk
+from xcs.compiler.ir import Branch, Call, Glue, MapRegion, Output, Ref, is_literal, operands, walk
 
 CALLABLES = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,
@@ -99,6 +99,7 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
         state from an earlier epoch than the step's (their own inlined reads go with them)."""
         found: set[str] = {n.name for n in walk((node,)) if n.name in readers}
         late: set[str] = set()
+        regions_seen: set[str] = set()
         stack = [o.name for o in operands(node) if isinstance(o, Ref)]
         while stack:
             name = stack.pop()
@@ -106,6 +107,11 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
                 found.add(name)  # an object an effect since may have changed: read after it
                 continue
             glue = by_name.get(name)
+            if isinstance(glue, (MapRegion, Branch)) and not is_step(glue):  # a pure region: inlined too
+                if name not in regions_seen:
+                    regions_seen.add(name)
+                    stack += [o.name for o in operands(glue) if isinstance(o, Ref)]
+                continue
             if not isinstance(glue, Glue) or glue.hoisted or name in hoisted or name in found or name in late:
                 continue
             if name in readers and epoch[name] < epoch[node.name]:

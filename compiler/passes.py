@@ -218,7 +218,9 @@ def hoist_input_glue(graph: Graph, variables: dict[str, str]) -> tuple[Graph, st
         if name not in inputs_only:
             node = nodes.get(name)
             if isinstance(node, Glue):
-                inputs_only[name] = all(not isinstance(o, Ref) or only_inputs(o.name) for o in node.operands)
+                inputs_only[name] = all(  # held state (a Static path) is read where the program reads it
+                    not isinstance(o, (Ref, Static)) or (isinstance(o, Ref) and only_inputs(o.name)) for o in node.operands
+                )
             else:
                 inputs_only[name] = node is not None and type(node).__name__ == "Input"
         return inputs_only[name]

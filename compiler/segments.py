@@ -149,6 +149,8 @@ def function_text(filename: str, name: str, params: tuple[str, ...], parts: tupl
         return None
     indent = source[0][:_indent(source[0])]
     body = ["    " + line[len(indent):].rstrip("\n") if line.strip() and line.startswith(indent) else "" for line in source]
-    if returns is not None:
-        body.append(f"    return ({', '.join(returns)}{',' if len(returns) == 1 else ''})")
+    if returns is not None:  # a name the statements may leave unbound comes back as ``UNBOUND``
+        names = ", ".join(repr(n) for n in returns)
+        body.append(f"    return _xcs_bound(locals(), ({names}{',' if len(returns) == 1 else ''}))")
+        params = (*params, "_xcs_bound=_xcs_bound")  # ``runtime.segments.bound``, given when it is defined
     return f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"

@@ -383,6 +383,15 @@ class Tracer:
             where = _loc(frame.code.co_filename, stmt.first)
             raise Resume(Break("unsupported-bytecode", f"{what} is not modelled by the capture", where))
 
+    def unmodelled(self, frame: Frame, line: int) -> None:
+        """A statement of forward reached inside a region holds a construct the capture does not model:
+        the statement around the region runs as written, or the capture stops."""
+        stmt = self.statements.by_line.get(line) if self.statements is not None else None
+        what = _unmodelled_in(frame.code, stmt.first, stmt.last) if stmt is not None else ""
+        if what:
+            raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture",
+                             _loc(frame.code.co_filename, stmt.first))
+
     def touch(self, val: Val) -> None:
         """Save a container built in forward before the current statement changes it."""
         cp = self.cp
@@ -444,10 +453,8 @@ class Tracer:
         params = tuple(n for n in reads if bound(n))
         vals = [held(n) for n in params]
         # what it binds and later statements read, and the containers built in forward it may change
-        writes = () if tail else tuple(dict.fromkeys(
-            [n for p in parts for n in p.writes if n in local and n in later]
-            + [n for n, v in zip(params, vals) if v.box is not None and not isinstance(v.raw, tuple)]
-        ))
+        changed = [n for n, v in zip(params, vals) if v.box is not None and not isinstance(v.raw, tuple)]
+        writes = () if tail else tuple(dict.fromkeys([n for p in parts for n in p.writes if n in local and n in later] + changed))
         name = self.builder.fresh("segment")
         text = segments.function_text(code.co_filename, name, params, parts, None if tail else writes)
         module = frame.globals.get("__name__", "__main__")
@@ -466,10 +473,12 @@ class Tracer:
         result = Val(value, Ref(name), STEP)
         if tail:
             return result
-        before = {n: held(n) for n in writes if bound(n)}
+        before = {n: held(n) for n in changed}
+        rebound = {n for p in parts for n in p.writes}
         for i, written in enumerate(writes):
             item = self.glue("getitem", [result, Val(i, Const(i))])
-            aliases = [n for n, v in frame.locals.items() if before.get(written) is not None and v is before[written]]
+            aliases = [n for n, v in frame.locals.items()
+                       if written in before and v is before[written] and n not in rebound]
             for name in {written, *aliases}:  # a container changed in place: every name that holds it
                 if name in frame.cells:
                     frame.cells[name].val = item
@@ -1020,6 +1029,9 @@ class Tracer:
                 if root and instr.line and instr.line != line:
                     line = instr.line
                     self.statement_start(frame, line)
+                elif frame is self.root_frame and instr.line and instr.line != line:  # a branch side of forward
+                    line = instr.line
+                    self.unmodelled(frame, line)
                 frame.pc += 1
                 result = HANDLERS.get(instr.op, _unmodelled)(self, frame, instr.arg)
             except Resume as exc:

@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from xcs.compiler.codegen import is_step
-from xcs.compiler.ir import Branch, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
+from xcs.compiler.ir import Branch, Call, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
 from xcs.compiler.source import assigned_value, call_site, returned_value
 from xcs.compiler.trace import Builder, Origin, Tracer
 from xcs.compiler.values import Val
@@ -68,6 +68,23 @@ def _candidates(key: str, origin: Origin, filename: str, nodes: dict, graph: Gra
     return [(Ref(key) if origin.kind == "store" else graph.output.value, text)]
 
 
+def _computes_a_step(operand: Any, nodes: dict) -> bool:
+    """Whether ``operand``'s glue reaches a node computed once at its own point (a hoisted read, a
+    step): its text would compute that again where the plan uses it."""
+    stack, seen = [operand], set()
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, Ref) or item.name in seen:
+            continue
+        seen.add(item.name)
+        node = nodes.get(item.name)
+        if isinstance(node, Glue):
+            if node.hoisted:
+                return True
+            stack.extend(node.operands)
+    return False
+
+
 def _prove(
     operand: Ref, text: str, origin: Origin, nodes: dict, root: Any, is_operator: Callable[[Any], bool],
 ) -> tuple[str, tuple] | None:
@@ -100,8 +117,10 @@ def _prove(
     except Exception:  # a break, or anything the capture cannot prove: keep the IR's rendering
         return None
     made = {n.name: n for n in walk(tuple(tracer.builder.nodes[1:]))}
-    if any(isinstance(n, OperatorCall) or (isinstance(n, (MapRegion, Branch)) and is_step(n)) for n in made.values()):
-        return None
+    if any(isinstance(n, (OperatorCall, Call)) or (isinstance(n, (MapRegion, Branch)) and is_step(n)) for n in made.values()):
+        return None  # the text calls an operator or has an effect: written again, it would run again
+    if tracer.readers or _computes_a_step(operand, nodes):
+        return None  # it reads held state (the text would read it where the plan uses it) or a step's value
     if _canon(got, made, nodes) != _canon(operand, {}, nodes):
         return None
     binds = tuple((p, values[p][1]) for p in params)

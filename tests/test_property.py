@@ -90,19 +90,19 @@ class Generated(Operator):
 # by a sub-composite (``sub.seen``) and by the module (``STORE``, reset by ``make()``), a context manager
 # that logs, and helpers the capture cannot follow (a ``try``, a ``with``, a generator expression).
 LOGGER = "xcs_gen"
-AVOID_REBOUND_LOOP_VARIABLE = True  # see Source.loop_var
-AVOID_EFFECT_METHOD_VALUE = True  # see Source.stateful_statement, "eff_bump"
-AVOID_STALE_HELD_VALUES = True  # see Source.track_held_values
-AVOID_SHARED_REBOUND_VALUE = True  # see Source.unshared
+AVOID_REBOUND_LOOP_VARIABLE = False  # see Source.loop_var
+AVOID_EFFECT_METHOD_VALUE = False  # see Source.stateful_statement, "eff_bump"
+AVOID_STALE_HELD_VALUES = False  # see Source.track_held_values
+AVOID_SHARED_REBOUND_VALUE = False  # see Source.unshared
 # KNOWN BUG (``test_held_select_argument_in_parallel``): a conditional expression on held state used as
 # an operator's argument after an effect is read before the effect under parallel/async. Until it is
 # fixed, held state is tested only by statements (`if`, `while`), not inside expressions (`x if c else
 # y`, `a or b`): found again through `self.wrap(inputs={"text": (inputs['q'] or ''.join(self.state.items[-1:]))})`
 # before `self.state.items.append(...)`, whose read raced the append (structural, parallel).
-AVOID_HELD_SELECT = True
+AVOID_HELD_SELECT = False
 # KNOWN BUG (``test_try_after_early_return``): a `try`/`except` after an early `return` loses its
 # handler under structural/enhanced. Until it is fixed, no `try`/`except` follows an early return.
-AVOID_TRY_AFTER_RETURN = True
+AVOID_TRY_AFTER_RETURN = False
 # KNOWN BUG (``test_raise_cancels_earlier_calls``): under parallel/async, a statement that raises runs
 # before independent operator calls that precede it in program order and cancels them: the compiled
 # call makes fewer calls than eager. Until it is fixed, statements that may raise come before any call.
@@ -118,7 +118,7 @@ OPERATOR_CALL = re.compile(r"self\.(e0|e1|up|wrap|add|ret|sub)\(|self\.members\b
 # scheduler, a read of held state after an effect (``len(self.seen)`` after ``self.seen.append``), when
 # it is glued to an operator's output, becomes a step with no edge from the effect and may run first.
 # Until it is fixed the sub-composite's answer does not read its list (where the generator found it).
-AVOID_READ_AFTER_EFFECT_IN_SUB = True
+AVOID_READ_AFTER_EFFECT_IN_SUB = False
 SUB_SUFFIX = '""' if AVOID_READ_AFTER_EFFECT_IN_SUB else 'f"/{len(self.seen)}"'
 HEADER_STATEFUL = '''\
 import collections
@@ -800,10 +800,6 @@ REBOUND_LOOP_VARIABLE = HEADER_STATEFUL + '''\
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: an opaque loop (an effect in its body) over a runtime list exports its loop variable "
-    "to a later statement that rebinds it; over an empty list the variable was never bound and the "
-    "compiled call raises UnboundLocalError (eager returns {'d': 'z'})"))
 @pytest.mark.parametrize("mode", ["structural", "enhanced"])
 def test_opaque_loop_variable_rebound(module_dir, no_disk_cache, mode):
     module = load(REBOUND_LOOP_VARIABLE, module_dir)
@@ -821,10 +817,6 @@ EFFECT_METHOD_VALUE = HEADER_STATEFUL + '''\
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: under enhanced, `v1 = self.bump()` (a method doing `self.state.n += by; return "
-    "self.state.n`) becomes an effect step for the inlined `+=` AND an output step that runs "
-    "`v1 = self.bump()` again as written: every call bumps twice (eager returns 1, 2, 3; enhanced 2, 4, 6)"))
 def test_effect_method_value(module_dir, no_disk_cache):
     module = load(EFFECT_METHOD_VALUE, module_dir)
     inputs = [{"q": "", "n": 0, "docs": [], "flag": False}] * 3
@@ -849,14 +841,10 @@ STALE = "compiler bug: a pure value computed from held state is evaluated at its
 
 
 @pytest.mark.parametrize("source, mode", [
-    pytest.param(HELD_SELECT_AFTER_EFFECT, "structural", id="select-structural",
-                 marks=pytest.mark.xfail(strict=True, reason=STALE + " (a conditional expression): returns 1, eager -1")),
-    pytest.param(HELD_SELECT_AFTER_EFFECT, "enhanced", id="select-enhanced",
-                 marks=pytest.mark.xfail(strict=True, reason=STALE + " (a conditional expression): returns 1, eager -1")),
+    pytest.param(HELD_SELECT_AFTER_EFFECT, "structural", id="select-structural"),
+    pytest.param(HELD_SELECT_AFTER_EFFECT, "enhanced", id="select-enhanced"),
     pytest.param(HELD_ARITHMETIC_AFTER_EFFECT, "structural", id="arithmetic-structural"),
-    pytest.param(HELD_ARITHMETIC_AFTER_EFFECT, "enhanced", id="arithmetic-enhanced",
-                 marks=pytest.mark.xfail(strict=True, reason=STALE + " (enhanced re-runs `v1 = self.state.n + 1` as "
-                                         "written in the output step): returns 2, 3, 4, eager 1, 2, 3")),
+    pytest.param(HELD_ARITHMETIC_AFTER_EFFECT, "enhanced", id="arithmetic-enhanced"),
 ])
 def test_held_value_used_after_effect(module_dir, no_disk_cache, source, mode):
     module = load(source, module_dir)
@@ -877,10 +865,6 @@ TRACE_REBOUND_ALIAS = HEADER_STATEFUL + '''\
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: under trace, the `if` on held state becomes an opaque step taking and returning v2; "
-    "the plan's output maps every name holding v2's old object to the step's result, so v1 is returned "
-    "as '(g-e0:)' (eager 'g-e0:') once flags['loud'] is true"))
 def test_trace_rebound_alias(module_dir, no_disk_cache):
     module = load(TRACE_REBOUND_ALIAS, module_dir)
     inputs = [{"q": "", "n": 0, "docs": [], "flag": False}] * 3
@@ -900,9 +884,6 @@ HELD_READ_AFTER_EFFECT = HEADER_STATEFUL + '''\
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: under enhanced, the read `f\"/{len(self.state.items)}\"` becomes a step with no edge "
-    "from the `append` effect before it; the parallel scheduler runs it first: v1 'g-e1:/1', eager 'g-e1:/2'"))
 @pytest.mark.parametrize("scheduler", ["parallel", "async"])
 def test_held_read_after_effect_in_parallel(module_dir, no_disk_cache, scheduler):
     module = load(HELD_READ_AFTER_EFFECT, module_dir)
@@ -925,9 +906,6 @@ TRY_AFTER_EARLY_RETURN = HEADER_STATEFUL + '''\
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: a try/except after an early return loses its handler: the compiled call raises "
-    "ValueError from int('') where eager returns {'v1': 0}"))
 @pytest.mark.parametrize("mode", ["structural", "enhanced"])
 def test_try_after_early_return(module_dir, no_disk_cache, mode):
     module = load(TRY_AFTER_EARLY_RETURN, module_dir)
@@ -947,9 +925,6 @@ HELD_SELECT_ARGUMENT = HEADER_STATEFUL + '''\
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler bug: the conditional expression on held state, an argument of `self.up`, is read before "
-    "the `append` effect before it under the parallel scheduler: v2 'S0', eager ''"))
 @pytest.mark.parametrize("mode", ["structural", "enhanced"])
 def test_held_select_argument_in_parallel(module_dir, no_disk_cache, mode):
     module = load(HELD_SELECT_ARGUMENT, module_dir)
