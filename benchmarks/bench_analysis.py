@@ -17,7 +17,8 @@ Last it times ``transitive_closure`` on the 10k graph, whose output is quadratic
 shows how many (node, ancestor) pairs it built.
 
 Run: ``python benchmarks/bench_analysis.py`` from the repository root; add ``--large`` to also time
-300k and 1M nodes (about a minute), which shows the per-node cost levelling off.
+300k and 1M nodes (about a minute), which shows the per-node cost levelling off. ``--smoke``: 1k and
+10k nodes, one run each (a few seconds; checks the script works, its figures mean little).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from xcs.compiler.analysis import topological_order, transitive_closure, waves  
 
 LAYER = 100
 SEED = 1234
-SIZES = (1_000, 10_000, 100_000)
+SMOKE = "--smoke" in sys.argv[1:]
+SIZES = (1_000, 10_000) if SMOKE else (1_000, 10_000, 100_000)
 BUDGET_S = 2.0
 
 
@@ -79,28 +81,29 @@ def main() -> None:
             deps = layered_dag(n, shuffled=layout == "shuffled")
             edges = sum(map(len, deps.values()))
             count = len(waves(deps))
-            repeats = 5 if n <= 100_000 else 1
+            repeats = 1 if SMOKE else 5 if n <= 100_000 else 1
             seconds[n] = best_of(lambda: (topological_order(deps), waves(deps)), repeats)
             del deps
             print(
                 f"{layout:>10} {n:>8} {edges:>8} {count:>6} {seconds[n] * 1e3:>15.1f}"
                 f" {seconds[n] / n * 1e6:>8.2f}"
             )
-        big = seconds[100_000]
+        small, large = SIZES[-2:]  # 10k and 100k (smoke: 1k and 10k)
+        big = seconds[large]
         verdicts.append(
-            f"{layout}: 100k under {BUDGET_S:g} s: {'yes' if big < BUDGET_S else 'NO'} ({big:.3f} s);"
-            f" growth 100k/10k = {big / seconds[10_000]:.1f} (linear ~ 10)"
+            f"{layout}: {large // 1000}k under {BUDGET_S:g} s: {'yes' if big < BUDGET_S else 'NO'} ({big:.3f} s);"
+            f" growth {large // 1000}k/{small // 1000}k = {big / seconds[small]:.1f} (linear ~ 10)"
         )
     print("\n".join(verdicts))
     for layout in ("definition", "shuffled"):
-        deps = layered_dag(10_000, shuffled=layout == "shuffled")
+        deps = layered_dag(1_000 if SMOKE else 10_000, shuffled=layout == "shuffled")
         gc.collect()
         start = time.perf_counter()
         closure = transitive_closure(deps)
         elapsed = time.perf_counter() - start
         pairs = sum(map(len, closure.values()))
         del closure
-        print(f"transitive_closure, 10k nodes, {layout}: {elapsed * 1e3:.0f} ms ({pairs:,} pairs)")
+        print(f"transitive_closure, {len(deps) // 1000}k nodes, {layout}: {elapsed * 1e3:.0f} ms ({pairs:,} pairs)")
 
 
 if __name__ == "__main__":
