@@ -23,7 +23,8 @@ Every figure is measured in this run, beside its baseline, as a median of repeat
    and tests) and once for plans loaded from the disk cache (no graph). The in-memory cache's bound
    (keys) and the disk cache's bound (``XCS_CACHE_MAX_BYTES``) are printed beside them.
 
-Run: ``python benchmarks/bench_cache.py`` from the repository root (about 20 s).
+Run: ``python benchmarks/bench_cache.py`` from the repository root (about 20 s). ``--smoke``: small sizes
+and one or two repeats of each figure (a few seconds; checks the script works, its figures mean little).
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ os.environ["XCS_CACHE_DIR"] = os.path.join(CACHE_ROOT, "main")
 
 from xcs import Operator, execution_options, jit  # noqa: E402
 
-CHAIN = 1_000
-MEMORY_STEPS = 100
-MEMORY_PLANS = 40
+SMOKE = "--smoke" in sys.argv[1:]
+CHAIN = 100 if SMOKE else 1_000
+MEMORY_STEPS = 20 if SMOKE else 100
+MEMORY_PLANS = 4 if SMOKE else 40
 perf = time.perf_counter
 
 
@@ -69,6 +71,7 @@ class JitOne(One):
     pass
 
 
+@jit
 class JitChain(Chain):
     pass
 
@@ -78,8 +81,8 @@ def bench_warm(rows: list, results: dict) -> None:
     eager, jitted = One(), JitOne()
     x = {"v": 1}
     assert jitted(inputs=x) == eager(inputs=x)  # compiles
-    number, e_best, j_best = 20_000, [], []
-    for _ in range(7):
+    number, e_best, j_best = (1_000 if SMOKE else 20_000), [], []
+    for _ in range(2 if SMOKE else 7):
         e_best.append(timeit.timeit(lambda: eager(inputs=x), number=number) / number)
         j_best.append(timeit.timeit(lambda: jitted(inputs=x), number=number) / number)
     e, j = min(e_best), min(j_best)
@@ -115,13 +118,13 @@ def child(cache: str) -> None:
 def spawn(cache: str) -> dict:
     env = {**os.environ, "XCS_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, __file__, "--child", cache], env=env, capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--child", cache, *(["--smoke"] if SMOKE else [])], env=env, capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout)
 
 
 def bench_cold(rows: list, results: dict) -> None:
-    repeats = 5
+    repeats = 1 if SMOKE else 5
     captures, loads = [], []
     for i in range(repeats + 1):
         cache = os.path.join(CACHE_ROOT, f"cold-{i}")

@@ -33,7 +33,9 @@ several repeats timed with ``time.perf_counter``. The script never asserts: it p
    reusing a pool. The three concurrent variants are timed in interleaved rounds so that machine noise
    (thread start-up is slow on a loaded VM) hits them alike.
 
-Run: ``python benchmarks/bench_core.py`` from the repository root (about 20-40 s).
+Run: ``python benchmarks/bench_core.py`` from the repository root (about 20-40 s). ``--smoke``: a chain
+of 100, analysis of 1k and 10k nodes, an ensemble of 8, one or two repeats each (a few seconds; checks
+the script works, its figures mean little).
 """
 
 from __future__ import annotations
@@ -67,9 +69,11 @@ from xcs.compiler.driver import PLANS  # noqa: E402
 from xcs.compiler.signature import Signature  # noqa: E402
 from xcs.operator import is_operator  # noqa: E402
 
-CHAIN = 1_000
-MEMBERS = 32
+SMOKE = "--smoke" in sys.argv[1:]
+CHAIN = 100 if SMOKE else 1_000
+MEMBERS = 8 if SMOKE else 32
 SLEEP = 0.05
+ANALYSIS = ((1_000, 1), (10_000, 1)) if SMOKE else ((10_000, 5), (100_000, 3))  # (nodes, repeats)
 perf = time.perf_counter
 
 
@@ -136,10 +140,10 @@ def ms(seconds: float) -> str:
 def bench_chain(rows: list, results: dict) -> None:
     eager, jitted = Chain(CHAIN), JitChain(CHAIN)
     inputs = {"v": 0}
-    batch, repeats = 20, 15
+    batch, repeats = (2, 2) if SMOKE else (20, 15)
     with execution_options(scheduler="sequential"):
         same = jitted(inputs=inputs) == eager(inputs=inputs) == {"v": CHAIN}  # compiles
-        for _ in range(3):  # warm-up
+        for _ in range(1 if SMOKE else 3):  # warm-up
             jitted(inputs=inputs)
             eager(inputs=inputs)
         e_samples, j_samples = [], []
@@ -189,7 +193,7 @@ def capture_stages(op, inputs) -> dict[str, float]:
 
 def bench_capture(rows: list, results: dict) -> None:
     inputs = {"v": 0}
-    repeats = 5
+    repeats = 1 if SMOKE else 5
     firsts = []
     for i in range(repeats + 1):
         op = JitChain(CHAIN)
@@ -206,7 +210,7 @@ def bench_capture(rows: list, results: dict) -> None:
     rows.append(("2", f"first call of a fresh jitted chain of {CHAIN} (cold)", ms(first), ""))
     rows.append(("2", "capture + codegen (first call - eager call)", ms(capture), f"{capture / CHAIN * 1e6:.0f} us/node"))
     stages: dict[str, list[float]] = {}
-    for _ in range(3):
+    for _ in range(1 if SMOKE else 3):
         op = JitChain(CHAIN)
         cold_cache()
         for name, seconds in capture_stages(op, inputs).items():
@@ -227,16 +231,18 @@ def dag(n: int, shuffled: bool) -> dict[str, list[str]]:
 def bench_analysis(rows: list, results: dict) -> None:
     for layout in ("definition", "shuffled"):
         seconds = {}
-        for n, repeats in ((10_000, 5), (100_000, 3)):
+        for n, repeats in ANALYSIS:
             deps = dag(n, shuffled=layout == "shuffled")
             gc.collect()
             seconds[n] = median_time(lambda: waves(deps), repeats)
             del deps
             rows.append(("3", f"waves, {n:,} nodes, {layout} order", ms(seconds[n]),
                          f"{seconds[n] / n * 1e6:.2f} us/node"))
-        results[f"analysis_100k_{layout}"] = seconds[100_000]
-        results[f"growth_{layout}"] = seconds[100_000] / seconds[10_000]
-        rows.append(("3", f"growth 100k / 10k, {layout} order (linear ~ 10)", f"{results[f'growth_{layout}']:.1f}", ""))
+        (small, _), (large, _) = ANALYSIS
+        results[f"analysis_large_{layout}"] = seconds[large]
+        results[f"growth_{layout}"] = seconds[large] / seconds[small]
+        rows.append(("3", f"growth {large // 1000}k / {small // 1000}k, {layout} order (linear ~ 10)",
+                     f"{results[f'growth_{layout}']:.1f}", ""))
 
 
 # ---------------------------------------------------------------------- 4. parallel ensemble
@@ -259,7 +265,7 @@ def bench_ensemble(rows: list, results: dict) -> None:
         return eager.judge(inputs={"query": inputs["query"], "answers": answers})
 
     variants = {
-        "jitted, parallel scheduler, max_workers=32": jit_call,
+        f"jitted, parallel scheduler, max_workers={MEMBERS}": jit_call,
         "hand-written ThreadPoolExecutor, pool per call": per_call_pool,
         "hand-written ThreadPoolExecutor, shared pool": shared_pool,
     }
@@ -267,7 +273,7 @@ def bench_ensemble(rows: list, results: dict) -> None:
     e = median_time(lambda: eager(inputs=inputs), 1, warmup=0)
     same = all(fn() == expected for fn in variants.values())  # also compiles the jitted ensemble
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for round_ in range(17):  # interleaved, so machine noise hits every variant alike
+    for round_ in range(4 if SMOKE else 17):  # interleaved, so machine noise hits every variant alike
         for name, fn in variants.items():
             start = perf()
             fn()
@@ -278,7 +284,7 @@ def bench_ensemble(rows: list, results: dict) -> None:
     for name, times in samples.items():
         t = statistics.median(times)
         rows.append(("4", name, ms(t), f"{t / SLEEP:.2f}x ideal (min {min(times) / SLEEP:.2f}x)"))
-    results["ensemble_ratio"] = statistics.median(samples["jitted, parallel scheduler, max_workers=32"]) / SLEEP
+    results["ensemble_ratio"] = statistics.median(samples[f"jitted, parallel scheduler, max_workers={MEMBERS}"]) / SLEEP
     if not same:
         rows.append(("4", "RESULTS DIFFER between versions", "", ""))
 
@@ -301,14 +307,15 @@ def main() -> None:
         print(f"{fig:<2} {name:<{width}} {value:>12}  {note}")
     print(f"\ntotal benchmark time: {perf() - started:.1f} s on {os.cpu_count()} CPUs")
 
+    (small, _), (large, _) = ANALYSIS
     targets = [
         ("1", "warm jitted chain <= 1.3x eager", results["chain_ratio"] <= 1.3, f"{results['chain_ratio']:.2f}x"),
-        ("2", "capture + codegen of 1,000 nodes < 0.5 s", results["capture"] < 0.5, f"{results['capture']:.3f} s"),
-        *[("3", f"analysis of 100k nodes < 2 s ({layout})", results[f"analysis_100k_{layout}"] < 2.0,
-           f"{results[f'analysis_100k_{layout}']:.3f} s") for layout in ("definition", "shuffled")],
-        *[("3", f"growth 100k/10k near linear, <= 13 ({layout})", results[f"growth_{layout}"] <= 13,
+        ("2", f"capture + codegen of {CHAIN:,} nodes < 0.5 s", results["capture"] < 0.5, f"{results['capture']:.3f} s"),
+        *[("3", f"analysis of {large // 1000}k nodes < 2 s ({layout})", results[f"analysis_large_{layout}"] < 2.0,
+           f"{results[f'analysis_large_{layout}']:.3f} s") for layout in ("definition", "shuffled")],
+        *[("3", f"growth {large // 1000}k/{small // 1000}k near linear, <= 13 ({layout})", results[f"growth_{layout}"] <= 13,
            f"{results[f'growth_{layout}']:.1f}") for layout in ("definition", "shuffled")],
-        ("4", "32 x 50 ms ensemble within 1.10x of 50 ms", results["ensemble_ratio"] <= 1.10,
+        ("4", f"{MEMBERS} x 50 ms ensemble within 1.10x of 50 ms", results["ensemble_ratio"] <= 1.10,
          f"{results['ensemble_ratio']:.2f}x"),
     ]
     print("\ntargets")

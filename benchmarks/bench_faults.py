@@ -169,7 +169,7 @@ def run_rotation(calls: int) -> dict:
 # ---------------------------------------------------------------------- main
 def main() -> None:
     smoke, full = "--smoke" in sys.argv, "--full" in sys.argv
-    calls = 8_000 if smoke else 100_000 if full else 20_000
+    calls = 2_000 if smoke else 100_000 if full else 20_000
     runtime_pool.IDLE = 0.02  # idle warm-pool threads exit sooner (reuse, not a leak): faster counting
     for program, _ in fm.PROGRAMS.values():
         fm.FAULTS.reset(None, None)

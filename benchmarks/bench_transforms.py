@@ -24,7 +24,9 @@ section saying whether this run met each target.
    ``pool.map`` on that same pool (contiguous chunks). The speed-up is bounded by the machine's real
    cores, which the hand-written row shows.
 
-Run: ``python benchmarks/bench_transforms.py`` from the repository root (about 30-60 s).
+Run: ``python benchmarks/bench_transforms.py`` from the repository root (about 30-60 s). ``--smoke``:
+128 I/O elements, 100 trivial ones, 4 CPU-bound ones with 1 and 2 worker processes, two rounds each
+(a few seconds; checks the script works, its figures mean little).
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xcs import Operator, execution_options, jit, pmap, vmap  # noqa: E402
 
 perf = time.perf_counter
-IO_ELEMENTS, IO_WORKERS, IO_SLEEP = 1_000, 64, 0.02
-TRIVIAL_ELEMENTS = 1_000
-CPU_ELEMENTS, CPU_WORK = 32, 400_000
+SMOKE = "--smoke" in sys.argv[1:]
+IO_ELEMENTS, IO_WORKERS, IO_SLEEP = (128 if SMOKE else 1_000), 64, 0.02
+TRIVIAL_ELEMENTS = 100 if SMOKE else 1_000
+CPU_ELEMENTS, CPU_WORK = (4, 20_000) if SMOKE else (32, 400_000)
+ROUNDS = 2 if SMOKE else None  # None: each figure's own default
 
 
 class Sleepy(Operator):
@@ -159,7 +163,7 @@ def bench_trivial(repeats: int = 30) -> dict[str, float]:
 def bench_processes() -> list[tuple[str, int, float]]:
     ns = [CPU_WORK] * CPU_ELEMENTS
     rows = []
-    counts = sorted({1, 2, 4, os.cpu_count() or 1})
+    counts = [1, 2] if SMOKE else sorted({1, 2, 4, os.cpu_count() or 1})
     for workers in counts:
         fresh = pmap(burn, num_workers=workers, backend="process")
         start = perf()
@@ -169,7 +173,7 @@ def bench_processes() -> list[tuple[str, int, float]]:
             kept = pmap(burn, num_workers=workers, backend=pool)
             kept(inputs={"n": ns[:workers]})  # start the workers
             samples, raw = [], []
-            for _ in range(3):
+            for _ in range(ROUNDS or 3):
                 start = perf()
                 kept(inputs={"n": ns})
                 samples.append(perf() - start)
@@ -183,9 +187,9 @@ def bench_processes() -> list[tuple[str, int, float]]:
 
 def main() -> None:
     started = perf()
-    io = bench_io()
+    io = bench_io(ROUNDS or 5)
     ideal = math.ceil(IO_ELEMENTS / IO_WORKERS) * IO_SLEEP
-    trivial = bench_trivial()
+    trivial = bench_trivial(ROUNDS or 30)
     procs = bench_processes()
 
     def per_element(name: str) -> float:

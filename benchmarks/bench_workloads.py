@@ -44,6 +44,9 @@ to these workloads (issue 2: warm jitted chain <= 1.3x eager; issue 5: fan-out p
 have no target; they are reported. ``XCS_CACHE_DIR`` points at a temporary folder, removed at the end.
 
 Run: ``python benchmarks/bench_workloads.py`` from the repository root (about 40-60 s on 2 CPUs).
+``--smoke``: every workload and variant, with a chain of 100, a numeric chain of 1,000-element arrays and
+a wide graph of 500 steps, two rounds each (a few seconds; checks the script works, its figures mean
+little). A workload that raises is reported and makes the script exit 1.
 """
 
 from __future__ import annotations
@@ -69,11 +72,12 @@ from xcs.plans import compiled  # noqa: E402
 
 perf = time.perf_counter
 
+SMOKE = "--smoke" in sys.argv[1:]
 FAN, FAN_SLEEP = 32, 0.05
-CHAIN = 1_000
+CHAIN = 100 if SMOKE else 1_000
 LAYERS, WIDTH, PARENTS, SEED = 6, 8, 2, 7
-NUMERIC_STEPS, NUMERIC_SIZE = 20, 10_000
-WIDE = 10_000
+NUMERIC_STEPS, NUMERIC_SIZE = 20, (1_000 if SMOKE else 10_000)
+WIDE = 500 if SMOKE else 10_000
 SAMPLE_S = 0.02  # a sample of a fast variant times a batch of calls lasting about this long
 TARGETS: list[tuple[str, str, bool, str]] = []
 
@@ -227,6 +231,7 @@ class Wide(Operator):
 # ---------------------------------------------------------------------- measuring
 class Variant:
     def __init__(self, name: str, fn: Callable[[], Any], rounds: int, kind: str, note: str = ""):
+        rounds = min(rounds, 2) if SMOKE else rounds
         self.name, self.fn, self.rounds, self.kind, self.note = name, fn, rounds, kind, note
         self.samples: list[float] = []
         self.batch = 1
@@ -262,6 +267,7 @@ def measure(variants: list[Variant], same: Callable[[Any], bool], warmup: int = 
 def back_to_back(name: str, fn: Callable[[], Any], calls: int, note: str = "") -> Variant:
     """A variant timed by ``calls`` consecutive calls after one warm-up (no other variant in between)."""
     v = Variant(name, fn, calls, "xcs", note)
+    calls = v.rounds  # (smoke: fewer)
     fn()
     for _ in range(calls):
         start = perf()
@@ -583,12 +589,14 @@ def main() -> None:
     started = perf()
     print(f"ember-xcs workload benchmarks   Python {sys.version.split()[0]}   {os.cpu_count()} CPUs")
     results = []
+    failures = []
     try:
         for bench in (bench_fan_out, bench_chain, bench_layered, bench_numeric, bench_wide):
             try:
                 results.append(bench())
             except Exception as exc:  # report and go on: the script never stops at one failing workload
                 results.append(f"{bench.__name__} failed: {type(exc).__name__}: {exc}")
+                failures.append(results[-1])
     finally:
         shutil.rmtree(CACHE_ROOT, ignore_errors=True)
 
@@ -612,6 +620,9 @@ def main() -> None:
     tw = max([len(t[1]) for t in TARGETS] + [20])
     for fig, name, ok, shown in TARGETS:
         print(f"  {fig}  {name:<{tw}} {'met' if ok else 'NOT MET':<8} ({shown})")
+    if failures:
+        print("\nnot measured (the script is broken):", *failures, sep="\n  ")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ word), or, for a script without such a section (``bench_analysis.py``), its ``..
 
 Usage, from the repository root:
 
-    python benchmarks/run_all.py [--out FILE] [--only NAME ...] [--timeout SECONDS]
+    python benchmarks/run_all.py [--smoke] [--out FILE] [--only NAME ...] [--timeout SECONDS]
 
 ``--out`` defaults to ``benchmarks/results/figures-<python major.minor>.txt`` (``benchmarks/results/``
 is git-ignored). ``--only`` runs the scripts whose name contains NAME (``--only core --only cache``).
-``--timeout`` stops a script after that many seconds (default 900).
+``--timeout`` stops a script after that many seconds (default 900; 120 with ``--smoke``). ``--smoke``
+passes ``--smoke`` to every script: small sizes and few repeats, every code path, seconds per script
+(what CI runs, so that a broken benchmark fails CI; its figures mean little).
 """
 
 from __future__ import annotations
@@ -107,13 +109,13 @@ def parse_targets(lines: list[str]) -> tuple[bool, list[Target]]:
 
 
 # ---------------------------------------------------------------------- running
-def run_script(path: Path, timeout: float) -> Outcome:
+def run_script(path: Path, timeout: float, args: tuple[str, ...] = ()) -> Outcome:
     """Run one script with this interpreter from the repository root, echoing its output line by line."""
     outcome = Outcome(path.name)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-u", str(path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-u", str(path), *args], cwd=ROOT, stdin=subprocess.DEVNULL, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, errors="replace", bufsize=1, start_new_session=True,
     )
 
@@ -227,8 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=default, help=f"figures file (default: {default.relative_to(ROOT)})")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only the scripts whose file name contains NAME (repeatable)")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a script is stopped (default 900)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds before a script is stopped (default 900; 120 with --smoke)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="run every script with --smoke (short: small sizes, few repeats)")
     args = parser.parse_args(argv)
+    timeout = args.timeout if args.timeout is not None else 120.0 if args.smoke else 900.0
+    if args.smoke and args.out == default:  # never overwrite the real figures with smoke ones
+        args.out = default.with_name(default.name.replace("figures-", "figures-smoke-"))
 
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
@@ -241,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     for i, script in enumerate(scripts):
         print(f"\n{RULE}\n{script.name}\n{RULE}", flush=True)
-        outcomes.append(run_script(script, args.timeout))
+        outcomes.append(run_script(script, timeout, ("--smoke",) if args.smoke else ()))
         print(f"[{script.name}: {status_of(outcomes[-1])}]", flush=True)
         write(out, head, outcomes, scripts[i + 1:])
     print(f"\n{RULE}")

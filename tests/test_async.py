@@ -202,27 +202,67 @@ def test_async_operators_run_on_the_callers_loop():
     assert result == {"direct": loop, "through": loop}
 
 
+class Ticks:
+    """Ticks of the caller's event loop (``count``); ``armed`` while the test's loop is ticking."""
+
+    def __init__(self):
+        self.count, self.armed = 0, False
+
+    async def wait_for_next(self, bound=10.0):
+        """True once the caller's loop has ticked since this call started (``bound``: a hang detector)."""
+        seen, loop = self.count, asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        while self.count == seen and loop.time() < deadline:
+            await asyncio.sleep(0.001)
+        return self.count > seen
+
+
+TICKS = Ticks()
+
+
+class TickWaiter(Operator):
+    """An async member that finishes only after the caller's loop has ticked since it started."""
+
+    def __init__(self, name):
+        self.name = name
+
+    async def forward(self, *, inputs):
+        saw = await TICKS.wait_for_next() if TICKS.armed else None
+        return {"answer": f"{self.name}:{inputs['query']}", "saw_tick": saw}
+
+
+class TickEnsemble(Ensemble):
+    def forward(self, *, inputs):
+        outs = [m(inputs=inputs) for m in self.members]
+        final = self.judge(inputs={"query": inputs["query"], "answers": [o["answer"] for o in outs]})
+        return {"final": final["final"], "saw_tick": [o["saw_tick"] for o in outs]}
+
+
 def test_acall_with_a_thread_scheduler_keeps_the_loop_running():
-    ensemble = async_ensemble()
-    ensemble(inputs={"query": "hi"})
-    ticks = []
+    ensemble = jit(TickEnsemble([TickWaiter(f"m{i}") for i in range(4)]), mode="trace")
+    ensemble(inputs={"query": "hi"})  # capture (not armed: no loop to wait for)
 
     async def ticker():
-        for _ in range(1000):
-            ticks.append(time.perf_counter())
+        while True:
+            TICKS.count += 1
             await asyncio.sleep(0.005)
 
     async def main():
         tick = asyncio.ensure_future(ticker())
-        with execution_options(scheduler="parallel", record=True):
-            result = await ensemble.acall(inputs={"query": "hi"})
-            record = last_run()
-        tick.cancel()
+        TICKS.armed = True
+        try:
+            with execution_options(scheduler="parallel", record=True):
+                result = await ensemble.acall(inputs={"query": "hi"})
+                record = last_run()
+        finally:
+            TICKS.armed = False
+            tick.cancel()
         return result, record
 
     result, record = asyncio.run(main())
-    assert result == EXPECTED and record.scheduler == "parallel"
-    assert len(ticks) >= 3  # the loop kept running while the plan ran in threads
+    assert result["final"] == EXPECTED["final"] and record.scheduler == "parallel"
+    # every member, running in a thread, saw the caller's loop tick after it started: the loop kept running
+    assert result["saw_tick"] == [True] * 4
 
 
 def test_concurrent_acalls_keep_their_own_options_and_records():

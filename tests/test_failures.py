@@ -65,9 +65,9 @@ class Flags:
         return fn
 
 
-def failing_plan(rec, busy=0.6):
+def failing_plan(rec, busy=0.6, gate=None):
     names = [f"s{k}" for k in range(5)]
-    steps = {"boom": (rec.step("boom", 0.05, fail=True), ()), "busy": (rec.step("busy", busy), ())}
+    steps = {"boom": (rec.step("boom", 0.05, fail=True), ()), "busy": (rec.step("busy", busy, gate=gate), ())}
     steps.update({n: (rec.step(n, 0.05), ()) for n in names})
     steps["after_busy"] = (rec.step("after_busy"), ("busy",))
     steps["after_boom"] = (rec.step("after_boom"), ("boom",))
@@ -80,13 +80,15 @@ def test_first_failure_raises_promptly_and_nothing_else_starts(mode):
     rec = Recorder()
     baseline = quiet()
     before = len(pending_futures())
+    release = threading.Event()  # "busy" runs until the test releases it (30 s: a hang detector)
     with pytest.raises(StepError) as info:
-        execute(failing_plan(rec), None, {}, ExecutionOptions(mode, max_workers=2, record=True))
-    raised = time.perf_counter()
+        execute(failing_plan(rec, busy=30, gate=release), None, {}, ExecutionOptions(mode, max_workers=2, record=True))
+    busy_ended = "busy" in rec.end
+    release.set()
     error = info.value
     assert error.step == "boom" and error.location == "app.py:10" and error.source == "boom()"
     assert isinstance(error.__cause__, ValueError)
-    assert "busy" not in rec.end or raised < rec.end["busy"]  # did not wait for the busy sibling
+    assert not busy_ended  # raised while the busy sibling was still running: did not wait for it
     assert {"boom"} <= set(rec.start) <= {"boom", "busy"}  # no step started after the failure
     record = last_run()
     assert record.status == "failed" and "StepError" in record.error
@@ -125,12 +127,11 @@ def test_async_steps_are_cancelled_on_failure_and_no_task_survives():
     async def main():
         with pytest.raises(StepError, match="step 'bad'"):
             await aexecute(plan, None, {}, ExecutionOptions("async", record=True))
-        return asyncio.all_tasks(), last_run()
+        return set(flags.cancelled), set(flags.finished), asyncio.all_tasks(), last_run()
 
-    started = time.perf_counter()
-    tasks, record = asyncio.run(main())
-    assert time.perf_counter() - started < 4  # did not wait for the 5 s and 10 s steps
-    assert flags.cancelled == {"slow", "slower"} and "later" not in flags.started
+    cancelled, finished, tasks, record = asyncio.run(main())
+    # when the call raised, the 5 s and 10 s steps were already cancelled, not waited for
+    assert cancelled == {"slow", "slower"} and finished == set() and "later" not in flags.started
     assert len(tasks) == 1
     assert {r.name: r.status for r in record.steps} == {
         "slow": "cancelled", "slower": "cancelled", "bad": "failed", "later": "skipped", "output": "skipped"}
@@ -259,10 +260,10 @@ def test_collect_on_a_jitted_operator():
 
 
 # ------------------------------------------------------------------------------------------ timeouts
-def blocking_plan(rec, block=1.5):
+def blocking_plan(rec, block=1.5, gate=None):
     return make_plan(
         "Slow",
-        {"quick": (rec.step("quick", 0.01), ()), "stuck": (rec.step("stuck", block), ()),
+        {"quick": (rec.step("quick", 0.01), ()), "stuck": (rec.step("stuck", block, gate=gate), ()),
          "after": (rec.step("after"), ("stuck",))},
         ("quick", "after"),
         width=2,
@@ -273,15 +274,16 @@ def blocking_plan(rec, block=1.5):
 def test_call_timeout_raises_naming_the_running_steps_and_returns_on_time(mode):
     rec = Recorder()
     baseline = quiet()
-    started = time.perf_counter()
+    release = threading.Event()  # "stuck" runs until the test releases it (30 s: a hang detector)
     with pytest.raises(TimeoutError) as info:
-        execute(blocking_plan(rec), None, {}, ExecutionOptions(mode, timeout=0.2, record=True))
-    elapsed = time.perf_counter() - started
+        execute(blocking_plan(rec, 30, release), None, {}, ExecutionOptions(mode, timeout=0.2, record=True))
+    stuck_ended = "stuck" in rec.end
+    release.set()
     error = info.value
     assert isinstance(error, XCSError) and isinstance(error, builtins.TimeoutError)
     assert error.steps == ("stuck",) and error.scope == "call" and error.seconds == 0.2
     assert "Slow: call timed out after 0.2 s (timeout); still running: stuck" in str(error)
-    assert elapsed < 1.2 and "stuck" not in rec.end  # returned before the blocking step ended
+    assert not stuck_ended  # returned on its timeout, while the blocking step was still running
     assert "after" not in rec.start
     assert last_run().status == "timeout" and last_run().step("stuck").status == "timeout"
     assert settle(baseline) == baseline  # the blocking step finished in the background
@@ -369,21 +371,26 @@ def test_keyboard_interrupt_stops_the_call(mode, sigint):
         time.sleep(0.3)
         return 1
 
+    release, ended = threading.Event(), []  # "l" runs until the test releases it (30 s: a hang detector)
+
     def long(ops, inputs):
-        time.sleep(0.4)
+        release.wait(30)
+        ended.append("l")
         return 2
 
     async def along(ops, inputs):
-        await asyncio.sleep(5)
+        await asyncio.sleep(30)
+        ended.append("l")
         return 2
 
     plan = make_plan("Interrupted", {"k": (interrupt, ()), "l": (along if mode == "async" else long, ())},
                      ("k", "l"), width=2)
     baseline = quiet()
-    started = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         execute(plan, None, {}, ExecutionOptions(mode))
-    assert time.perf_counter() - started < 3
+    waited = list(ended)
+    release.set()
+    assert waited == []  # the interrupt stopped the call while "l" was still running (or before it started)
     assert current_options() == ExecutionOptions()
     assert settle(baseline) == baseline
 

@@ -38,10 +38,15 @@ def test_the_public_api_is_pinned():
 
 
 def test_the_distribution_adds_one_import_name():
-    from setuptools import find_packages
+    from importlib.metadata import distribution
 
-    assert sorted(find_packages(str(ROOT), include=["xcs", "xcs.*"])) == ["xcs", "xcs.compiler", "xcs.runtime"]
+    assert distribution("ember-xcs").read_text("top_level.txt").split() == ["xcs"]  # what the install added
     assert "import-names" not in (ROOT / "pyproject.toml").read_text()  # no other top-level package declared
+    try:  # venvs of Python 3.12+ come without setuptools: the installed metadata above is the check there
+        from setuptools import find_packages
+    except ImportError:
+        return
+    assert sorted(find_packages(str(ROOT), include=["xcs", "xcs.*"])) == ["xcs", "xcs.compiler", "xcs.runtime"]
 
 
 def test_a_users_runtime_and_compiler_modules_break_nothing(tmp_path):
