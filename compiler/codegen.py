@@ -345,7 +345,8 @@ class Emitter:
 
     def fstring(self, node: Glue) -> str:
         parts = [node] if node.op == "format" else [
-            self.nodes[o.name] if isinstance(o, Ref) and isinstance(self.nodes[o.name], Glue) and self.nodes[o.name].op == "format" else o
+            self.nodes[o.name] if isinstance(o, Ref) and isinstance(self.nodes[o.name], Glue)
+            and self.nodes[o.name].op == "format" and not self.nodes[o.name].hoisted else o  # a hoisted part: its step
             for o in node.operands
         ]
         pieces: list[str] = []
@@ -422,7 +423,7 @@ class Emitter:
     def condition(self, operand, need: int = 0) -> str:
         """``operand`` in a boolean context: ``bool(x)`` is written ``x``."""
         node = self.nodes.get(operand.name) if isinstance(operand, Ref) else None
-        if isinstance(node, Glue) and node.op == "truth":
+        if isinstance(node, Glue) and node.op == "truth" and (not node.hoisted or self.guarding):
             return self.expr(node.operands[0], max(need, NOT + 1))
         return self.expr(operand, need)
 
