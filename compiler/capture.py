@@ -235,9 +235,9 @@ COMPILER_DIR = os.path.dirname(os.path.abspath(__file__))
 def _from_user(exc: BaseException) -> None:
     """Drop the capture interpreter's frames from ``exc``'s traceback and its causes' (the user's
     operator, helper and glue frames stay), so an error points at the user's code."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
+    seen: list[BaseException] = []  # by identity: an exception chain may loop
+    while exc is not None and not any(exc is e for e in seen):
+        seen.append(exc)
         frames, tb = [], exc.__traceback__
         while tb is not None:
             if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(COMPILER_DIR + os.sep):
