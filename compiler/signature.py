@@ -31,7 +31,8 @@ class Signature(tuple):
         mapping deeper than that, or one that contains itself (``d["self"] = d``), is summarised as its
         type, so the plan is not specialised on what is below it (a plan reads it at run time, as eager
         does)."""
-        return cls([(key, _leaf(value)) for key, value in inputs.items()])  # a list: faster than a generator
+        # a list: faster than a generator; a scalar's leaf (``_leaf``'s first case) without a call
+        return cls([(key, kind if (kind := type(value)) in LEAF_TYPES else _leaf(value)) for key, value in inputs.items()])
 
     @property
     def text(self) -> str:

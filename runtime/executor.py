@@ -44,7 +44,9 @@ HEADROOM = 64  # async pool threads beyond max_workers: workers that gave their 
 def execute(plan: Plan, ops: Any, inputs: Mapping[str, Any], options: ExecutionOptions | None = None) -> Any:
     """Run ``plan`` on ``ops`` and ``inputs`` under ``options`` (default: the current ones)."""
     _check_inputs(plan, inputs)
-    options, scheduler = _resolved(options)
+    if options is None:
+        options = current_options()
+    scheduler = resolve(options.scheduler)
     mode = scheduler.mode
     if mode == "auto":
         mode = "parallel" if plan.width > 1 else "sequential"

@@ -50,7 +50,8 @@ class Operator(metaclass=OperatorMeta):
         raise NotImplementedError(f"{type(self).__qualname__} must define forward(self, *, inputs)")
 
     def __call__(self, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> Mapping[str, Any]:
-        inputs = checked_inputs(self, inputs, kwargs)
+        if kwargs or type(inputs) is not dict:
+            inputs = checked_inputs(self, inputs, kwargs)
         probe = DEFER.get()
         if probe is not None:
             if probe.probing:  # a step probed by the async scheduler: it runs or awaits the call
@@ -59,11 +60,12 @@ class Operator(metaclass=OperatorMeta):
                 return call
             probe.check()  # a Fence: this thread works for an `acall` that may have been cancelled
         jit = self.__xcs_jit__
-        if is_async(self):
+        if _ASYNC_FORWARD.get(type(self)) is not False and is_async(self):
             return run_sync(_acall(self, inputs), f"{type(self).__qualname__}.forward")
         if jit is not None:
             return jit.call(self, inputs)
-        return check_output(self, self.forward(inputs=inputs))
+        output = self.forward(inputs=inputs)
+        return output if type(output) is dict else check_output(self, output)
 
     async def acall(self, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> Mapping[str, Any]:
         """``await op.acall(inputs=...)``: the call, inside a running event loop.
@@ -154,7 +156,7 @@ def checked_inputs(op: Any, inputs: Any, kwargs: dict[str, Any]) -> Mapping[str,
 
 
 def check_output(op: Any, output: Any) -> Mapping[str, Any]:
-    if isinstance(output, Mapping):
+    if type(output) is dict or isinstance(output, Mapping):
         return output
     name = getattr(type(op), "__qualname__", str(op))
     if output is None:
