@@ -17,6 +17,11 @@ like eager Python:
 - every step after a barrier (an effect that may raise) follows it: when it raises, the steps eager
   Python would not have reached never start (a tool call after a failed check is never made).
 
+An iterator built by glue (``zip``, ``enumerate``, ``reversed`` of runtime values) is state of its
+own: a plan computes glue inline in each step that reads it, so ``shared_iterator`` finds one read by
+two nodes, or computed once (hoisted) for readers that are themselves inlined; the capture then stops
+(eager's readers share one iterator, the second finding it exhausted).
+
 Operator calls are not effects: by the operator contract a sub-operator's work is its own, so
 independent operator calls between two effects still overlap.
 """
@@ -163,3 +168,28 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
             node = replace(node, after=tuple(dict.fromkeys((*node.after, *after[node.name]))))
         out.append(node)
     return tuple(out)
+
+
+ITERATORS = frozenset({"zip", "enumerate", "reversed", "map", "filter", "iter"})
+
+
+def is_iterator(node: Any) -> bool:
+    """Whether ``node`` is glue that builds an iterator: ``zip(...)``, ``enumerate(...)``, ..."""
+    if not isinstance(node, Glue) or node.op != "call" or not node.operands:
+        return False
+    fn = node.operands[0]
+    return getattr(fn, "module", None) == "builtins" and getattr(fn, "qualname", None) in ITERATORS
+
+
+def shared_iterator(nodes: tuple) -> Glue | None:
+    """The first iterator built by glue that more than one node reads, or that is computed once (hoisted)
+    for a reader: the plan would hand its readers different iterators, or one iterator to readers that
+    each recompute, where eager's readers share one. None when every iterator has one inline reader."""
+    built = {n.name: n for n in walk(nodes) if is_iterator(n)}
+    if not built:
+        return None
+    readers: dict[str, int] = {}
+    for node in walk(nodes):
+        for name in {o.name for o in operands(node) if isinstance(o, Ref) and o.name in built}:
+            readers[name] = readers.get(name, 0) + 1
+    return next((built[name] for name, count in readers.items() if count > 1 or built[name].hoisted), None)

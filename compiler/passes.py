@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
+from xcs.compiler.effects import is_iterator
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
     Branch, Call, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, is_literal, operands,
@@ -245,6 +246,7 @@ def hoist_input_glue(graph: Graph, variables: dict[str, str]) -> tuple[Graph, st
     hoist = {
         name for name, count in readers.items()
         if count > 1 and nodes[name].op in HOISTABLE and only_inputs(name)
+        and not is_iterator(nodes[name])  # each reader builds its own: one hoisted iterator would be shared
     }
     # only the outermost: glue inside a hoisted expression is computed with it
     inner: set[str] = set()

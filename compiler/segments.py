@@ -115,14 +115,19 @@ def statements(code: types.CodeType) -> Statements | None:
     fn = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
     if fn is None:
         return None
-    items = []
+    items: list[Statement] = []
     declares = any(isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(fn))  # names not local
-    for index, stmt in enumerate(fn.body):
+    for stmt in fn.body:
         first, last = stmt.lineno + start, (stmt.end_lineno or stmt.lineno) + start
         names = _Names()
         names.visit(stmt)
-        ok = names.ok and not declares and _reindentable(lines[first - 1:last])
-        items.append(Statement(index, first, last, tuple(names.reads), tuple(names.writes), names.returns, ok))
+        reads, writes, returns, ok = tuple(names.reads), tuple(names.writes), names.returns, names.ok
+        if items and first <= items[-1].last:  # ``a = f(x); a.update(y)``: statements sharing a line are one
+            prev = items.pop()
+            first, reads = prev.first, tuple(dict.fromkeys(prev.reads + reads))
+            writes, returns, ok = tuple(dict.fromkeys(prev.writes + writes)), prev.returns or returns, prev.ok and ok
+        ok = ok and not declares and _reindentable(lines[first - 1:last])
+        items.append(Statement(len(items), first, last, reads, writes, returns, ok))
     by_line = {line: s for s in items for line in range(s.first, s.last + 1)}
     return Statements(tuple(items), by_line)
 

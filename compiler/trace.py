@@ -312,6 +312,14 @@ class Tracer:
             return result.value, None
         self.builder.nodes.append(Output(self.builder.fresh("output"), out, self.loc))
         nodes = effects.order(tuple(self.builder.nodes), frozenset(self.readers), _is_step, frozenset(self.shared))
+        iterator = effects.shared_iterator(nodes)
+        if iterator is not None:
+            brk = Break("shared-iterator", "an iterator is read more than once: a plan cannot share one "
+                        "iterator between its steps", iterator.loc)
+            if self.dry:
+                raise NeedsValue(brk)
+            self.brk = brk
+            return result.value, None
         return (None if self.dry else result.value), Graph(nodes)
 
     def frozen(self, value: Any) -> bool:
@@ -458,7 +466,15 @@ class Tracer:
         name = self.builder.fresh("segment")
         text = segments.function_text(code.co_filename, name, params, parts, None if tail else writes)
         module = frame.globals.get("__name__", "__main__")
-        args = tuple(self.operand(v) for v in vals)  # a GraphBreak here: the capture stops as before
+        try:
+            args = tuple(self.operand(v) for v in vals)
+        except GraphBreak as exc:  # a value the plan cannot pass (a function defined in forward)
+            if self.dry:
+                raise NeedsValue(exc.brk) from None
+            # The statement was rolled back and ran nothing: the run goes on natively from its start.
+            self.brk, self.recording = exc.brk, False
+            frame.pc = _statement_entry(code, stmt.first, stmt.last)
+            return None
         loc = _loc(code.co_filename, stmt.first)
         node = Call(name, Const(None), args, (), loc, (self.effects[-1],) if self.effects else (),
                     Source(module, stmt.first - 1, text))
@@ -498,6 +514,8 @@ class Tracer:
     # ------------------------------------------------------------------ IR helpers
     def operand(self, val: Val) -> Any:
         """The IR operand that recomputes ``val`` in a plan."""
+        if val.once:
+            self.consume(val)
         if val.box is not None:
             if isinstance(val.box, dict):
                 flat = []
@@ -644,8 +662,19 @@ class Tracer:
         return live
 
     # ------------------------------------------------------------------ iteration
+    def consume(self, val: Val) -> None:
+        """An iterator's items are read once: eager's second reader finds it exhausted, which a plan,
+        whose steps each rebuild what they read, cannot reproduce."""
+        if val.once == 2:
+            val.raw = iter(())  # what the rest of a run that goes on natively reads: eager's, exhausted
+            self.breaks("shared-iterator", "an iterator is read more than once: a plan cannot share one "
+                        "iterator between its steps")
+        val.once = 2
+
     def iterate(self, val: Val) -> list[Val]:
         """The traced items of an iterable (guarded on its length or keys when it came from inputs)."""
+        if val.once:
+            self.consume(val)
         if isinstance(val.raw, IterState):
             items = val.raw.items[val.raw.index:]
             val.raw.index = len(val.raw.items)
@@ -1184,18 +1213,24 @@ def _sequence(kind: type) -> Callable[[Tracer, list[Val]], Val]:
     return build
 
 
+def _iterator(box: Val) -> Val:
+    box.once = 1  # the items of an iterator: read once (``Tracer.consume``)
+    return box
+
+
 def _zip(t: Tracer, args: list[Val]) -> Val:
     columns = [t.iterate(a) for a in args]
-    return t.make_box([t.make_box(list(row), tuple) for row in zip(*columns)], list)
+    return _iterator(t.make_box([t.make_box(list(row), tuple) for row in zip(*columns)], list))
 
 
 def _enumerate(t: Tracer, args: list[Val]) -> Val:
     start = args[1].value if len(args) > 1 else 0
-    return t.make_box([t.make_box([Val(i, Const(i)), v], tuple) for i, v in enumerate(t.iterate(args[0]), start)], list)
+    items = enumerate(t.iterate(args[0]), start)
+    return _iterator(t.make_box([t.make_box([Val(i, Const(i)), v], tuple) for i, v in items], list))
 
 
 def _reversed(t: Tracer, args: list[Val]) -> Val:
-    return t.make_box(list(reversed(t.iterate(args[0]))), list)
+    return _iterator(t.make_box(list(reversed(t.iterate(args[0]))), list))
 
 
 def _getattr(t: Tracer, args: list[Val]) -> Val:
