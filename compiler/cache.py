@@ -28,6 +28,7 @@ from operator import itemgetter
 from typing import Any, Callable, Hashable, Iterator
 
 from xcs.compiler.ir import canonical_repr
+from xcs.compiler.sharing import Holdings
 from xcs.compiler.signature import LEAF_TYPES, Signature
 from xcs.runtime.plan import Plan
 
@@ -66,6 +67,9 @@ def structure_hash(root: Any, is_operator: Callable[[Any], bool]) -> str:
     """A hex digest of everything about ``root`` that a plan depends on, except the inputs."""
     digest = hashlib.sha256()
     for _, part in _structure(root, is_operator, "", [], {}):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    for part in Holdings(root, is_operator).shared_paths():  # objects two operators hold: ordered calls
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]

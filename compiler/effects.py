@@ -79,19 +79,24 @@ def frozen(value: Any, is_operator: Callable[[Any], bool], depth: int = 0) -> bo
     return is_literal(value)
 
 
-def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool], shared: frozenset[str] = frozenset()) -> tuple:
+def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool], shared: frozenset[str] = frozenset(),
+          writers: frozenset[str] = frozenset()) -> tuple:
     """``nodes`` (a captured graph's top level, in program order) with ``after`` edges and hoisted
-    state reads, as the module docstring describes. ``readers`` names the glue that reads state;
-    ``shared`` the glue (steps) whose object an effect receives and may change: a step that reads it
-    after that effect follows the effect."""
-    calls = [n.name for n in nodes if isinstance(n, Call)]
+    state reads, as the module docstring describes. ``readers`` names the glue (and the leaf operator
+    calls) that read state; ``shared`` the glue (steps) whose object an effect receives and may change:
+    a step that reads it after that effect follows the effect; ``writers`` the leaf operator calls that
+    may change state other operators hold: effects like ``Call`` steps (``compiler.sharing``)."""
+    def effect(node: Any) -> bool:
+        return isinstance(node, Call) or node.name in writers
+
+    calls = [n.name for n in nodes if effect(n)]
     if not calls:
         return nodes
     epoch: dict[str, int] = {}
     seen = 0
     for node in nodes:
         epoch[node.name] = seen
-        seen += isinstance(node, Call)
+        seen += effect(node)
     by_name = {n.name: n for n in nodes}
     hoisted: set[str] = set()
 
@@ -150,7 +155,7 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
         if isinstance(node, Call) and node.barrier:
             barrier = node.name
     for step in steps():
-        if isinstance(step, Call):
+        if effect(step):
             continue
         k = epoch[step.name]
         if isinstance(step, Output):

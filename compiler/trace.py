@@ -34,6 +34,7 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from xcs.compiler import effects, regions, segments
+from xcs.compiler.sharing import Holdings
 from xcs.compiler.breaks import Break, GraphBreak
 from xcs.compiler.codegen import RESERVED, is_step as _is_step
 from xcs.compiler.glue import RULES
@@ -271,6 +272,8 @@ class Tracer:
         self.effects: list[str] = []  # the Call steps, in program order
         self.readers: set[str] = set()  # glue that reads state
         self.shared: set[str] = set()  # glue computed once because an effect receives its (mutable) value
+        self.writers: set[str] = set()  # leaf operator calls that may change state other operators hold
+        self.holdings: Holdings | None = None  # who holds what (``compiler.sharing``), walked when first needed
         self.stepped = False  # whether a step (operator call or effect) was recorded yet
         self.helpers: list[int] = []  # where each helper being followed started (len of the nodes)
         self.root_frame: Frame | None = None  # forward's own frame, whose statements can be segments
@@ -311,7 +314,8 @@ class Tracer:
             self.brk = exc.brk
             return result.value, None
         self.builder.nodes.append(Output(self.builder.fresh("output"), out, self.loc))
-        nodes = effects.order(tuple(self.builder.nodes), frozenset(self.readers), _is_step, frozenset(self.shared))
+        nodes = effects.order(tuple(self.builder.nodes), frozenset(self.readers), _is_step, frozenset(self.shared),
+                              frozenset(self.writers))
         iterator = effects.shared_iterator(nodes)
         if iterator is not None:
             brk = Break("shared-iterator", "an iterator is read more than once: a plan cannot share one "
@@ -940,6 +944,13 @@ class Tracer:
         if not isinstance(target, (Static, Global)) or (isinstance(target, Static) and not target.path):
             self.breaks("unrenderable-value", "an operator that is not reachable from the jitted operator")
             return self.call(fn, args, kwargs)
+        if self.holdings is None:
+            self.holdings = Holdings(self.root, self.is_operator, _library_file)
+        role = self.holdings.role(fn.value)  # held state shared with other operators: ordered
+        if role == "writes" and self.scopes:
+            self.breaks("effect-in-region", f"a call of {target} (it changes state other operators hold) "
+                        "inside a loop or branch on runtime data")
+            return self.call(fn, args, kwargs)
         name = self.builder.fresh(step_name(target))
         try:
             node = OperatorCall(
@@ -950,6 +961,11 @@ class Tracer:
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call(fn, args, kwargs)
         self.builder.nodes.append(node)
+        if role == "writes":
+            self.writers.add(name)
+            self.effects.append(name)
+        elif role == "reads":
+            self.readers.add(name)
         self.stepped = True
         self.remember(name, "call", self.frame)
         if self.dry:
