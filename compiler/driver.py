@@ -221,22 +221,10 @@ class Driver:
                 dkey = self.disk_key(op, key) if disk is not None else None
                 explain = explaining() and miss_reason(record, key, self.mode, dkey, disk, entries)
                 if disk is not None:
-                    known = {e.sha256 for e in entries or () if e.sha256}
-                    if any(type(e.plan) is Eager for e in entries or ()):
-                        known.add("eager")
-                    found = []
-                    for item in disk.load(dkey, known):
-                        entry = self._from_disk(op, key, item)
-                        if entry is not None:
-                            PLANS.add(key, entry, stats)
-                            stats.disk_loads += 1
-                            found.append(entry)
-                    entry = serving(found, op, inputs)
+                    entry = self._load(op, inputs, key, stats, entries, disk, dkey)
                     if entry is not None:
                         if explain:
                             LOG.info("%s -> loaded from the disk cache", explain)
-                        if type(entry.plan) is Eager and entry.plan.warning:
-                            warnings.warn(entry.plan.warning, GraphBreakWarning, stacklevel=5)
                         return self.execute(op, inputs, entry), entry
                 if explain:
                     LOG.info("%s -> capturing", explain)
@@ -311,11 +299,16 @@ class Driver:
         with PLANS.compile_lock(key):
             if PLANS.get(key):
                 return None
+            disk = disk_cache()
+            if disk is not None:  # a plan another process stored: the same as a call would load
+                stats = self.record(op).signatures.setdefault(key.signature, KeyStats())
+                entry = self._load(op, inputs, key, stats, None, disk, self.disk_key(op, key))
+                if entry is not None:
+                    return entry
             label = self.label(op)
             cap = self.graph_of(op, inputs, label, run=False)
             if cap.graph is None or cap.strategy == "trace":
                 return None
-            disk = disk_cache()
             entry = self.compile(op, key, label, cap, self.disk_key(op, key) if disk is not None else None, disk)
             stats = self.record(op).signatures.setdefault(key.signature, KeyStats())
             stats.captures += 1
@@ -339,6 +332,26 @@ class Driver:
         digest = hashlib.sha256(source.encode()).hexdigest()[:12]
         stem = f"{self.module_label(op)}-{key.structure}-{digest}"
         return import_plan(source, f"<memory>/xcs-plans/{stem}.py", plan_module_name(stem))
+
+    def _load(
+        self, op: Any, inputs: Mapping[str, Any], key: Key, stats: KeyStats, entries: Any, disk: Any, dkey: DiskKey
+    ) -> Compiled | None:
+        """The entry serving this call among the plans (and eager markers) stored on disk for ``key``;
+        every one read is added to ``PLANS``. An eager marker repeats its graph-break warning."""
+        known = {e.sha256 for e in entries or () if e.sha256}
+        if any(type(e.plan) is Eager for e in entries or ()):
+            known.add("eager")
+        found = []
+        for item in disk.load(dkey, known):
+            entry = self._from_disk(op, key, item)
+            if entry is not None:
+                PLANS.add(key, entry, stats)
+                stats.disk_loads += 1
+                found.append(entry)
+        entry = serving(found, op, inputs)
+        if entry is not None and type(entry.plan) is Eager and entry.plan.warning:
+            warnings.warn(entry.plan.warning, GraphBreakWarning, stacklevel=6)
+        return entry
 
     def _from_disk(self, op: Any, key: Key, item: Any) -> Compiled | None:
         entry = from_disk(item, key, self.label(op))

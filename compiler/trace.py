@@ -164,7 +164,7 @@ LIBRARY_DIRS = tuple(
 
 
 @lru_cache(maxsize=4096)
-def _library_file(filename: str) -> bool:
+def library_file(filename: str) -> bool:
     """Whether ``filename`` belongs to the standard library or an installed package: a graph break met
     while interpreting it is reported at the user's line that called into it."""
     return os.path.realpath(filename).startswith(LIBRARY_DIRS)
@@ -239,7 +239,7 @@ class Frame:
         self.globals = globals_
         self.pc = 0
         self.kwnames: tuple = ()
-        self.user = not _library_file(code.co_filename)  # locations point at user code, not libraries
+        self.user = not library_file(code.co_filename)  # locations point at user code, not libraries
         self.seen = Seen()
 
 
@@ -750,7 +750,7 @@ class Tracer:
         if target in PURE_FUNCTIONS or (_hashable(target) and target in PURE_BUILTINS) or getattr(target, "__module__", None) in ("math", "_operator", "operator"):
             return self.glue("call", [fn, *args, *kwargs.values()], keys=tuple(kwargs))
         func = target.__func__ if isinstance(target, types.MethodType) else target
-        if isinstance(func, types.FunctionType) and _library_file(func.__code__.co_filename):
+        if isinstance(func, types.FunctionType) and library_file(func.__code__.co_filename):
             return self.effect(fn, args, kwargs)  # library code: not interpreted, one opaque step
         if isinstance(target, types.MethodType) and isinstance(target.__func__, types.FunctionType):
             owner = fn.receiver
