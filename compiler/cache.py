@@ -29,7 +29,7 @@ from typing import Any, Callable, Hashable, Iterator
 
 from xcs.compiler.ir import canonical_repr
 from xcs.compiler.signature import LEAF_TYPES, Signature
-from xcs.compiler.trace import library_file, relative_file
+from xcs.compiler.trace import PROJECT_MARKERS, library_file, relative_file
 from xcs.runtime.plan import Plan
 
 PLAN_PACKAGE = "xcs_plans"
@@ -77,7 +77,14 @@ def defined_name(obj: Any) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _place(file: str) -> str:
-    return relative_file(file)
+    """A file's path relative to its repository's root; its absolute path outside any repository
+    (two scripts named ``app.py`` in two folders are two places)."""
+    path = os.path.abspath(file)
+    relative = relative_file(path)
+    root = path[: len(path) - len(relative)]
+    if any(os.path.exists(os.path.join(root, marker)) for marker in PROJECT_MARKERS):
+        return relative
+    return path
 
 
 def structure_hash(root: Any, is_operator: Callable[[Any], bool]) -> str:

@@ -25,6 +25,7 @@ import hashlib
 import inspect
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -64,6 +65,25 @@ class RecompileWarning(UserWarning):
 
 class RecompileLimitError(JitError):
     """``on_recompile_limit="raise"``: a new input signature past the operator's recompile_limit."""
+
+
+# ember-xcs's own folders: xcs/ and the compiler's and runtime's, by the path they were imported from
+# (xcs/compiler, a link) and by their real path (compiler/)
+_OURS = tuple(sorted({
+    os.path.join(d, "")
+    for f in (__file__, execute.__code__.co_filename)
+    for d in (os.path.dirname(os.path.abspath(f)), os.path.dirname(os.path.realpath(f)))
+} | {os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")}))
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller point at the first frame outside
+    ember-xcs: the user's line that called the operator, not ``xcs/operator.py``. 1 (the caller
+    itself) when no such frame is on this thread's stack."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_OURS):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 1
 
 
 def clear_caches() -> None:
@@ -146,7 +166,7 @@ class Driver:
         if self.is_async(op):
             warnings.warn(
                 f"{self.label(op)} runs eagerly: its forward is async def, which capture does not read",
-                GraphBreakWarning, stacklevel=3,
+                GraphBreakWarning, stacklevel=user_stacklevel(),
             )
             return self.check_output(op, await self.forward_of(op)(inputs=inputs))
         entries = PLANS.get(Key.of(self.structure(op), Signature.of(inputs)))
@@ -243,7 +263,7 @@ class Driver:
             raise RecompileLimitError(message)
         if policy == "eager":
             return True
-        warnings.warn(message, RecompileWarning, stacklevel=5)
+        warnings.warn(message, RecompileWarning, stacklevel=user_stacklevel())
         return False
 
     # ------------------------------------------------------------------ capture and compile
@@ -257,7 +277,7 @@ class Driver:
         result, graph = cap.result, cap.graph
         if graph is None:
             brk = cap.breaks[-1][1]
-            warnings.warn(break_message(label, key, brk), GraphBreakWarning, stacklevel=5)
+            warnings.warn(break_message(label, key, brk), GraphBreakWarning, stacklevel=user_stacklevel())
             if disk is not None:
                 disk.store(dkey or self.disk_key(op, key), brk=break_dict(brk), meta=self._meta(op, key))
             return result, Compiled(Eager(brk))
@@ -350,7 +370,7 @@ class Driver:
                 found.append(entry)
         entry = serving(found, op, inputs)
         if entry is not None and type(entry.plan) is Eager and entry.plan.warning:
-            warnings.warn(entry.plan.warning, GraphBreakWarning, stacklevel=6)
+            warnings.warn(entry.plan.warning, GraphBreakWarning, stacklevel=user_stacklevel())
         return entry
 
     def _from_disk(self, op: Any, key: Key, item: Any) -> Compiled | None:

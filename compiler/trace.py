@@ -141,6 +141,9 @@ PURE_BUILTINS = frozenset(
 PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch})
 
 
+PROJECT_MARKERS = ("pyproject.toml", ".git", "setup.py")  # what makes a directory a repository's root
+
+
 @lru_cache(maxsize=None)
 def relative_file(filename: str) -> str:
     """A deterministic, repository-relative spelling of a source file."""
@@ -149,7 +152,7 @@ def relative_file(filename: str) -> str:
         return os.path.basename(filename)
     directory = os.path.dirname(path)
     while True:
-        if any(os.path.exists(os.path.join(directory, m)) for m in ("pyproject.toml", ".git", "setup.py")):
+        if any(os.path.exists(os.path.join(directory, m)) for m in PROJECT_MARKERS):
             return os.path.relpath(path, directory).replace(os.sep, "/")
         parent = os.path.dirname(directory)
         if parent == directory:
