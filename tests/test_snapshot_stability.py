@@ -16,6 +16,8 @@ from xcs import Operator, dump, explain, jit
 from xcs.compiler.codegen import VERSION
 from xcs.pytest_plugin import serialize_plan
 
+pytest_plugins = ["pytester"]
+
 PROGRAM = '''
 from xcs import Operator, jit
 
