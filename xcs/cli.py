@@ -211,8 +211,11 @@ def endpoints(op: Any, depth: int = 0) -> list[str]:
     return sorted(found)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    op, inputs = _target(args)
+def report(op: Any, inputs: dict, calls: int = 20, scheduler: str = "auto") -> tuple[str, Any, Any]:
+    """Run ``op`` on ``inputs`` eagerly and compiled: ``(report text, compiled result, eager result)``.
+
+    The report gives the plan file and shape, the endpoints the operator calls, each first (cold) call,
+    and the median of ``calls`` warm calls of each, side by side (what ``xcs run`` prints)."""
     config = getattr(op, "__xcs_jit__", None) or JitConfig()
     forward = config.forward_of(op)
 
@@ -222,23 +225,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     def call() -> Any:
         return config.call(op, inputs)
 
-    with execution_options(scheduler=args.scheduler):
+    with execution_options(scheduler=scheduler):
         expected, eager_cold = _timed(eager)
         (result, entry), compiled_cold = _timed(lambda: config.run(op, inputs))
-        eager_warm = _median(eager, args.calls)
-        compiled_warm = _median(call, args.calls)
+        eager_warm = _median(eager, calls)
+        compiled_warm = _median(call, calls)
     plan = entry.plan
     how = {"disk": "loaded from the disk cache", "capture": "captured and compiled"}.get(entry.origin, entry.origin)
-    print(f"plan file:     {getattr(plan, 'filename', '') or '(none: runs eagerly: ' + str(plan) + ')'}")
+    lines = [f"plan file:     {getattr(plan, 'filename', '') or '(none: runs eagerly: ' + str(plan) + ')'}"]
     if hasattr(plan, "steps"):
-        print(f"plan:          {shape(plan)}")
-    for url in endpoints(op):
-        print(f"endpoint:      {url}")
-    print(f"eager cold:    {_ms(eager_cold)}  (first call)")
-    print(f"compiled cold: {_ms(compiled_cold)}  (first call: {how})")
-    print(f"eager warm:    {_ms(eager_warm)}  (median of {plural(args.calls, 'call')})")
-    print(f"compiled warm: {_ms(compiled_warm)}  (median of {plural(args.calls, 'call')}, scheduler={args.scheduler})")
-    print(f"speed-up:      {eager_warm / max(compiled_warm, 1e-9):10.2f} x   (warm medians: eager / compiled)")
+        lines.append(f"plan:          {shape(plan)}")
+    lines += [f"endpoint:      {url}" for url in endpoints(op)]
+    lines += [
+        f"eager cold:    {_ms(eager_cold)}  (first call)",
+        f"compiled cold: {_ms(compiled_cold)}  (first call: {how})",
+        f"eager warm:    {_ms(eager_warm)}  (median of {plural(calls, 'call')})",
+        f"compiled warm: {_ms(compiled_warm)}  (median of {plural(calls, 'call')}, scheduler={scheduler})",
+        f"speed-up:      {eager_warm / max(compiled_warm, 1e-9):10.2f} x   (warm medians: eager / compiled)",
+    ]
+    return "\n".join(lines) + "\n", result, expected
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    op, inputs = _target(args)
+    text, result, expected = report(op, inputs, args.calls, args.scheduler)
+    sys.stdout.write(text)
     print(json.dumps(result, indent=2, default=repr))
     if result != expected:
         print("xcs: compiled output differs from eager output", file=sys.stderr)
