@@ -36,6 +36,7 @@ from xcs.compiler.capture import Capture, StrictBreak
 from xcs.compiler.capture import capture as capture_graph
 from xcs.compiler.codegen import Header, generate
 from xcs.compiler.disk_cache import DiskKey, disk_cache, review_file_name, write_review_file
+from xcs.compiler.extensions import extras
 from xcs.compiler.entries import Compiled, Eager, break_dict, break_message, from_disk, serving
 from xcs.compiler.misses import LOG, explaining, miss_reason, recompile_message
 from xcs.compiler.reads import check_reads, input_reads
@@ -407,7 +408,8 @@ class Driver:
                 if cycle is not None:
                     raise OperatorCycleError(type(item).__qualname__, cycle)
             # the mode is part of it: one operator compiled by two strategies gives two plans
-            known = structure_hash((root, self.mode), self.is_operator)
+            extra = extras(self.mode)  # registered passes and strategy: empty (and left out) without any
+            known = structure_hash((root, self.mode, extra) if extra else (root, self.mode), self.is_operator)
             object.__setattr__(op, "_xcs_structure", known)
         return known
 

@@ -14,7 +14,7 @@ import os
 from typing import Any, Callable, Mapping
 
 from xcs.compiler import diagram
-from xcs.compiler.capture import MODES
+from xcs.compiler.extensions import modes
 from xcs.compiler.driver import DEFAULT_RECOMPILE_LIMIT, Driver
 from xcs.compiler.entries import Compiled, Eager
 from xcs.compiler.records import CacheInfo
@@ -131,8 +131,8 @@ def jit(
         raise JitError(f"recompile_limit must be a positive int, got {recompile_limit!r}")
     if plan_dir is not None and not isinstance(plan_dir, (str, os.PathLike)):
         raise JitError(f"plan_dir must be a path, got {type(plan_dir).__name__}")
-    if mode not in MODES:
-        raise JitError(f"unknown jit mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if mode not in modes():
+        raise JitError(f"unknown jit mode {mode!r}; valid modes: {', '.join(modes())}")
     if not isinstance(strict, bool):
         raise JitError(f"strict must be True or False, got {strict!r}")
     if sample_input is not None and not isinstance(sample_input, Mapping):
