@@ -161,19 +161,25 @@ class BatchRegion(Operator):
         self._xcs_label = f"{who}({_name(fn)}{label_options})"
 
     def forward(self, *, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        out_keys = self._xcs_out_keys
-        if out_keys is None and _empty(inputs):
-            out_keys = element_keys(self.fn, inputs)
-            if out_keys is None:
-                raise EmptyBatchError(
-                    f"{self._xcs_label}: empty batch: no element ran and the output keys cannot be known "
-                    f"without running one ({_name(self.fn)} does not return a dict display with literal keys); "
-                    "pass out_keys=[...] to get an empty list per output key"
-                )
-        return run_batch(
-            lambda batch, state: self.xcs_run_batch(batch, state, 0), inputs, self._xcs_label, self._xcs_axes,
-            self._xcs_collect, out_keys,
-        )
+        def run(out_keys: tuple[str, ...] | None) -> Mapping[str, Any]:
+            return run_batch(
+                lambda batch, state: self.xcs_run_batch(batch, state, 0), inputs, self._xcs_label, self._xcs_axes,
+                self._xcs_collect, out_keys,
+            )
+
+        try:
+            return run(self._xcs_out_keys)
+        except EmptyBatchError:
+            if self._xcs_out_keys is not None:
+                raise
+        out_keys = element_keys(self.fn, inputs)  # an empty batch: the keys of the element's plan
+        if out_keys is None:
+            raise EmptyBatchError(
+                f"{self._xcs_label}: empty batch: no element ran and the output keys cannot be known "
+                f"without running one ({_name(self.fn)} does not return a dict display with literal keys); "
+                "pass out_keys=[...] to get an empty list per output key"
+            )
+        return run(out_keys)
 
     def xcs_run_batch(self, batch: Batch, state: RunState, base: int) -> list:
         raise NotImplementedError
@@ -454,11 +460,6 @@ def _name(fn: Any) -> str:
     if type(fn).__name__ == "JittedFunction":
         return repr(fn)
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-
-
-def _empty(inputs: Any) -> bool:
-    """Whether ``inputs`` holds an empty sequence (the batch may be empty: no element to learn keys from)."""
-    return isinstance(inputs, Mapping) and any(isinstance(v, (list, tuple)) and not v for v in inputs.values())
 
 
 def element_keys(fn: Any, inputs: Mapping[str, Any]) -> tuple[str, ...] | None:
