@@ -33,6 +33,7 @@ CODES: dict[str, str] = {
     "runtime-loop": "a loop over runtime data that a map region cannot express (a while loop, state "
     "carried between iterations, break/return inside it, or unpacking a sequence of unknown length)",
     "shared-iterator": "an iterator (zip, enumerate, reversed of runtime values) read more than once",
+    "strategy-declined": "the operator's custom capture strategy (register_strategy) returned no graph",
     "runtime-value": "the static capture needs a value only the run has: a method of an operator's "
     "output, an index or key computed at run time, or a call whose purity depends on its argument",
 }
@@ -52,6 +53,7 @@ HINTS: dict[str, str] = {
     "runtime-branch": "assign the same variables on both sides, or move the decision into an operator",
     "runtime-loop": "write the loop as a comprehension or an append per element, or use vmap",
     "shared-iterator": "materialise it once (pairs = list(zip(a, b))) and read the list",
+    "strategy-declined": "see the strategy's own rule, or compile with a built-in mode",
     "runtime-value": "let the trace strategy specialise on it (mode='trace'), or move it into an operator",
 }
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Hashable, Iterator
 from xcs.compiler.ir import canonical_repr
 from xcs.compiler.sharing import Holdings
 from xcs.compiler.signature import LEAF_TYPES, Signature
+from xcs.compiler.trace import library_file, relative_file
 from xcs.runtime.plan import Plan
 
 PLAN_PACKAGE = "xcs_plans"
@@ -63,6 +64,20 @@ class Key(tuple):
 # cache miss can say which component changed. Parts added for key completeness (other methods, class
 # constants, helpers, the state of plain-data attributes) are only yielded when present, so operators
 # without them keep the digests they always had.
+def defined_name(obj: Any) -> str:
+    """``file.py:Qualname`` for a class or function of a user's module (its repository-relative file:
+    the same whatever directory or package root it was imported from, ``__main__`` included);
+    ``module.Qualname`` for the standard library, installed packages and modules without a file."""
+    module = getattr(obj, "__module__", None) or ""
+    file = getattr(sys.modules.get(module), "__file__", None)
+    qualname = getattr(obj, "__qualname__", type(obj).__name__)
+    if not file or library_file(file):
+        return f"{module}.{qualname}"
+    # repository-relative (outside any repository: the file's name): never an absolute path, so the hash
+    # is the same wherever the project lives; two same-named files differ by their code's fingerprints
+    return f"{relative_file(file)}:{qualname}"
+
+
 def structure_hash(root: Any, is_operator: Callable[[Any], bool]) -> str:
     """A hex digest of everything about ``root`` that a plan depends on, except the inputs."""
     digest = hashlib.sha256()
@@ -113,7 +128,7 @@ def _structure(
         traced = not active  # no operator above it: sub-operators run as steps, their helpers never reach the plan
         active.append(value)
         cls = type(value)
-        yield None, f"{path}={cls.__module__}.{cls.__qualname__}"
+        yield None, f"{path}={defined_name(cls)}"
         for klass in cls.__mro__:
             if "forward" in vars(klass):
                 yield f"code {klass.__qualname__}.forward", code_fingerprint(vars(klass)["forward"])
@@ -140,7 +155,7 @@ def _structure(
         yield None, f"{path}:{code_fingerprint(value)}"
         yield from _helpers(value, set(), 0)
     else:
-        yield None, f"{path}:{type(value).__module__}.{type(value).__qualname__}"
+        yield None, f"{path}:{defined_name(type(value))}"
         if not any(value is seen for seen in active):
             active.append(value)
             yield from _state(value, is_operator, path, active, classes)
@@ -234,7 +249,7 @@ def _helpers(func: Any, seen: set, depth: int) -> Iterator[Part]:
         if helper.__code__ in seen:
             continue
         seen.add(helper.__code__)
-        name = f"{helper.__module__}.{helper.__qualname__}"
+        name = defined_name(helper)
         yield f"helper {name}", f"->{name}:{code_fingerprint(helper)}"
         yield from _helpers(helper, seen, depth + 1)
 
@@ -246,7 +261,7 @@ def _state(value: Any, is_operator: Callable[[Any], bool], path: str, active: li
     """The values a plan may have folded from a non-literal static attribute: classes by name, enum
     members, sets, and the fields of plain-data objects (dataclasses, namespaces, public attributes)."""
     if isinstance(value, type):
-        yield None, f"{path}:class {value.__module__}.{value.__qualname__}"
+        yield None, f"{path}:class {defined_name(value)}"
     elif isinstance(value, enum.Enum):
         yield None, f"{path}:{type(value).__qualname__}.{value.name}"
     elif isinstance(value, (set, frozenset)):
@@ -280,7 +295,7 @@ def code_fingerprint(func: Any) -> str:
     sources that differ only in a comment or quote style compare equal, but their sources differ."""
     code = getattr(func, "__code__", None)
     if code is None:
-        return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', type(func).__name__)}"
+        return defined_name(func)
     owner = getattr(func, "__func__", func)  # a bound method's function
     known = getattr(owner, "__xcs_fingerprint__", None)
     if known is not None and known[0] is code:

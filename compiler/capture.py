@@ -10,7 +10,8 @@
    depends on an operator's output), else running the call while recording it, specialised by guards;
 4. eager: the call runs as plain Python; the breaks met on the way are reported.
 
-``mode="structural"`` starts at step 2, ``mode="trace"`` at step 3. With ``strict=True`` the first break
+``mode="structural"`` starts at step 2, ``mode="trace"`` at step 3; the mode of a strategy registered with
+``register_strategy`` (``compiler.extensions``) asks that strategy alone. With ``strict=True`` the first break
 raises instead of moving on. Static strategies never run user code, so they also compile ahead of time.
 """
 
@@ -25,14 +26,14 @@ from typing import Any, Callable, Mapping
 
 from xcs.compiler import passes
 from xcs.compiler.breaks import Break
+from xcs.compiler.extensions import STRATEGIES
 from xcs.compiler.signature import MAX_SIGNATURE_DEPTH
 from xcs.compiler.ir import Const, Glue, Graph, Ref, is_literal, lint
 from xcs.compiler.trace import STATIC, NeedsValue, Tracer, subscript
-from xcs.runtime.errors import input_read_error
+from xcs.runtime.errors import JitError, input_read_error
 
 _SUBSCRIPT = subscript.__code__
 
-MODES = ("auto", "enhanced", "structural", "trace")
 ORDER = {
     "auto": ("enhanced", "structural", "trace"),
     "enhanced": ("enhanced", "structural", "trace"),
@@ -162,6 +163,9 @@ def _capture(
 ) -> Capture:
     """Capture ``forward`` for ``inputs``' signature by ``mode``'s rule. With ``run=False`` nothing
     user-visible runs: strategies that would have to run the call stop there (``strategy="none"``)."""
+    custom = STRATEGIES.get(mode)
+    if custom is not None:
+        return _custom(custom, root, forward, inputs, name=name, is_operator=is_operator, strict=strict, run=run)
     met: list[tuple[str, Break]] = []
     static_done = False
     for strategy in ORDER[mode]:
@@ -227,6 +231,38 @@ def _capture(
         return Capture("trace", graph, tuple(tracer.required), result=result, breaks=list(met),
                        opaque=list(tracer.opaque))
     return Capture("eager", None, breaks=list(met))
+
+
+def _custom(
+    strategy: Any, root: Any, forward: Callable[..., Any], inputs: Mapping[str, Any], *, name: str,
+    is_operator: Callable[[Any], bool], strict: bool, run: bool,
+) -> Capture:
+    """A registered strategy's capture (``compiler.extensions``): its graph, with the input reads, passes
+    and opaque statements of the built-in capture it was given by ``builtin``; or, when it declines,
+    eager with the ``strategy-declined`` break (the call runs ``forward`` when ``run``)."""
+    met: list[tuple[str, Break]] = []
+    made: list[Capture] = []
+
+    def builtin(mode: str) -> Graph | None:
+        if mode not in ORDER:
+            raise JitError(f"strategy {strategy.name!r}: builtin() takes one of {', '.join(ORDER)}, got {mode!r}")
+        cap = _capture(root, forward, inputs, mode=mode, name=name, is_operator=is_operator, run=False)
+        met.extend(cap.breaks)
+        made.append(cap)
+        return cap.graph
+
+    graph = strategy.capture(root, inputs, builtin)
+    if graph is None:
+        brk = Break("strategy-declined", f"the strategy {strategy.name!r} returned no graph")
+        if strict:
+            raise StrictBreak(strategy.name, brk)
+        met.append((strategy.name, brk))
+        return Capture("eager", None, result=forward(inputs=inputs) if run else NOT_RUN, breaks=met)
+    if not isinstance(graph, Graph):
+        raise JitError(f"strategy {strategy.name!r}: capture returned {type(graph).__name__}, not a Graph or None")
+    lint(graph)
+    base = made[-1] if made else Capture(strategy.name, graph)
+    return Capture(strategy.name, graph, base.required, breaks=met, applied=list(base.applied), opaque=list(base.opaque))
 
 
 COMPILER_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -142,17 +142,27 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def parse_size(text: str) -> int:
+    """A size in bytes from ``"1048576"``, ``"512K"``, ``"10M"``, ``"2G"`` (also ``10MB``, ``10MiB``;
+    powers of 1024): the one parser of ``XCS_CACHE_MAX_BYTES`` and ``xcs cache prune --max-bytes``.
+    ``ValueError`` names what was expected."""
+    match = re.fullmatch(r"(\d+)\s*([kKmMgG]?)i?[bB]?", text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size: expected a number of bytes, optionally with K, M or G (e.g. 10M)")
+    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return int(match.group(1)) * scale
+
+
 def max_bytes() -> int:
-    """``XCS_CACHE_MAX_BYTES`` (an integer, optionally with a K/M/G suffix), else 256 MiB."""
+    """``XCS_CACHE_MAX_BYTES`` (``parse_size``), else 256 MiB."""
     text = os.environ.get("XCS_CACHE_MAX_BYTES", "").strip()
     if not text:
         return DEFAULT_MAX_BYTES
-    match = re.fullmatch(r"(\d+)\s*([kKmMgG]?)i?[bB]?", text)
-    if not match:
+    try:
+        return parse_size(text)
+    except ValueError:
         _warn_once(("max-bytes", text), f"XCS_CACHE_MAX_BYTES={text!r} is not a size; using {DEFAULT_MAX_BYTES}")
         return DEFAULT_MAX_BYTES
-    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
-    return int(match.group(1)) * scale
 
 
 _WARNED: set = set()

@@ -25,6 +25,7 @@ import hashlib
 import inspect
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -35,6 +36,7 @@ from xcs.compiler.capture import Capture, StrictBreak
 from xcs.compiler.capture import capture as capture_graph
 from xcs.compiler.codegen import Header, generate
 from xcs.compiler.disk_cache import DiskKey, disk_cache, review_file_name, write_review_file
+from xcs.compiler.extensions import extras
 from xcs.compiler.entries import Compiled, Eager, break_dict, break_message, from_disk, serving
 from xcs.compiler.misses import LOG, explaining, miss_reason, recompile_message
 from xcs.compiler.reads import check_reads, input_reads
@@ -64,6 +66,25 @@ class RecompileWarning(UserWarning):
 
 class RecompileLimitError(JitError):
     """``on_recompile_limit="raise"``: a new input signature past the operator's recompile_limit."""
+
+
+# ember-xcs's own folders: xcs/ and the compiler's and runtime's, by the path they were imported from
+# (xcs/compiler, a link) and by their real path (compiler/)
+_OURS = tuple(sorted({
+    os.path.join(d, "")
+    for f in (__file__, execute.__code__.co_filename)
+    for d in (os.path.dirname(os.path.abspath(f)), os.path.dirname(os.path.realpath(f)))
+} | {os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "")}))
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller point at the first frame outside
+    ember-xcs: the user's line that called the operator, not ``xcs/operator.py``. 1 (the caller
+    itself) when no such frame is on this thread's stack."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_OURS):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 1
 
 
 def clear_caches() -> None:
@@ -146,7 +167,7 @@ class Driver:
         if self.is_async(op):
             warnings.warn(
                 f"{self.label(op)} runs eagerly: its forward is async def, which capture does not read",
-                GraphBreakWarning, stacklevel=3,
+                GraphBreakWarning, stacklevel=user_stacklevel(),
             )
             return self.check_output(op, await self.forward_of(op)(inputs=inputs))
         entries = PLANS.get(Key.of(self.structure(op), Signature.of(inputs)))
@@ -224,22 +245,10 @@ class Driver:
                 dkey = self.disk_key(op, key) if disk is not None else None
                 explain = explaining() and miss_reason(record, key, self.mode, dkey, disk, entries)
                 if disk is not None:
-                    known = {e.sha256 for e in entries or () if e.sha256}
-                    if any(type(e.plan) is Eager for e in entries or ()):
-                        known.add("eager")
-                    found = []
-                    for item in disk.load(dkey, known):
-                        entry = self._from_disk(op, key, item)
-                        if entry is not None:
-                            PLANS.add(key, entry, stats)
-                            stats.disk_loads += 1
-                            found.append(entry)
-                    entry = serving(found, op, inputs)
+                    entry = self._load(op, inputs, key, stats, entries, disk, dkey)
                     if entry is not None:
                         if explain:
                             LOG.info("%s -> loaded from the disk cache", explain)
-                        if type(entry.plan) is Eager and entry.plan.warning:
-                            warnings.warn(entry.plan.warning, GraphBreakWarning, stacklevel=5)
                         return self.execute(op, inputs, entry), entry
                 if explain:
                     LOG.info("%s -> capturing", explain)
@@ -258,7 +267,7 @@ class Driver:
             raise RecompileLimitError(message)
         if policy == "eager":
             return True
-        warnings.warn(message, RecompileWarning, stacklevel=5)
+        warnings.warn(message, RecompileWarning, stacklevel=user_stacklevel())
         return False
 
     # ------------------------------------------------------------------ capture and compile
@@ -272,7 +281,7 @@ class Driver:
         result, graph = cap.result, cap.graph
         if graph is None:
             brk = cap.breaks[-1][1]
-            warnings.warn(break_message(label, key, brk), GraphBreakWarning, stacklevel=5)
+            warnings.warn(break_message(label, key, brk), GraphBreakWarning, stacklevel=user_stacklevel())
             if disk is not None:
                 disk.store(dkey or self.disk_key(op, key), brk=break_dict(brk), meta=self._meta(op, key))
             return result, Compiled(Eager(brk))
@@ -314,11 +323,16 @@ class Driver:
         with PLANS.compile_lock(key):
             if PLANS.get(key):
                 return None
+            disk = disk_cache()
+            if disk is not None:  # a plan another process stored: the same as a call would load
+                stats = self.record(op).signatures.setdefault(key.signature, KeyStats())
+                entry = self._load(op, inputs, key, stats, None, disk, self.disk_key(op, key))
+                if entry is not None:
+                    return entry
             label = self.label(op)
             cap = self.graph_of(op, inputs, label, run=False)
             if cap.graph is None or cap.strategy == "trace":
                 return None
-            disk = disk_cache()
             entry = self.compile(op, key, label, cap, self.disk_key(op, key) if disk is not None else None, disk)
             stats = self.record(op).signatures.setdefault(key.signature, KeyStats())
             stats.captures += 1
@@ -342,6 +356,26 @@ class Driver:
         digest = hashlib.sha256(source.encode()).hexdigest()[:12]
         stem = f"{self.module_label(op)}-{key.structure}-{digest}"
         return import_plan(source, f"<memory>/xcs-plans/{stem}.py", plan_module_name(stem))
+
+    def _load(
+        self, op: Any, inputs: Mapping[str, Any], key: Key, stats: KeyStats, entries: Any, disk: Any, dkey: DiskKey
+    ) -> Compiled | None:
+        """The entry serving this call among the plans (and eager markers) stored on disk for ``key``;
+        every one read is added to ``PLANS``. An eager marker repeats its graph-break warning."""
+        known = {e.sha256 for e in entries or () if e.sha256}
+        if any(type(e.plan) is Eager for e in entries or ()):
+            known.add("eager")
+        found = []
+        for item in disk.load(dkey, known):
+            entry = self._from_disk(op, key, item)
+            if entry is not None:
+                PLANS.add(key, entry, stats)
+                stats.disk_loads += 1
+                found.append(entry)
+        entry = serving(found, op, inputs)
+        if entry is not None and type(entry.plan) is Eager and entry.plan.warning:
+            warnings.warn(entry.plan.warning, GraphBreakWarning, stacklevel=user_stacklevel())
+        return entry
 
     def _from_disk(self, op: Any, key: Key, item: Any) -> Compiled | None:
         entry = from_disk(item, key, self.label(op))
@@ -377,7 +411,8 @@ class Driver:
                 if cycle is not None:
                     raise OperatorCycleError(type(item).__qualname__, cycle)
             # the mode is part of it: one operator compiled by two strategies gives two plans
-            known = structure_hash((root, self.mode), self.is_operator)
+            extra = extras(self.mode)  # registered passes and strategy: empty (and left out) without any
+            known = structure_hash((root, self.mode, extra) if extra else (root, self.mode), self.is_operator)
             object.__setattr__(op, "_xcs_structure", known)
         return known
 

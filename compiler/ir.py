@@ -390,3 +390,17 @@ def canonical_repr(value: Any) -> str:
 def resolve_static(root: Any, path: str) -> Any:
     """Follow a static path (``members[0].tools['a']``) from ``root``."""
     return eval("ops" + ("" if path.startswith("[") else ".") + path, {}, {"ops": root}) if path else root
+
+
+def output_keys(nodes: tuple, value: Any) -> tuple[str, ...] | None:
+    """The keys of the mapping ``value`` (an operand over ``nodes``) when the code fixes them: a dict
+    display whose keys are all string literals; None when only running it can tell."""
+    named = {getattr(node, "name", None): node for node in nodes}
+    node = named.get(value.name) if isinstance(value, Ref) else None
+    if not isinstance(node, Glue) or node.op != "dict" or len(node.operands) % 2:
+        return None
+    keys = node.operands[::2]
+    if not all(isinstance(k, Const) and isinstance(k.value, str) for k in keys):
+        return None
+    found = tuple(k.value for k in keys)
+    return found if len(set(found)) == len(found) else None

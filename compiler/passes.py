@@ -9,7 +9,8 @@
 - ``hoist_input_glue``: a computation on the inputs alone (a call, a method, a format) that several
   steps read, or that a map region would redo per element, is computed once, as a step of its own.
 
-``optimize`` runs them in that order and reports what each changed (``xcs dump --passes`` prints it).
+``optimize`` runs them in that order, then the passes registered with ``register_pass``
+(``compiler.extensions``), and reports what each changed (``xcs dump --passes`` prints it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
 from xcs.compiler.effects import is_iterator
+from xcs.compiler.extensions import run_custom_passes
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
     Branch, Call, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, is_literal, operands,
@@ -52,7 +54,8 @@ def optimize(
     ):
         graph, summary = fn(graph)
         applied.append(Applied(name, summary))
-    return graph, applied
+    graph, custom = run_custom_passes(graph)
+    return graph, applied + [Applied(name, summary) for name, summary in custom]
 
 
 # ---------------------------------------------------------------------- rewriting helpers

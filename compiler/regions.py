@@ -13,13 +13,15 @@ chosen side. Everything these regions cannot express is a graph break with a sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import CodeType
 from typing import Any
 
 from xcs.compiler.breaks import GraphBreak
-from xcs.compiler.ir import Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static, is_literal
+from xcs.compiler.ir import (
+    Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static, is_literal, output_keys,
+)
 from xcs.compiler.values import INPUT, PENDING, STATIC, STEP, IterState, Val, instructions, step_name
 
 EXIT = -1
@@ -135,6 +137,8 @@ def batch_region(t: Any, fn: Any, vmapped: tuple[str, Batching], inputs: Any) ->
     body = tuple(nodes[scope.start:])
     del nodes[scope.start:]
     t.loc = loc
+    if batching.out_keys is None:  # the element's output keys, when its code fixes them: an empty batch's keys
+        batching = replace(batching, out_keys=output_keys(body, result))
     nodes.append(MapRegion(name, over, item, body, result, loc, batching))
     return Val(PENDING, Ref(name), STEP)
 

@@ -142,6 +142,9 @@ PURE_BUILTINS = frozenset(
 PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch})
 
 
+PROJECT_MARKERS = ("pyproject.toml", ".git", "setup.py")  # what makes a directory a repository's root
+
+
 @lru_cache(maxsize=None)
 def relative_file(filename: str) -> str:
     """A deterministic, repository-relative spelling of a source file."""
@@ -150,7 +153,7 @@ def relative_file(filename: str) -> str:
         return os.path.basename(filename)
     directory = os.path.dirname(path)
     while True:
-        if any(os.path.exists(os.path.join(directory, m)) for m in ("pyproject.toml", ".git", "setup.py")):
+        if any(os.path.exists(os.path.join(directory, m)) for m in PROJECT_MARKERS):
             return os.path.relpath(path, directory).replace(os.sep, "/")
         parent = os.path.dirname(directory)
         if parent == directory:
@@ -165,7 +168,7 @@ LIBRARY_DIRS = tuple(
 
 
 @lru_cache(maxsize=4096)
-def _library_file(filename: str) -> bool:
+def library_file(filename: str) -> bool:
     """Whether ``filename`` belongs to the standard library or an installed package: a graph break met
     while interpreting it is reported at the user's line that called into it."""
     return os.path.realpath(filename).startswith(LIBRARY_DIRS)
@@ -240,7 +243,7 @@ class Frame:
         self.globals = globals_
         self.pc = 0
         self.kwnames: tuple = ()
-        self.user = not _library_file(code.co_filename)  # locations point at user code, not libraries
+        self.user = not library_file(code.co_filename)  # locations point at user code, not libraries
         self.seen = Seen()
 
 
@@ -783,7 +786,7 @@ class Tracer:
         if target in PURE_FUNCTIONS or (_hashable(target) and target in PURE_BUILTINS) or getattr(target, "__module__", None) in ("math", "_operator", "operator"):
             return self.glue("call", [fn, *args, *kwargs.values()], keys=tuple(kwargs))
         func = target.__func__ if isinstance(target, types.MethodType) else target
-        if isinstance(func, types.FunctionType) and _library_file(func.__code__.co_filename):
+        if isinstance(func, types.FunctionType) and library_file(func.__code__.co_filename):
             return self.effect(fn, args, kwargs)  # library code: not interpreted, one opaque step
         if isinstance(target, types.MethodType) and isinstance(target.__func__, types.FunctionType):
             owner = fn.receiver
@@ -945,7 +948,7 @@ class Tracer:
             self.breaks("unrenderable-value", "an operator that is not reachable from the jitted operator")
             return self.call(fn, args, kwargs)
         if self.holdings is None:
-            self.holdings = Holdings(self.root, self.is_operator, _library_file)
+            self.holdings = Holdings(self.root, self.is_operator, library_file)
         role = self.holdings.role(fn.value)  # held state shared with other operators: ordered
         if role == "writes" and self.scopes:
             self.breaks("effect-in-region", f"a call of {target} (it changes state other operators hold) "

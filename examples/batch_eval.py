@@ -20,12 +20,18 @@ Run it:
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from typing import Any, Mapping
 
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python examples/X.py`: the repository root holds the `examples` package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from examples.llm import ChatModel, default_models
+from xcs.cli import report
 from xcs import Operator, jit, vmap
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -94,10 +100,14 @@ class BatchEval(Operator):
         }
 
 
+def as_batch(items: list[dict]) -> dict:
+    """Items as one batch: ``{"question": [...], "answer": [...]}``."""
+    return {"question": [item["question"] for item in items], "answer": [item["answer"] for item in items]}
+
+
 def evaluate(model: str | None, items: list[dict]) -> dict:
     """``BatchEval`` of ``model`` over ``items`` (dicts with ``question`` and ``answer``)."""
-    batch = {"question": [item["question"] for item in items], "answer": [item["answer"] for item in items]}
-    return BatchEval(model)(inputs=batch)
+    return BatchEval(model)(inputs=as_batch(items))
 
 
 def main() -> None:
@@ -105,12 +115,14 @@ def main() -> None:
     print(f"{len(items)} items from examples/data/arithmetic.jsonl")
     for model in dict.fromkeys(default_models(3)):
         start = time.perf_counter()
-        report = evaluate(model, items)
+        scores = evaluate(model, items)
         wall = time.perf_counter() - start
-        print(f"  {model:12} accuracy {report['accuracy']:6.1%}  ({report['correct']}/{report['total']}, {wall:.2f} s)")
-        for item, predicted, right in zip(items, report["predicted"], report["verdicts"]):
+        print(f"  {model:12} accuracy {scores['accuracy']:6.1%}  ({scores['correct']}/{scores['total']}, {wall:.2f} s)")
+        for item, predicted, right in zip(items, scores["predicted"], scores["verdicts"]):
             if not right:
                 print(f"      {item['id']}: {item['question']} expected {item['answer']}, got {predicted}")
+    print("\nThe batch plan: the items through vmap (batches of 8, concurrent), then the score. Eager vs compiled:")
+    print(report(BatchEval(), as_batch(items), calls=3)[0], end="")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ endpoint from ``OPENAI_BASE_URL`` (unset: an embedded server on loopback, so it 
 
 Run it:
 
-    python -m examples.llm_ensemble
+    python examples/llm_ensemble.py      (or: python -m examples.llm_ensemble)
     xcs dump examples/llm_ensemble.py:LLMEnsemble --init '[3]' --input '{"question": "Why is the sky blue?"}'
     xcs run  examples/llm_ensemble.py:LLMEnsemble --init '[3]' --input '{"question": "Why is the sky blue?"}'
 
@@ -19,7 +19,14 @@ from __future__ import annotations
 
 import time
 
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python examples/X.py`: the repository root holds the `examples` package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from examples.llm import ChatModel, default_models
+from xcs.cli import report
 from xcs import Operator, jit
 
 MEMBER_SYSTEM = "You are a careful expert. Answer in one or two sentences."
@@ -59,6 +66,8 @@ def main() -> None:
         print(f"member{i}: {candidate}")
     print(f"judge:   {result['answer']}")
     print(f"first call {first * 1e3:.1f} ms (capture), warm call {warm * 1e3:.1f} ms")
+    print("\nThe members run in one wave, the judge after them. Eager vs compiled:")
+    print(report(op, {"question": question}, calls=10)[0], end="")
 
 
 if __name__ == "__main__":

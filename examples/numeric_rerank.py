@@ -9,7 +9,7 @@ The plan: one wave of ``n`` model calls, the scorer, the judge.
 
 Run it:
 
-    python -m examples.numeric_rerank
+    python examples/numeric_rerank.py      (or: python -m examples.numeric_rerank)
     xcs dump examples/numeric_rerank.py:RerankedAnswer --init '[4]' --input '{"question": "Why does Saturn have rings?"}'
     xcs run  examples/numeric_rerank.py:RerankedAnswer --init '[4]' --input '{"question": "Why does Saturn have rings?"}'
 """
@@ -21,8 +21,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python examples/X.py`: the repository root holds the `examples` package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from examples.llm import ChatModel, default_models
 from examples.llm.sim import content_words
+from xcs.cli import report
 from xcs import Operator, jit
 
 DIM = 256
@@ -92,9 +99,17 @@ def main() -> None:
     for question in ("Why does Saturn have rings?", "How long does sunlight take to reach Earth?"):
         result = op(inputs={"question": question})
         print(f"Q: {question}")
-        for candidate, score in zip(result["candidates"], result["scores"]):
-            print(f"   {score:7.4f}  {candidate}")
+        samplers: dict[str, list[int]] = {}  # candidate text -> the samplers that gave it
+        for i, candidate in enumerate(result["candidates"]):
+            samplers.setdefault(candidate, []).append(i)
+        for i in result["ranking"]:  # best first; an answer several samplers gave is shown once
+            candidate = result["candidates"][i]
+            if samplers[candidate][0] == i:
+                given = ", ".join(f"sampler{k}" for k in samplers[candidate])
+                print(f"   {result['scores'][i]:7.4f}  {candidate}  ({given})")
         print(f"A: {result['answer']}\n")
+    print("The samplers run in one wave, then the numpy scorer, then the judge. Eager vs compiled:")
+    print(report(op, {"question": "Why does Saturn have rings?"}, calls=10)[0], end="")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ fixed latency (``latency=`` seconds, a static attribute).
 
 Run it:
 
-    python -m examples.tool_pipeline
+    python examples/tool_pipeline.py      (or: python -m examples.tool_pipeline)
     xcs dump examples/tool_pipeline.py:TravelBriefing --input '{"city": "Lisbon", "budget": 500.0, "currency": "USD"}'
     xcs run  examples/tool_pipeline.py:TravelBriefing --input '{"city": "Lisbon", "budget": 500.0, "currency": "USD"}'
 """
@@ -22,8 +22,15 @@ import threading
 import time
 from typing import Any, Mapping
 
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python examples/X.py`: the repository root holds the `examples` package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from examples.llm import ChatModel
 from examples.llm.sim import content_words, digest
+from xcs.cli import report
 from xcs import Operator, execution_options, jit
 
 PLACES = {
@@ -131,6 +138,8 @@ def main() -> None:
         for tool, begin, end in sorted(ACTIVITY, key=lambda row: row[1]):
             print(f"  {tool:13} {(begin - start) * 1e3:6.0f} -> {(end - start) * 1e3:4.0f} ms")
     print(result["briefing"])
+    print("\nIndependent tools overlap in the compiled plan. Eager vs compiled:")
+    print(report(op, inputs, calls=5)[0], end="")
 
 
 if __name__ == "__main__":

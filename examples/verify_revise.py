@@ -12,7 +12,7 @@ What it shows: a branch on an operator's output, written two ways.
 
 Run it:
 
-    python -m examples.verify_revise
+    python examples/verify_revise.py      (or: python -m examples.verify_revise)
     xcs dump examples/verify_revise.py:SelfCheckedAnswer --input '{"question": "How do volcanoes form?"}'
     xcs run  examples/verify_revise.py:SelfCheckedAnswer --input '{"question": "How do volcanoes form?"}'
     xcs dump examples/verify_revise.py:GatedSelfCheck --input '{"question": "How do volcanoes form?"}'
@@ -22,7 +22,14 @@ from __future__ import annotations
 
 import warnings
 
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python examples/X.py`: the repository root holds the `examples` package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from examples.llm import ChatModel
+from xcs.cli import report
 from xcs import Operator, jit
 
 ANSWER_SYSTEM = "Answer the question in one or two sentences."
@@ -113,6 +120,8 @@ def main() -> None:
         traced(inputs={"question": QUESTIONS[0]})
     for warning in caught:
         print(f"with mode='trace': {warning.category.__name__}: {warning.message}")
+    print("\nThe revision is a branch region decided at run time. Eager vs compiled:")
+    print(report(op, {"question": QUESTIONS[0]}, calls=10)[0], end="")
 
 
 if __name__ == "__main__":

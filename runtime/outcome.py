@@ -100,5 +100,5 @@ class Collected(Mapping[str, Any]):
         return len(self._mapping())
 
     def __repr__(self) -> str:
-        failed = ", ".join(str(f) for f in self.failures) or "none"
-        return f"Collected(output={self.output!r}, failures=[{failed}], skipped={list(self.skipped)!r})"
+        failed = [str(f) for f in self.failures]
+        return f"Collected(output={self.output!r}, failures={failed!r}, skipped={list(self.skipped)!r})"

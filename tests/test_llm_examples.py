@@ -242,9 +242,9 @@ def test_main_runs(module, capsys):
 def test_xcs_run_on_an_llm_example(capsys):
     from xcs.cli import main
 
-    assert main(["run", "examples/rag.py:RetrievalQA", "--input", '{"question": "Why is Mars red?"}']) == 0
+    assert main(["run", "examples/rag.py:RetrievalQA", "--input", '{"question": "Why is Mars red?"}', "--calls", "2"]) == 0
     out = capsys.readouterr().out
-    assert "plan file:" in out and "eager:" in out and "compiled:" in out and "iron oxide" in out
+    assert "plan file:" in out and "eager warm:" in out and "compiled warm:" in out and "iron oxide" in out
 
 
 # ---------------------------------------------------------------------- the client's failures

@@ -53,7 +53,6 @@ def test_mesh_coordinates_are_row_major():
 
 @pytest.mark.parametrize("make, message", [
     (lambda: DeviceMesh(["a", "b", "c"], shape=(2, 2), axis_names=("x", "y")), "holds 4 devices, but 3 were given"),
-    (lambda: DeviceMesh(shape=(2, 2)), "2-D mesh needs axis_names"),
     (lambda: DeviceMesh(shape=(2, 2), axis_names=("x",)), "1 axis names"),
     (lambda: DeviceMesh(shape=(2, 2), axis_names=("x", "x")), "must be distinct"),
     (lambda: DeviceMesh(shape=(0,)), "positive ints"),

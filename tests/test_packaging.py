@@ -19,9 +19,10 @@ PUBLIC = sorted(
     DeviceMesh ElementError EmptyBatchError ExecutionOptions Explanation Failure FrozenOperatorError
     GraphBreakWarning InputIndexError InputKeyError JitError MeshError Operator OperatorCycleError
     OperatorInputError OperatorOutputError PartitionSpec PlanCacheWarning RecompileLimitError RecompileWarning
-    RunRecord Scheduler SchedulerError ShardError StepError StepRecord TransformError
+    RunRecord Scheduler SchedulerError ShardError StepError StepRecord Strategy TransformError
     UnpicklableError XCSError cache_info compose create_scheduler current_device dump execution_options
-    explain jit last_run mesh_sharded pjit pmap register_scheduler unregister_scheduler vmap
+    explain jit last_run mermaid mesh_sharded pjit pmap register_pass register_scheduler register_strategy
+    unregister_scheduler vmap
     """.split()
 )
 

@@ -209,4 +209,4 @@ def test_plugin_module_is_import_light() -> None:
             elif isinstance(n, ast.ImportFrom):
                 assert n.level == 0, "no relative imports (would load xcs/__init__ deps)"
                 top_level.add((n.module or "").split(".")[0])
-    assert top_level <= {"__future__", "functools", "pathlib", "typing", "pytest"}, top_level
+    assert top_level <= {"__future__", "functools", "pathlib", "re", "typing", "pytest"}, top_level

@@ -401,8 +401,9 @@ def test_batched_inputs_of_different_lengths():
 
 
 def test_empty_batch_returns_empty_outputs_of_the_given_keys():
-    with pytest.raises(EmptyBatchError, match="out_keys"):
-        vmap(Affine())(inputs={"x": []})
+    assert vmap(Affine())(inputs={"x": []}) == {"y": [], "x": []}  # the keys of Affine's plan
+    with pytest.raises(EmptyBatchError, match="cannot be known without running one.*out_keys"):
+        vmap(lambda *, inputs: dict(inputs))(inputs={"x": []})
     assert vmap(Affine(), out_keys=["y", "x"])(inputs={"x": []}) == {"y": [], "x": []}
     assert pmap(Affine(), out_keys=["y"])(inputs={"x": ()}) == {"y": []}
     composed = compose(vmap(batch_size=4), pmap(num_workers=2, out_keys=["y"]))(Affine())

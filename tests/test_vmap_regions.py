@@ -26,6 +26,13 @@ class Doubled(Operator):
         return {"y": first["y"] + inputs["bonus"], "label": f"item-{inputs['x']}"}
 
 
+class Opaque(Operator):
+    """Its output keys are known only by running it."""
+
+    def forward(self, *, inputs):
+        return {key: value for key, value in inputs.items() if key != "bonus"}
+
+
 class Pipeline(Operator):
     """A map region between two steps, reading an input and a step's output."""
 
@@ -74,7 +81,7 @@ def test_the_plan_shows_the_region_with_the_inlined_element_steps():
     assert "from xcs.runtime.batching import map_batch" in text
     assert "def mapped_body(element):" in text  # named after the user's variable
     assert "ops.each.fn.inner(inputs={'x': element['x'], 'k': 2})" in text  # Doubled's forward, inlined
-    assert "'vmap(Doubled, batch_size=4)', batch_size=4)" in text
+    assert "'vmap(Doubled, batch_size=4)', batch_size=4, out_keys=('y', 'label'))" in text  # Doubled's keys
     assert "steps: 3" in text
 
 
@@ -124,8 +131,10 @@ def test_collect_returns_the_same_batch_result():
 def test_an_empty_batch_gives_the_declared_keys_or_the_eager_error():
     eager, compiled = run_both(Pipeline(Doubled(), out_keys=("y", "label")), {"n": 0, "xs": []})
     assert compiled == eager == {"ys": [], "total": 0}
+    eager, compiled = run_both(Pipeline(Doubled()), {"n": 0, "xs": []})  # the keys of Doubled's plan
+    assert compiled == eager == {"ys": [], "total": 0}
     with pytest.raises(StepError) as caught:
-        strict_jit(Pipeline(Doubled()))(inputs={"n": 0, "xs": []})
+        strict_jit(Pipeline(Opaque()))(inputs={"n": 0, "xs": []})
     assert isinstance(caught.value.__cause__, EmptyBatchError)
 
 
@@ -133,7 +142,7 @@ def test_jit_of_vmap_is_one_map_region():
     compiled = strict_jit(vmap(Doubled()))
     assert compiled(inputs={"x": [1, 2], "bonus": 1}) == vmap(Doubled())(inputs={"x": [1, 2], "bonus": 1})
     text = dump(compiled, {"x": [1, 2], "bonus": 1})
-    assert "map_batch(region_body, inputs, 'vmap(Doubled)')" in text and "steps: 1" in text
+    assert "map_batch(region_body, inputs, 'vmap(Doubled)', out_keys=('y', 'label'))" in text and "steps: 1" in text
 
 
 @pytest.mark.parametrize("scheduler", ["sequential", "parallel"])

@@ -15,8 +15,12 @@ from typing import Any, Mapping
 from xcs.compiler import analysis
 from xcs.compiler.breaks import Break
 from xcs.compiler.codegen import step_dependencies
+from xcs.compiler.diagram import plural
 from xcs.compiler.signature import Signature
 from xcs.plans import config_of
+
+
+UNKNOWN = "not known without running the call"
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class Explanation:
     operator: str
     signature: str
     mode: str
-    strategy: str  # enhanced, structural, trace, "trace (runs the call)" or eager
+    strategy: str  # enhanced, structural, trace, eager, or UNKNOWN (only running the call can tell)
     breaks: tuple[tuple[str, Break], ...] = ()
     opaque: tuple[Break, ...] = ()  # statements that run natively, each one step (a break costs one statement)
     passes: tuple[tuple[str, str], ...] = ()
@@ -36,6 +40,12 @@ class Explanation:
 
     def __str__(self) -> str:
         lines = [f"{self.operator}   inputs {self.signature}   mode: {self.mode}", f"strategy: {self.strategy}"]
+        if self.strategy == UNKNOWN:
+            lines.append(
+                "  the static strategies cannot capture this call and the trace would have to run it to see "
+                "its path: the first call traces it (a plan for the path it takes, guarded) or, if the "
+                "trace breaks too, runs eagerly. xcs explain --run (explain(..., run=True)) runs it to tell."
+            )
         if self.breaks:
             lines.append("breaks:")
             for strategy, brk in self.breaks:
@@ -53,14 +63,14 @@ class Explanation:
                 if brk.loc.text:
                     lines.append(f"             {brk.loc.text}")
                 lines.append(f"             hint: {brk.hint}")
-        if self.strategy not in ("eager", "trace (runs the call)"):
-            regions = ", ".join(f"{n} {k if n > 1 else k[:-1]}" for k, n in sorted(self.regions.items()) if n)
+        if self.strategy not in ("eager", UNKNOWN):
+            regions = ", ".join(plural(n, k[:-1]) for k, n in sorted(self.regions.items()) if n)
             lines.append(
-                f"graph: {self.steps} steps, {self.waves} waves, width {self.width}"
+                f"graph: {plural(self.steps, 'step')}, {plural(self.waves, 'wave')}, width {self.width}"
                 + (f"; regions: {regions}" if regions else "")
             )
             if self.critical_path:
-                lines.append(f"critical path: {' -> '.join(self.critical_path)} ({len(self.critical_path)} steps)")
+                lines.append(f"critical path: {' -> '.join(self.critical_path)} ({plural(len(self.critical_path), 'step')})")
         for name, summary in self.passes:
             lines.append(f"pass {name}: {summary or 'no change'}")
         return "\n".join(lines) + "\n"
@@ -71,7 +81,7 @@ def explain(op: Any, inputs: Mapping[str, Any], *, run: bool = False) -> Explana
     config = config_of(op, "explain expects")
     label = config.label(op)
     cap = config.graph_of(op, inputs, label, run=run)
-    strategy = "trace (runs the call)" if cap.strategy == "none" else cap.strategy
+    strategy = UNKNOWN if cap.strategy == "none" else cap.strategy
     base = dict(
         operator=label, signature=Signature.of(inputs).text, mode=config.mode, strategy=strategy,
         breaks=tuple(cap.breaks), opaque=tuple(cap.opaque), passes=tuple((a.name, a.summary) for a in cap.applied),

@@ -27,14 +27,17 @@ def current_device() -> Any:
     return DEVICE.get()
 
 
+DEFAULT_AXIS_NAMES = ("data", "model")
+
+
 class DeviceMesh:
     """Devices in a grid with named axes: ``DeviceMesh(shape=(2, 4), axis_names=("data", "model"))``.
 
     ``devices`` defaults to one device per worker slot (the current ``max_workers``, else the CPU
     count), named ``worker:0``, ``worker:1``, ...; or ``prod(shape)`` of them when ``shape`` is given.
     ``shape`` defaults to ``(len(devices),)``; its product must equal the number of devices. Device
-    ``i`` sits at the row-major position ``i``. ``axis_names`` defaults to ``("data",)`` for a 1-D mesh
-    and must be given for more dimensions.
+    ``i`` sits at the row-major position ``i``. ``axis_names`` defaults to ``DEFAULT_AXIS_NAMES``' first
+    names: ``("data",)`` for a 1-D mesh, ``("data", "model")`` for 2-D, then ``axis2``, ``axis3``, ...
     """
 
     __slots__ = ("devices", "shape", "axis_names")
@@ -64,9 +67,7 @@ class DeviceMesh:
                 f"DeviceMesh: shape {shape} holds {math.prod(shape)} devices, but {len(devices)} were given"
             )
         if axis_names is None:
-            if len(shape) != 1:
-                raise MeshError(f"DeviceMesh: a {len(shape)}-D mesh needs axis_names (one name per dimension)")
-            axis_names = ("data",)
+            axis_names = (*DEFAULT_AXIS_NAMES, *(f"axis{i}" for i in range(2, len(shape))))[: len(shape)]
         if isinstance(axis_names, str):
             axis_names = (axis_names,)
         if not isinstance(axis_names, (list, tuple)) or not all(isinstance(a, str) and a for a in axis_names):

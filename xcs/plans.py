@@ -1,5 +1,5 @@
 """``xcs.plans``: ``jit``, which compiles an operator class, an operator instance or a ``*, inputs``
-function into cached plans, ``JittedFunction`` (what ``jit(function)`` returns), ``dump`` and
+function into cached plans, ``JittedFunction`` (what ``jit(function)`` returns), ``dump``, ``mermaid`` and
 ``cache_info``; ``JitConfig``, the object ``jit`` attaches to what it compiles, is the compiler's jit
 driver (``compiler.driver.Driver``) bound to this layer's operators.
 
@@ -13,7 +13,8 @@ import inspect
 import os
 from typing import Any, Callable, Mapping
 
-from xcs.compiler.capture import MODES
+from xcs.compiler import diagram
+from xcs.compiler.extensions import modes
 from xcs.compiler.driver import DEFAULT_RECOMPILE_LIMIT, Driver
 from xcs.compiler.entries import Compiled, Eager
 from xcs.compiler.records import CacheInfo
@@ -57,11 +58,23 @@ def dump(op: Any, inputs: Mapping[str, Any]) -> str:
     Compiling with the trace strategy runs the call once (its operators really run).
     Raises ``JitError`` naming the graph break when the signature runs eagerly.
     """
+    return _planned(op, inputs)[1].source
+
+
+def _planned(op: Any, inputs: Mapping[str, Any]) -> tuple[JitConfig, Compiled]:
+    """The config of ``op`` and its cache entry for ``inputs``; ``JitError`` when it runs eagerly."""
     config = config_of(op, "expected")
     entry = config.compiled(op, inputs)
     if isinstance(entry.plan, Eager):
         raise JitError(f"{config.label(op)} has no plan for these inputs: {entry.plan}")
-    return entry.source
+    return config, entry
+
+
+def mermaid(op: Any, inputs: Mapping[str, Any]) -> str:
+    """The plan of ``op`` on ``inputs``' signature as a Mermaid flowchart (GitHub renders it): the
+    inputs, one subgraph per wave of steps that run concurrently, the critical path drawn thick."""
+    config, entry = _planned(op, inputs)
+    return diagram.mermaid(entry.plan, config.label(op))
 
 
 def cache_info(op: Any) -> CacheInfo:
@@ -118,8 +131,8 @@ def jit(
         raise JitError(f"recompile_limit must be a positive int, got {recompile_limit!r}")
     if plan_dir is not None and not isinstance(plan_dir, (str, os.PathLike)):
         raise JitError(f"plan_dir must be a path, got {type(plan_dir).__name__}")
-    if mode not in MODES:
-        raise JitError(f"unknown jit mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if mode not in modes():
+        raise JitError(f"unknown jit mode {mode!r}; valid modes: {', '.join(modes())}")
     if not isinstance(strict, bool):
         raise JitError(f"strict must be True or False, got {strict!r}")
     if sample_input is not None and not isinstance(sample_input, Mapping):

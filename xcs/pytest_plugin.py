@@ -16,19 +16,28 @@ Usage::
 ``<rootdir>/<xcs_snapshot_dir>/<test file relative to rootdir, no .py>/<test>.py.txt``
 (``xcs_snapshot_dir`` is an ini option, default ``snapshots``).  Disable the
 plugin with ``-p no:xcs``.
+
+A snapshot changes only when the plan does: by default it leaves out the
+ember-xcs version and the structure hash of the header, and keeps each step's
+location as its file and statement text without the line number (a comment
+added above an operator, an edit of a leaf operator's body or a new ember-xcs
+release leave it as it is). The ini option ``xcs_snapshot_header = full`` keeps
+the plan's text exactly as ``xcs dump`` prints it.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["normalize_plan_text", "plan_snapshot", "serialize_plan"]
+__all__ = ["normalize_plan_text", "plan_snapshot", "serialize_plan", "stable_plan_text"]
 
 _INI_NAME = "xcs_snapshot_dir"
+_HEADER_INI = "xcs_snapshot_header"
 _DEFAULT_DIR = "snapshots"
 _FILE_EXTENSION = "py.txt"
 _INSTALL_HINT = "pip install 'ember-xcs[test]'  (or: pip install 'syrupy>=5,<8')"
@@ -51,9 +60,27 @@ def normalize_plan_text(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def serialize_plan(value: object) -> str:
+_VERSION = re.compile(r"^(# ember-xcs plan: .*?)   ember-xcs \S+$", re.M)
+_STRUCTURE = re.compile(r"^(# signature: .*?)   structure: [0-9a-f]+(?=   |$)", re.M)
+_LINE = re.compile(r"((?:^\s*# |')[^\s':]+\.py):\d+(?=  |')", re.M)
+_SEGMENT_LINE = re.compile(r"^(\w+ = segment\(\n\s+'[^']*', )\d+, ", re.M)
+
+
+def stable_plan_text(text: str) -> str:
+    """``text`` without what changes when the plan does not: the ember-xcs version and the structure
+    hash in the header, the line numbers of the user's statements (``# app.py:12  x = f()`` becomes
+    ``# app.py  x = f()``; a step's location ``'app.py:12'`` becomes ``'app.py'``; a statement run as
+    written loses the line its text starts at)."""
+    text = _VERSION.sub(r"\1", text)
+    text = _STRUCTURE.sub(r"\1", text)
+    text = _SEGMENT_LINE.sub(r"\1", text)
+    return _LINE.sub(r"\1", text)
+
+
+def serialize_plan(value: object, full: bool = False) -> str:
     """Turn a compiled plan (anything with a ``.source`` str) or a str into the
-    normalised snapshot text; anything else is a ``TypeError``."""
+    normalised snapshot text (``stable_plan_text`` unless ``full``); anything
+    else is a ``TypeError``."""
     if isinstance(value, str):
         text = value
     elif hasattr(value, "source"):
@@ -68,7 +95,7 @@ def serialize_plan(value: object) -> str:
             "plan_snapshot can only compare a str or an object with a .source "
             f"str attribute (a compiled plan); got {type(value).__name__}"
         )
-    return normalize_plan_text(text)
+    return normalize_plan_text(text if full else stable_plan_text(text))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,6 +106,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             f"plan snapshots. Default: {_DEFAULT_DIR}"
         ),
         default=_DEFAULT_DIR,
+    )
+    parser.addini(
+        _HEADER_INI,
+        help=(
+            "stable (default): plan snapshots leave out the ember-xcs version, the structure hash "
+            "and line numbers; full: the plan text exactly as xcs dump prints it"
+        ),
+        default="stable",
     )
 
 
@@ -98,7 +133,7 @@ def _require_syrupy(config: pytest.Config) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _extension_class(rootdir: str, snapshot_root: str) -> type:
+def _extension_class(rootdir: str, snapshot_root: str, full: bool) -> type:
     """Build (once per rootdir/snapshot root) a SingleFileSnapshotExtension
     subclass bound to those paths (syrupy passes no options to extensions).
     Only public syrupy hooks are overridden (``serialize``, ``dirname``,
@@ -114,7 +149,7 @@ def _extension_class(rootdir: str, snapshot_root: str) -> type:
 
         @_override
         def serialize(self, data: Any, **kwargs: Any) -> str:
-            return serialize_plan(data)
+            return serialize_plan(data, full=full)
 
         @classmethod
         @_override
@@ -137,6 +172,9 @@ def plan_snapshot(request: pytest.FixtureRequest) -> Any:
     _require_syrupy(config)
     rootdir = Path(config.rootpath)
     snapshot_root = rootdir / (config.getini(_INI_NAME) or _DEFAULT_DIR)
-    ext = _extension_class(str(rootdir), str(snapshot_root))
+    header = config.getini(_HEADER_INI) or "stable"
+    if header not in ("stable", "full"):
+        raise pytest.UsageError(f"{_HEADER_INI} must be 'stable' or 'full', got {header!r}")
+    ext = _extension_class(str(rootdir), str(snapshot_root), header == "full")
     snapshot = request.getfixturevalue("snapshot")
     return snapshot.use_extension(ext)

@@ -26,15 +26,16 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields
 from typing import Any, Callable, Mapping
 
-from xcs.compiler.ir import Batching
+from xcs.compiler.ir import Batching, Output, output_keys
 from xcs.runtime.batching import (
     DEVICE, NOT_RUN, Batch, RunState, call_elements, check_picklable, default_slots, is_batched, normalize_axes,
     run_batch, run_elements, run_shard_bytes, scheduling, shard_bounds,
 )
-from xcs.runtime.errors import TransformError
+from xcs.runtime.errors import EmptyBatchError, TransformError, XCSError
 from xcs.runtime.pool import run_each
 from xcs.runtime.options import ExecutionOptions, current_options
 from xcs.operator import Operator
+from xcs.plans import JittedFunction, config_of
 
 ON_ERROR = ("raise", "collect")
 BACKENDS = ("thread", "process")
@@ -160,10 +161,25 @@ class BatchRegion(Operator):
         self._xcs_label = f"{who}({_name(fn)}{label_options})"
 
     def forward(self, *, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-        return run_batch(
-            lambda batch, state: self.xcs_run_batch(batch, state, 0), inputs, self._xcs_label, self._xcs_axes,
-            self._xcs_collect, self._xcs_out_keys,
-        )
+        def run(out_keys: tuple[str, ...] | None) -> Mapping[str, Any]:
+            return run_batch(
+                lambda batch, state: self.xcs_run_batch(batch, state, 0), inputs, self._xcs_label, self._xcs_axes,
+                self._xcs_collect, out_keys,
+            )
+
+        try:
+            return run(self._xcs_out_keys)
+        except EmptyBatchError:
+            if self._xcs_out_keys is not None:
+                raise
+        out_keys = element_keys(self.fn, inputs)  # an empty batch: the keys of the element's plan
+        if out_keys is None:
+            raise EmptyBatchError(
+                f"{self._xcs_label}: empty batch: no element ran and the output keys cannot be known "
+                f"without running one ({_name(self.fn)} does not return a dict display with literal keys); "
+                "pass out_keys=[...] to get an empty list per output key"
+            )
+        return run(out_keys)
 
     def xcs_run_batch(self, batch: Batch, state: RunState, base: int) -> list:
         raise NotImplementedError
@@ -348,7 +364,8 @@ def vmap(fn: Any = None, *, in_axes: Any = None, batch_size: int | None = None, 
       default every input holding a list, tuple or numpy array; the other inputs are broadcast to every
       element. Different lengths, a non-sequence under a named key, no batched key: ``BatchError``s.
     - Output: ``{key: [value per element]}`` in input order; numpy arrays of one shape are stacked. An
-      empty batch returns an empty list per key of ``out_keys`` (``EmptyBatchError`` without them).
+      empty batch returns an empty list per output key: the element's, when its compiled plan fixes
+      them (a dict display with literal keys), else ``out_keys``; ``EmptyBatchError`` when neither says.
     - Elements run concurrently under the current scheduler: ``max_workers`` threads (default 32;
       ``sequential``/``topological`` run them in order in the calling thread, ``wave`` in groups), at
       most ``batch_size`` in flight. Over a nested transform (``vmap(pmap(fn), batch_size=32)``) the
@@ -443,6 +460,26 @@ def _name(fn: Any) -> str:
     if type(fn).__name__ == "JittedFunction":
         return repr(fn)
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def element_keys(fn: Any, inputs: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The output keys of one element of ``fn`` (an operator, a jitted function, or a transform over
+    one) when its compiled plan fixes them, from a static capture (nothing runs); the batched inputs
+    of the empty batch stand as ``None``. None when they cannot be known without running an element."""
+    if is_batched(fn):
+        return fn.region._xcs_out_keys or element_keys(fn.region.fn, inputs)
+    if not isinstance(fn, (Operator, JittedFunction)):
+        return None
+    config = config_of(fn, "expected")
+    sample = {k: None if isinstance(v, (list, tuple)) and not v else v for k, v in inputs.items()}
+    try:
+        cap = config.graph_of(fn, sample, config.label(fn), run=False)
+    except XCSError:
+        return None
+    if cap.graph is None:
+        return None
+    out = cap.graph.nodes[-1]
+    return output_keys(cap.graph.nodes, out.value) if isinstance(out, Output) else None
 
 
 def _check_fn(fn: Any, who: str) -> None:

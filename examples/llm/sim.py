@@ -122,7 +122,7 @@ def respond(model: str, messages: list[dict], temperature: float = 0.0) -> str:
                 return sum(len(mine & set(content_words(b))) for b in answers if b is not a)
 
             best = max(answers, key=lambda a: (agreement(a), -answers.index(a)))
-            return f"Synthesis of {len(answers)} answers: {best}"
+            return f"Synthesis of {len(answers)} answer{'s' if len(answers) != 1 else ''}: {best}"
     known = recall(question)
     if known:  # what this model "knows": one of the best-matching sentences of the example corpus
         return f"{FILLERS[seed % len(FILLERS)]} {known[seed % len(known)]}"
