@@ -40,6 +40,7 @@ import types
 from dataclasses import replace
 from typing import Any, Callable
 
+from xcs.compiler.breaks import GraphBreak
 from xcs.compiler.ir import Branch, Call, Glue, MapRegion, Output, Ref, is_literal, operands, walk
 
 CALLABLES = (
@@ -121,6 +122,11 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
                 if name not in regions_seen:
                     regions_seen.add(name)
                     stack += [o.name for o in operands(glue) if isinstance(o, Ref)]
+                    inner = {n.name for n in walk((glue,)) if n.name in readers}
+                    if inner and epoch[name] < epoch[node.name]:  # a region is not hoisted: it stays inline
+                        raise GraphBreak("state-after-step", "a decision or loop that reads state is used only "
+                                         "after a call that may change that state", glue.loc)
+                    found |= inner
                 continue
             if not isinstance(glue, Glue) or glue.hoisted or name in hoisted or name in found or name in late:
                 continue

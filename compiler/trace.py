@@ -317,15 +317,17 @@ class Tracer:
             self.brk = exc.brk
             return result.value, None
         self.builder.nodes.append(Output(self.builder.fresh("output"), out, self.loc))
-        nodes = effects.order(tuple(self.builder.nodes), frozenset(self.readers), _is_step, frozenset(self.shared),
-                              frozenset(self.writers))
-        iterator = effects.shared_iterator(nodes)
-        if iterator is not None:
-            brk = Break("shared-iterator", "an iterator is read more than once: a plan cannot share one "
-                        "iterator between its steps", iterator.loc)
+        try:
+            nodes = effects.order(tuple(self.builder.nodes), frozenset(self.readers), _is_step,
+                                  frozenset(self.shared), frozenset(self.writers))
+            iterator = effects.shared_iterator(nodes)
+            if iterator is not None:
+                raise GraphBreak("shared-iterator", "an iterator is read more than once: a plan cannot share "
+                                 "one iterator between its steps", iterator.loc)
+        except GraphBreak as exc:  # no plan orders this graph like eager Python: the call runs eagerly
             if self.dry:
-                raise NeedsValue(brk)
-            self.brk = brk
+                raise NeedsValue(exc.brk) from None
+            self.brk = exc.brk
             return result.value, None
         return (None if self.dry else result.value), Graph(nodes)
 

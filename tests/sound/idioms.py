@@ -141,3 +141,25 @@ class RegexRoute(Operator):
 @program("idiom_regex_number", "idioms", Q)
 def regex_route():
     return RegexRoute()
+
+
+# 6
+class LimitOrHistory(Operator):
+    """A conditional expression on an input reads held state on one side; the value is used only after
+    forward changed that state (``self.history.append``)."""
+
+    def __init__(self):
+        self.history = ["seed"]
+        self.llm = FakeLLM("limit", "echo")
+
+    def forward(self, *, inputs):
+        limit = inputs["n"] if inputs["n"] > 0 else len(self.history)
+        self.history.append(inputs["q"])
+        out = self.llm(inputs={"prompt": inputs["q"]})
+        return {"limit": limit, "text": out["text"]}
+
+
+@program("idiom_conditional_state_read_then_effect", "idioms",
+         [{"q": "a", "n": 0}, {"q": "b", "n": 3}, {"q": "c", "n": -1}])
+def limit_or_history():
+    return LimitOrHistory()
