@@ -288,7 +288,8 @@ def _state(value: Any, is_operator: Callable[[Any], bool], path: str, active: li
 
 
 def code_fingerprint(func: Any) -> str:
-    """A digest of a function's bytecode, constants, names and source text, memoised on the function
+    """A digest of a function's first line and source text (bytecode, constants and names where there is
+    no source), memoised on the function
     (``__xcs_fingerprint__``: the code object it was computed for, and the digest).
 
     The memo belongs to the function, not to an equal code object: two code objects compiled from
@@ -301,6 +302,9 @@ def code_fingerprint(func: Any) -> str:
     if known is not None and known[0] is code:
         return known[1]
     digest = hashlib.sha256()
+    # where it starts: a plan names the user's lines (comments, statements run as written), so code moved
+    # by an edit above it is a new key, never a plan pointing at old lines (snapshots do not show the hash)
+    digest.update(str(code.co_firstlineno).encode())
     try:  # the source is the same on every Python version; bytecode only where there is none
         digest.update(inspect.getsource(func).encode())
     except (OSError, TypeError):
