@@ -31,9 +31,9 @@ from xcs.runtime.errors import TimeoutError as XCSTimeoutError
 from xcs.runtime.options import ExecutionOptions, current_options
 from xcs.runtime.outcome import Collected, Failure
 from xcs.runtime.plan import Plan, Step
-from xcs.runtime.pool import checkout
+from xcs.runtime.pool import checkout, worker_bound
 from xcs.runtime.record import Progress, RunRecord, StepRecord, describe, last_run, set_last_run
-from xcs.runtime.schedulers import Scheduler, resolve, worker_bound
+from xcs.runtime.schedulers import Scheduler, resolve
 
 perf = time.perf_counter
 _NOT_STARTED = object()  # what a pool task returns when the walk stopped before it started
@@ -57,7 +57,7 @@ def execute(plan: Plan, ops: Any, inputs: Mapping[str, Any], options: ExecutionO
         return _Walk(plan, ops, inputs, frame[0], frame[1] + 1, mode).run()
     if options.plain and mode == "sequential":
         return _run_straight(plan, ops, inputs)
-    workers, label = worker_bound(options, scheduler, len(plan.steps)), mode
+    workers, label = worker_bound(len(plan.steps), options), mode
     if mode in ("sequential", "topological"):
         workers = 1  # one step at a time: in a worker when the call can time out, else in this thread
         if options.timeout is not None or options.step_timeout is not None:
@@ -122,7 +122,7 @@ def _async_from_sync(plan: Plan, ops: Any, inputs: Mapping[str, Any], options: E
 
 async def _top_async(plan: Plan, ops: Any, inputs: Mapping[str, Any], options: ExecutionOptions,
                      scheduler: Scheduler, sink: list) -> Any:
-    call = _Call(plan, options, scheduler, worker_bound(options, scheduler, len(plan.steps)), "async")
+    call = _Call(plan, options, scheduler, worker_bound(len(plan.steps), options), "async")
     fence, stop = DEFER.get(), None  # a Fence: run for an awaiting call in a thread (``in_thread``)
     if type(fence) is Fence:
         task = asyncio.current_task()

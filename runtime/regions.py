@@ -13,16 +13,12 @@ from concurrent.futures import CancelledError
 from typing import Any, Callable, Iterable
 
 from xcs.runtime.executor import call_stopped
-from xcs.runtime.options import current_options
-from xcs.runtime.pool import run_each
-from xcs.runtime.schedulers import resolve, worker_bound
+from xcs.runtime.pool import run_each, worker_bound
 
 
 def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     """``[fn(item) for item in items]``, with the items running concurrently."""
     items = list(items)
-    options = current_options()
-    scheduler = resolve(options.scheduler)
     out: list[Any] = [None] * len(items)
     errors: dict[int, BaseException] = {}
     stop = threading.Event()
@@ -36,7 +32,7 @@ def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
             errors[i] = exc
             stop.set()
 
-    run_each(element, len(items), worker_bound(options, scheduler, len(items)), scheduler.mode, stop)
+    run_each(element, len(items), worker_bound(len(items)), stop, "map")
     if errors:
         raise errors[min(errors)]
     return out

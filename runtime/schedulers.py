@@ -176,14 +176,8 @@ def resolve(scheduler: str | Scheduler) -> Scheduler:
     return scheduler if isinstance(scheduler, Scheduler) else lookup_scheduler(scheduler)
 
 
-def worker_bound(options: Any, scheduler: Scheduler, tasks: int) -> int:
-    """Threads for ``tasks`` concurrent tasks: ``max_workers`` of the options, else of the scheduler,
-    else one per task, at most ``DEFAULT_MAX_WORKERS``."""
-    return options.max_workers or scheduler.max_workers or max(1, min(tasks, DEFAULT_MAX_WORKERS))
-
-
 __all__ = [
     "MODES", "SCHEDULERS", "Scheduler", "create_scheduler", "lookup_scheduler", "register_scheduler",
-    "unregister_scheduler", "resolve", "check_max_workers", "check_seconds", "worker_bound", "DEFAULT_MAX_WORKERS",
+    "unregister_scheduler", "resolve", "check_max_workers", "check_seconds", "DEFAULT_MAX_WORKERS",
 ]
 
