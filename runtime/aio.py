@@ -27,12 +27,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import threading
 from concurrent.futures import CancelledError, Future
 from typing import Any, Awaitable, Callable, Coroutine
 
 from xcs.runtime.errors import AsyncContextError
+from xcs.runtime.plan import Plan
 from xcs.runtime.pool import checkout
+
+SYNC, ASYNC, PROBE = 0, 1, 2  # how the async driver runs a step: in the pool, awaited, probed on the loop
+RERUN = object()  # what ``probe`` returns for a step that is not one plain operator call
 
 class Probe:
     """The operator calls a probed step made (none of them has run)."""
@@ -241,3 +246,50 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
 async def checked(awaitable: Awaitable[Any], check: Callable[[Any], Any]) -> Any:
     """``check(await awaitable)``: an async ``forward``'s result validated like a sync one's."""
     return check(await awaitable)
+
+
+def step_kinds(plan: Plan) -> list[int]:
+    """How the async driver runs each step: awaited (``async def``), probed on the loop (a generated
+    step), or in the pool (any other sync function; a step with effects). Cached on the plan."""
+    kinds = plan.__dict__.get("_xcs_kinds")
+    if kinds is None:
+        def kind(fn: Any) -> int:
+            if inspect.iscoroutinefunction(fn):
+                return ASYNC
+            code = getattr(fn, "__code__", None)
+            return PROBE if plan.filename and code is not None and code.co_filename == plan.filename else SYNC
+
+        kinds = [SYNC if i in plan.effects else kind(step.fn) for i, step in enumerate(plan.steps)]
+        kinds.append(kind(plan.output.fn))
+        object.__setattr__(plan, "_xcs_kinds", kinds)  # a cache, not a field: plans are frozen
+    return kinds
+
+
+def probe(step: Callable[[], Any]) -> Any:
+    """Run a generated step with its operator calls deferred: the one awaitable or ``Deferred`` it
+    returns, a plain value (no call), or ``RERUN`` (nothing ran: run the step in the pool)."""
+    probe = Probe()
+    token = DEFER.set(probe)
+    try:
+        value = step()
+    except Exception:
+        if not probe.calls:
+            raise  # no operator call: a real error of the step's glue
+        value = probe  # it used a call's result: not a plain call step
+    finally:
+        DEFER.reset(token)
+    if type(value) is Deferred or not probe.calls or (len(probe.calls) == 1 and value is probe.calls[0]):
+        return value
+    probe.discard()
+    return RERUN
+
+
+async def within(seconds: float | None, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+    """``(True, await awaitable)``, or ``(False, None)`` once ``seconds`` (None: no limit) ran out."""
+    try:
+        async with asyncio.timeout(seconds) as scope:
+            return True, await awaitable
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        return False, None

@@ -113,6 +113,16 @@ class TimeoutError(XCSError, builtins.TimeoutError):
         self.scope = scope
         super().__init__(message)
 
+    @classmethod
+    def of_call(cls, plan: str, seconds: float, running: tuple[str, ...]) -> TimeoutError:
+        message = f"{plan}: call timed out after {seconds:g} s (timeout); still running: {', '.join(running) or 'none'}"
+        return cls(message, running, seconds, "call")
+
+    @classmethod
+    def of_step(cls, step: Any, seconds: float) -> TimeoutError:
+        where, text = f" at {step.location}" if step.location else "", f"\n    {step.source}" if step.source else ""
+        return cls(f"step '{step.name}'{where} timed out after {seconds:g} s (step_timeout){text}", (step.name,), seconds, "step")
+
 
 class AsyncContextError(XCSError, RuntimeError):
     """An async operator or an ``async``-scheduled plan was called synchronously from a thread that is

@@ -1,12 +1,11 @@
 """The one executor: a ``Walk`` runs a plan's steps in dependency order on ``graphlib.TopologicalSorter``.
 
-Its sync driver (``run``) hands steps to the call's pool (in the walk's own thread for
-``sequential``/``topological``, a wave at a time for ``wave``); its async driver (``arun``) makes each
-step a task on the running loop. Both share how a step is readied, run, settled and failed, the time
-limits' errors, the output and the records. ``on_error="raise"``: the first failure raises
-``StepError``; nothing more starts, async steps are cancelled and awaited, sync steps already running
-finish in the background. ``"collect"``: the walk returns a ``Collected``. The call the walk belongs to
-(options, thread budget, record, end) is ``runtime.call.Call``.
+Its sync driver (``run``) hands steps to the call's pool (in its own thread for ``sequential`` and
+``topological``, a wave at a time for ``wave``); its async driver (``arun``) makes each step a task on the
+running loop. Both share how a step is readied, run, settled and failed, the output and the records.
+``on_error="raise"``: the first failure raises ``StepError``; nothing more starts, async steps are
+cancelled and awaited, sync steps already running finish in the background. ``"collect"``: the walk
+returns a ``Collected``. The call a walk belongs to (budget, record, end) is ``runtime.call.Call``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from concurrent.futures import CancelledError, Future
 from queue import Empty, SimpleQueue
 from typing import Any, Callable
 
-from xcs.runtime.aio import DEFER, HOST_LOOP, SLOT, Deferred, Probe
+from xcs.runtime.aio import ASYNC, HOST_LOOP, RERUN, SLOT, SYNC, Deferred, probe, step_kinds, within
 from xcs.runtime.errors import CycleError, StepError
 from xcs.runtime.errors import TimeoutError as XCSTimeoutError
 from xcs.runtime.outcome import Collected, Failure
@@ -32,9 +31,7 @@ from xcs.runtime.record import StepRecord, describe
 
 perf = time.perf_counter
 _NOT_STARTED = object()  # what a step's task returns when the walk stopped before it started
-_SYNC, _ASYNC, _PROBE = 0, 1, 2  # how the async driver runs a step
-# The current call and the depth of the plan running in it: (runtime.call.Call, int).
-CALL: contextvars.ContextVar[tuple[Any, int] | None] = contextvars.ContextVar("xcs_call", default=None)
+CALL: contextvars.ContextVar[tuple[Any, int] | None] = contextvars.ContextVar("xcs_call", default=None)  # (Call, depth)
 
 
 def call_stopped() -> bool:
@@ -51,27 +48,6 @@ def step_error(step: Step, error: BaseException, plan: Plan) -> BaseException:
     exc = StepError(step.name, step.location, step.source, error)
     exc.__cause__ = error
     return exc
-
-
-def _kinds(plan: Plan) -> list[int]:
-    """How the async driver runs each step: awaited (``async def``), probed on the loop (a generated
-    step: see ``runtime.aio``), or in the pool (any other sync function; a step with effects)."""
-    kinds = plan.__dict__.get("_xcs_kinds")
-    if kinds is None:
-        def kind(fn: Any) -> int:
-            if inspect.iscoroutinefunction(fn):
-                return _ASYNC
-            code = getattr(fn, "__code__", None)
-            return _PROBE if plan.filename and code is not None and code.co_filename == plan.filename else _SYNC
-
-        kinds = [_SYNC if i in plan.effects else kind(step.fn) for i, step in enumerate(plan.steps)]
-        kinds.append(kind(plan.output.fn))
-        object.__setattr__(plan, "_xcs_kinds", kinds)  # a cache, not a field: plans are frozen
-    return kinds
-
-
-def _raise(error: BaseException) -> Any:
-    raise error
 
 
 class Walk:
@@ -92,7 +68,7 @@ class Walk:
         self.closing = False  # async: the walk is ending, results that still arrive are dropped
         self.results: list[Any] = [None] * n
         self.status, self.errors, self.worker = ["skipped"] * (n + 1), [""] * (n + 1), [""] * (n + 1)
-        self.started: list[float | None] = [None] * (n + 1)
+        self.started: list[float | None] = [None] * (n + 1)  # perf_counter times; None: never started/ended
         self.ended: list[float | None] = [None] * (n + 1)
         self.failures: list[Failure] = []
         self.bad: set[int] = set()  # failed or skipped steps (collect)
@@ -125,8 +101,7 @@ class Walk:
         return step.fn(self.ops, self.inputs, *[self.results[d] for d in step.deps])
 
     def task(self, i: int, fn: Callable[[], Any], token: bool = False) -> Any:
-        """Step ``i`` as ``fn()`` in this thread (it gives its ``token`` back when it ends, before its
-        future does)."""
+        """Step ``i`` as ``fn()`` in this thread; it gives its ``token`` back before its future is done."""
         try:
             if self.halted or self.call.stop.is_set():
                 return _NOT_STARTED
@@ -159,28 +134,23 @@ class Walk:
         if not self.collect:
             self.halted = True
             raise error if i in self.expired else step_error(step, error, self.plan)
+        self.note(i, error)
+
+    def note(self, i: int, error: BaseException) -> None:
+        step = self.steps[i]
         self.failures.append(Failure(step.name, error, step.location, step.source))
         self.bad.add(i)
 
-    def timeout_error(self, indices: list[int], scope: str) -> XCSTimeoutError:
-        call, names = self.call, tuple(self.steps[i].name for i in indices)
-        if scope == "step":
-            step = self.steps[indices[0]]
-            where, text = f" at {step.location}" if step.location else "", f"\n    {step.source}" if step.source else ""
-            message = f"step '{step.name}'{where} timed out after {call.step_timeout:g} s (step_timeout){text}"
-            return XCSTimeoutError(message, names, call.step_timeout or 0.0, "step")
-        message = f"{self.plan.name}: call timed out after {call.timeout:g} s (timeout); still running: "
-        return XCSTimeoutError(message + (", ".join(names) or "none"), names, call.timeout or 0.0, "call")
-
     def time_out(self, running: list[int]) -> None:
         """The call's ``timeout`` ran out: raise, or (collect) every unfinished step failed or skipped."""
-        error = self.timeout_error(running, "call")
+        error = XCSTimeoutError.of_call(self.plan.name, self.call.timeout, tuple(self.steps[i].name for i in running))
         for i in running:
             self.expired.add(i)
             self.status[i], self.errors[i] = "timeout", describe(error)
         if not self.collect:
             raise error
-        self.failures += [Failure(self.steps[i].name, error, self.steps[i].location, self.steps[i].source) for i in running]
+        for i in running:
+            self.note(i, error)
         self.bad.update(i for i, status in enumerate(self.status[:-1]) if status != "done")
 
     def output(self, compute: Callable[[], Any]) -> Any:
@@ -285,17 +255,14 @@ class Walk:
         self.settle(i, value, error, done=True)
 
     def wait_time(self, running: dict[Future[Any], int]) -> float | None:
-        top = self.top
+        """Seconds until the next time limit of this walk's running steps runs out (None: no limit)."""
+        top, now = self.top, perf()
         if top is None or not top.timed:
             return None
-        now = perf()
-        wait = None if top.deadline is None else top.deadline - now
+        waits = [] if top.deadline is None else [top.deadline - now]
         if top.step_timeout is not None:
-            for i in running.values():
-                began = self.started[i]
-                left = top.step_timeout if began is None else began + top.step_timeout - now
-                wait = left if wait is None else min(wait, left)
-        return None if wait is None else max(wait, 0.0005)
+            waits += [top.step_timeout - (0 if self.started[i] is None else now - self.started[i]) for i in running.values()]
+        return max(min(waits), 0.0005) if waits else None
 
     def expire(self, running: dict[Future[Any], int]) -> bool:
         """Handle the time limits that ran out: raise (``raise``), or note the steps that timed out and
@@ -309,7 +276,7 @@ class Walk:
         for future, i in list(running.items()) if top.step_timeout is not None else ():
             if self.started[i] is not None and now - self.started[i] >= top.step_timeout:
                 self.expired.add(i)
-                self.failed(i, self.timeout_error([i], "step"))  # raises under "raise"
+                self.failed(i, XCSTimeoutError.of_step(self.steps[i], self.call.step_timeout))  # raises under "raise"
                 self.drop(running, future)
                 self.settle(i)
         return False
@@ -328,7 +295,7 @@ class Walk:
     # ------------------------------------------------------------ the async driver
     async def arun(self) -> Any:
         loop = self.loop = asyncio.get_running_loop()
-        self.kinds, self.tasks = _kinds(self.plan), {}
+        self.kinds, self.tasks = step_kinds(self.plan), {}
         self.slots, host, owner = self.call.gate(loop)
         self.done: asyncio.Future[None] = loop.create_future()
         tokens = CALL.set((self.call, self.depth)), HOST_LOOP.set(host)
@@ -336,20 +303,16 @@ class Walk:
         try:
             self.advance()
             deadline = self.top.deadline if self.top is not None else None
-            try:
-                async with asyncio.timeout(None if deadline is None else max(deadline - perf(), 0.0)) as scope:
-                    await self.done
-            except TimeoutError:
-                if not scope.expired():
-                    raise
+            if not (await within(None if deadline is None else max(deadline - perf(), 0.0), self.done))[0]:
                 self.closing = True  # finishing steps no longer start others
                 self.time_out([i for i in self.tasks if self.started[i] is not None])  # raises under "raise"
-            if self.kinds[-1] == _ASYNC and not self.needs_bad(out):
+            if self.kinds[-1] == ASYNC and not self.needs_bad(out):
+                outcome = self.loop.create_future()
                 try:
-                    value, error = await self.call_step(out), None
+                    outcome.set_result(await self.call_step(out))
                 except Exception as exc:
-                    value, error = None, exc
-                return self.output(lambda: value if error is None else _raise(error))
+                    outcome.set_exception(exc)
+                return self.output(outcome.result)
             return self.output(lambda: self.call_step(out))
         finally:
             CALL.reset(tokens[0])
@@ -378,33 +341,18 @@ class Walk:
 
     async def step(self, i: int) -> Any:
         kind = self.kinds[i]
-        if kind == _SYNC:
+        if kind == SYNC:
             return await self.in_pool(i, lambda: self.call_step(i))
         self.worker[i], self.started[i] = "asyncio", perf()
-        if kind == _ASYNC:
-            awaitable = self.call_step(i)
-        else:
-            probe = Probe()
-            token = DEFER.set(probe)
-            try:
-                awaitable = self.call_step(i)
-            except Exception:
-                if not probe.calls:
-                    raise  # no operator call: a real error of the step's glue
-                awaitable = probe  # it used a call's result: not a plain call step
-            finally:
-                DEFER.reset(token)
-            calls = probe.calls
-            if (calls and (len(calls) > 1 or awaitable is not calls[0])) or type(awaitable) is Deferred:
-                self.started[i], self.worker[i] = None, ""
-                if type(awaitable) is Deferred:
-                    return await self.in_pool(i, awaitable.call)
-                probe.discard()  # nothing ran; from now on this step runs in the pool
-                self.kinds[i] = _SYNC
-                return await self.in_pool(i, lambda: self.call_step(i))
-            if not inspect.isawaitable(awaitable):
-                self.ended[i] = perf()
-                return awaitable
+        awaitable = self.call_step(i) if kind == ASYNC else probe(lambda: self.call_step(i))
+        if awaitable is RERUN or type(awaitable) is Deferred:
+            self.started[i], self.worker[i] = None, ""
+            if awaitable is RERUN:
+                self.kinds[i] = SYNC  # from now on this step runs in the pool
+            return await self.in_pool(i, lambda: self.call_step(i) if awaitable is RERUN else awaitable.call())
+        if not inspect.isawaitable(awaitable):
+            self.ended[i] = perf()
+            return awaitable
         try:
             return await self.limited(i, awaitable)
         finally:
@@ -414,17 +362,15 @@ class Walk:
         """``await awaitable`` within the step timeout; a failure stops the walk under ``raise`` (before
         a pool step gives its slot back)."""
         try:
-            try:
-                async with asyncio.timeout(self.step_timeout) as scope:
-                    return await awaitable
-            except TimeoutError:
-                if not scope.expired():
-                    raise
-                self.expired.add(i)
-                raise self.timeout_error([i], "step") from None
+            done, value = await within(self.step_timeout, awaitable)
         except Exception:
             self.halted = self.halted or not self.collect
             raise
+        if done:
+            return value
+        self.expired.add(i)
+        self.halted = self.halted or not self.collect
+        raise XCSTimeoutError.of_step(self.steps[i], self.call.step_timeout)
 
     async def in_pool(self, i: int, fn: Callable[[], Any]) -> Any:
         async with self.slots:
