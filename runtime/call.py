@@ -5,7 +5,7 @@ A plain top-level ``sequential`` call runs the plan's straight-line ``run``; eve
 operator called by a step) shares its top-level ``Call``: the options only the top applies
 (``timeout``, ``step_timeout``, ``on_error``, ``progress``), the thread budget (a step takes one of the
 ``max_workers`` tokens or runs in the walk's own thread: never a deadlock), the pools, the record and
-the end (once it is over, nothing of the call starts: ``runtime.executor.call_stopped``).
+the end (once it is over, nothing of the call starts: ``Call.stop``).
 """
 
 from __future__ import annotations

@@ -34,12 +34,6 @@ _NOT_STARTED = object()  # what a step's task returns when the walk stopped befo
 CALL: contextvars.ContextVar[tuple[Any, int] | None] = contextvars.ContextVar("xcs_call", default=None)  # (Call, depth)
 
 
-def call_stopped() -> bool:
-    """Whether the call the current plan runs in has ended: work it left must start nothing more."""
-    frame = CALL.get()
-    return frame is not None and frame[0].stop.is_set()
-
-
 def step_error(step: Step, error: BaseException, plan: Plan) -> BaseException:
     """What a failed step raises: a ``StepError`` naming it, chained to the error; the error itself
     for a step that runs the user's own statement or call in forward (``Plan.effects``), as eager."""
@@ -60,7 +54,6 @@ class Walk:
         self.steps = (*plan.steps, plan.output)
         self.top = call if depth == 0 else None  # the options only the top-level call applies
         self.collect = depth == 0 and call.collect
-        self.step_timeout = call.step_timeout if depth == 0 else None
         self.waves = mode == "wave"
         self.inline_ok = not (depth == 0 and call.timed)  # a step run in the walk's own thread cannot time out
         self.inline_all = mode in ("sequential", "topological") and self.inline_ok
@@ -244,15 +237,20 @@ class Walk:
                 future.set_exception(exc)
         if future.cancelled():
             raise CancelledError(f"{self.plan.name}: step '{self.steps[i].name}' was cancelled")
-        error = future.exception()
-        if error is not None and not isinstance(error, Exception):
-            raise error  # KeyboardInterrupt, SystemExit raised inside a step
-        value = None if error is not None else future.result()
+        value, error = self.outcome(future)
         if value is _NOT_STARTED:
             if self.call.stop.is_set():
                 raise CancelledError(f"{self.plan.name}: the call this plan runs in has stopped")
             return  # this walk is stopping: the failure that stopped it is on its way
         self.settle(i, value, error, done=True)
+
+    @staticmethod
+    def outcome(future: Any) -> tuple[Any, Exception | None]:
+        """A finished step's ``(value, error)``; what is not an ``Exception`` (an interrupt) raises."""
+        error = future.exception()
+        if error is not None and not isinstance(error, Exception):
+            raise error  # KeyboardInterrupt, SystemExit raised inside a step
+        return (None if error is not None else future.result()), error
 
     def wait_time(self, running: dict[Future[Any], int]) -> float | None:
         """Seconds until the next time limit of this walk's running steps runs out (None: no limit)."""
@@ -318,11 +316,9 @@ class Walk:
             CALL.reset(tokens[0])
             HOST_LOOP.reset(tokens[1])
             self.closing = self.halted = True
-            tasks = list(self.tasks.values())
-            for task in tasks:  # no task outlives the call
+            for task in self.tasks.values():  # no task outlives the call
                 task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
             if any(self.started[i] is not None and self.ended[i] is None and self.worker[i] != "asyncio" for i in range(out)):
                 self.call.abandoned = True  # sync steps still running in a pool thread
             if owner:  # the call is over on this loop: what its workers started here ends with it
@@ -362,7 +358,7 @@ class Walk:
         """``await awaitable`` within the step timeout; a failure stops the walk under ``raise`` (before
         a pool step gives its slot back)."""
         try:
-            done, value = await within(self.step_timeout, awaitable)
+            done, value = await within(self.top and self.top.step_timeout, awaitable)
         except Exception:
             self.halted = self.halted or not self.collect
             raise
@@ -386,18 +382,15 @@ class Walk:
             if self.status[i] == "skipped" and self.started[i] is not None:
                 self.status[i] = "cancelled" if self.worker[i] == "asyncio" else "abandoned"
             return
-        error = task.exception()
         if self.closing:
-            if error is None and self.status[i] == "skipped":
+            if task.exception() is None and self.status[i] == "skipped":
                 self.status[i] = "abandoned"
             return
-        value = None if error is not None else task.result()
-        if value is _NOT_STARTED:
-            self.started[i] = None
-            return
         try:
-            if error is not None and not isinstance(error, Exception):
-                raise error
+            value, error = self.outcome(task)
+            if value is _NOT_STARTED:
+                self.started[i] = None
+                return
             self.settle(i, value, error, done=True)
         except BaseException as exc:
             if not self.done.done():

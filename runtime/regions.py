@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import CancelledError
 from typing import Any, Callable, Iterable
 
-from xcs.runtime.executor import call_stopped
+from xcs.runtime.executor import CALL
 from xcs.runtime.pool import run_each, worker_bound
 
 
@@ -22,10 +22,11 @@ def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     out: list[Any] = [None] * len(items)
     errors: dict[int, BaseException] = {}
     stop = threading.Event()
+    frame = CALL.get()  # the call this region runs in
 
     def element(i: int) -> None:
         try:
-            if call_stopped():
+            if frame is not None and frame[0].stop.is_set():
                 raise CancelledError("the call this map region runs in has ended: no element starts")
             out[i] = fn(items[i])
         except BaseException as exc:
