@@ -1,6 +1,6 @@
 """The bridge between operators and the ``async`` scheduler (imported by ``xcs.operator``).
 
-Two pieces of protocol, both in ``contextvars`` so threads and tasks never see each other's:
+Three pieces of protocol, in ``contextvars`` so threads and tasks never see each other's:
 
 - Deferral. The async scheduler probes a generated step (pure glue around operator calls) on the
   event loop with a ``Probe`` in ``DEFER``. Operator calls then do not run: ``Operator.__call__``
@@ -25,6 +25,7 @@ Two pieces of protocol, both in ``contextvars`` so threads and tasks never see e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -38,6 +39,7 @@ from xcs.runtime.pool import checkout
 
 SYNC, ASYNC, PROBE = 0, 1, 2  # how the async driver runs a step: in the pool, awaited, probed on the loop
 RERUN = object()  # what ``probe`` returns for a step that is not one plain operator call
+
 
 class Probe:
     """The operator calls a probed step made (none of them has run)."""
@@ -70,15 +72,12 @@ class Fence:
         if self.cancelled:
             raise CancelledError("the awaiting call was cancelled: nothing more starts")
 
-    def attach(self, stop: Callable[[], Any]) -> bool:
-        """Call ``stop`` when the awaiting call is cancelled (now, if it already is). Returns False
-        when it already was."""
+    def attach(self, stop: Callable[[], Any]) -> None:
+        """Call ``stop`` when the awaiting call is cancelled (now, if it already is)."""
         with self.lock:
             if not self.cancelled:
-                self.stops.append(stop)
-                return True
+                return self.stops.append(stop)
         stop()
-        return False
 
     def detach(self, stop: Callable[[], Any]) -> None:
         with self.lock:
@@ -94,15 +93,12 @@ class Fence:
 
 
 DEFER: contextvars.ContextVar[Probe | Fence | None] = contextvars.ContextVar("xcs_defer", default=None)
-HOST_LOOP: contextvars.ContextVar[Host | None] = contextvars.ContextVar(
-    "xcs_host_loop", default=None
-)
+HOST_LOOP: contextvars.ContextVar[Host | None] = contextvars.ContextVar("xcs_host_loop", default=None)
 
 # The async scheduler's gate slot held by this worker thread: (loop, semaphore). A worker that blocks
 # waiting for the loop (``run_sync``) gives the slot back meanwhile, so the steps it waits for can run.
-SLOT: contextvars.ContextVar[tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None] = contextvars.ContextVar(
-    "xcs_slot", default=None
-)
+SLOT: contextvars.ContextVar[tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None]
+SLOT = contextvars.ContextVar("xcs_slot", default=None)
 
 running_loop = asyncio._get_running_loop  # None outside a running loop; no exception on the hot path
 
@@ -167,15 +163,6 @@ class Host:
         else:
             future.set_result(task.result())
 
-    def call_soon(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` on the loop soon, unless the host is closed."""
-        with self.lock:
-            if not self.closed:
-                try:
-                    self.loop.call_soon_threadsafe(fn)
-                except RuntimeError:
-                    pass
-
     def wait(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run ``coro`` on the loop and wait for it, giving this worker's gate slot (``SLOT``) back
         while waiting."""
@@ -184,7 +171,9 @@ class Host:
         if slot is None or slot[0] is not self.loop:
             return future.result()
         semaphore = slot[1]
-        self.call_soon(semaphore.release)
+        with self.lock, contextlib.suppress(RuntimeError):  # RuntimeError: the loop is closed
+            if not self.closed:
+                self.loop.call_soon_threadsafe(semaphore.release)
         try:
             return future.result()
         finally:
@@ -222,9 +211,9 @@ def run_sync(coro: Coroutine[Any, Any, Any], what: str) -> Any:
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """Await ``fn(*args)`` run in a fresh thread that sees this task's context and this loop as the host.
 
-    The thread is a warm pool's (``runtime.pool``): it serves the next call or exits when idle. Cancelled, the call stops the thread's work from starting
-    anything more (a ``Fence``), and cancels and awaits what the thread started on this loop; a sync
-    step already running finishes in the background, its result dropped.
+    The thread is a warm pool's (``runtime.pool``). Cancelled, the call stops the thread's work from
+    starting anything more (a ``Fence``), and cancels and awaits what the thread started on this loop;
+    a sync step already running finishes in the background, its result dropped.
     """
     loop = asyncio.get_running_loop()
     host = Host(loop)
@@ -241,11 +230,6 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     finally:
         pool.shutdown(wait=False)
         await host.aclose()
-
-
-async def checked(awaitable: Awaitable[Any], check: Callable[[Any], Any]) -> Any:
-    """``check(await awaitable)``: an async ``forward``'s result validated like a sync one's."""
-    return check(await awaitable)
 
 
 def step_kinds(plan: Plan) -> list[int]:

@@ -89,7 +89,7 @@ def _relay() -> Iterator[list]:
 
 
 def _execute_into(sink: list, plan: Plan, ops: Any, inputs: Mapping[str, Any], options: ExecutionOptions) -> Any:
-    set_last_run(None)  # type: ignore[arg-type]
+    set_last_run(None)
     try:
         return execute(plan, ops, inputs, options)
     finally:
