@@ -45,8 +45,8 @@ def step_error(step: Step, error: BaseException, plan: Plan) -> BaseException:
 
 
 class Walk:
-    """One run of one plan (``depth`` 0: the call's own, else nested): results, statuses, times and
-    failures per step (the output step last), with a sync and an async driver."""
+    """One run of one plan at ``depth`` in its call: per step (the output last) its result, status,
+    times and failure; a sync and an async driver."""
 
     def __init__(self, plan: Plan, ops: Any, inputs: Mapping[str, Any], call: Any, depth: int, mode: str):
         n = len(plan.steps)
@@ -61,8 +61,7 @@ class Walk:
         self.closing = False  # async: the walk is ending, results that still arrive are dropped
         self.results: list[Any] = [None] * n
         self.status, self.errors, self.worker = ["skipped"] * (n + 1), [""] * (n + 1), [""] * (n + 1)
-        self.started: list[float | None] = [None] * (n + 1)  # perf_counter times; None: never started/ended
-        self.ended: list[float | None] = [None] * (n + 1)
+        self.started, self.ended = [None] * (n + 1), [None] * (n + 1)  # perf_counter times, None: not yet
         self.failures: list[Failure] = []
         self.bad: set[int] = set()  # failed or skipped steps (collect)
         self.expired: set[int] = set()  # steps that ran out of time
@@ -77,7 +76,7 @@ class Walk:
         """The steps whose inputs exist; under collect, one that needs a failed step is skipped."""
         out: list[int] = []
         while ready := self.sorter.get_ready():
-            skipped = [i for i in ready if self.needs_bad(i)]
+            skipped = [i for i in ready if self.needs_bad(i)] if self.bad else ()
             out += [i for i in ready if i not in skipped]
             for i in skipped:
                 self.bad.add(i)
@@ -191,6 +190,7 @@ class Walk:
     def walk(self, running: dict[Future[Any], int]) -> None:
         pending: deque[int] = deque()
         finished: SimpleQueue[Future[Any]] = SimpleQueue()
+        self.here = threading.current_thread().name
         while self.sorter.is_active():
             if not (self.waves and (running or pending)):
                 pending.extend(self.ready())
@@ -230,14 +230,16 @@ class Walk:
     def finish(self, i: int, future: Future[Any] | None) -> None:
         """Settle step ``i`` from its ``future``, or (None) run it here first."""
         if future is None:
-            future = Future()
+            self.worker[i], self.started[i] = self.here, perf()
             try:
-                future.set_result(self.task(i, lambda: self.call_step(i)))
+                value, error = self.call_step(i), None
             except Exception as exc:
-                future.set_exception(exc)
-        if future.cancelled():
+                value, error = None, exc
+            self.ended[i] = perf()
+        elif future.cancelled():
             raise CancelledError(f"{self.plan.name}: step '{self.steps[i].name}' was cancelled")
-        value, error = self.outcome(future)
+        else:
+            value, error = self.outcome(future)
         if value is _NOT_STARTED:
             if self.call.stop.is_set():
                 raise CancelledError(f"{self.plan.name}: the call this plan runs in has stopped")
@@ -252,8 +254,7 @@ class Walk:
             raise error  # KeyboardInterrupt, SystemExit raised inside a step
         return (None if error is not None else future.result()), error
 
-    def wait_time(self, running: dict[Future[Any], int]) -> float | None:
-        """Seconds until the next time limit of this walk's running steps runs out (None: no limit)."""
+    def wait_time(self, running: dict[Future[Any], int]) -> float | None:  # until the next limit runs out
         top, now = self.top, perf()
         if top is None or not top.timed:
             return None
