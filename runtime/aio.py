@@ -76,7 +76,8 @@ class Fence:
         """Call ``stop`` when the awaiting call is cancelled (now, if it already is)."""
         with self.lock:
             if not self.cancelled:
-                return self.stops.append(stop)
+                self.stops.append(stop)
+                return
         stop()
 
     def detach(self, stop: Callable[[], Any]) -> None:
@@ -97,8 +98,9 @@ HOST_LOOP: contextvars.ContextVar[Host | None] = contextvars.ContextVar("xcs_hos
 
 # The async scheduler's gate slot held by this worker thread: (loop, semaphore). A worker that blocks
 # waiting for the loop (``run_sync``) gives the slot back meanwhile, so the steps it waits for can run.
-SLOT: contextvars.ContextVar[tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None]
-SLOT = contextvars.ContextVar("xcs_slot", default=None)
+SLOT: contextvars.ContextVar[tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None] = contextvars.ContextVar(
+    "xcs_slot", default=None
+)
 
 running_loop = asyncio._get_running_loop  # None outside a running loop; no exception on the hot path
 

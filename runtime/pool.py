@@ -122,9 +122,10 @@ def run_each(task: Callable[[int], None], count: int, workers: int, stop: thread
 
     ``sequential`` / ``topological`` (or one worker) run them in order in this thread; ``wave`` runs
     ``workers`` at a time and waits for the group; other modes keep ``workers`` threads busy, each taking
-    the next index when it is free. Threads run in copies of the caller's context, on the scheduler's
-    executor for a batch, else on a warm pool. A task records its own outcome; once ``stop`` is set no
-    task starts and this returns without waiting for the tasks still running (they finish in the
+    the next index when it is free. Threads run in copies of the caller's context, on a pool whose
+    threads ``name`` names: a batch's (``"batch"``) is the scheduler's executor when it has one, a map
+    region's (``"map"``) a warm pool. A task records its own outcome; once ``stop`` is set no task
+    starts and this returns without waiting for the tasks still running (they finish in the
     background, on a pool that the next call does not get).
     """
     scheduler = resolve(current_options().scheduler)
