@@ -223,16 +223,12 @@ def assemble(
     errors: list[Failure] = []
     results: list[Any] = []
     for i, item in enumerate(out):
-        if isinstance(item, BaseException) or item is NOT_RUN:
-            error = item if isinstance(item, BaseException) else RuntimeError(f"{label}: element {i} did not run")
-            errors.append(Failure(i, error, inputs=batch.batched_values(i), batch=label))
-            results.append(None)
-            continue
-        if keyset is None:
-            keys = tuple(item)
-            keyset = frozenset(keys)
-            source = i
-        elif item.keys() != keyset:
+        error = item if isinstance(item, BaseException) else None
+        if item is NOT_RUN:
+            error = RuntimeError(f"{label}: element {i} did not run")
+        elif error is None and keyset is None:
+            keys, keyset, source = tuple(item), frozenset(item), i
+        elif error is None and item.keys() != keyset:
             given = f"element {source} returned" if source >= 0 else "out_keys declares"
             error = OperatorOutputError(
                 f"{label}: element {i} returned keys {sorted(map(str, item))}, but {given} "
@@ -240,10 +236,9 @@ def assemble(
             )
             if not collect:
                 raise error
+        if error is not None:
             errors.append(Failure(i, error, inputs=batch.batched_values(i), batch=label))
-            results.append(None)
-            continue
-        results.append(item)
+        results.append(None if error is not None else item)
     outputs = {key: [None if r is None else r[key] for r in results] for key in keys or ()}
     if not errors:
         stack_arrays(outputs)
