@@ -50,7 +50,7 @@ from common import Sleeper, private_cache_dir
 private_cache_dir("sched")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xcs.runtime.executor import execute  # noqa: E402
+from xcs.runtime.call import execute  # noqa: E402
 from xcs.runtime.options import ExecutionOptions  # noqa: E402
 from xcs.runtime.plan import Plan, Step  # noqa: E402
 from xcs.runtime.schedulers import Scheduler, register_scheduler  # noqa: E402

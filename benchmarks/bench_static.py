@@ -25,7 +25,7 @@ whether this run met it. ``XCS_CACHE_DIR`` points at a temporary folder (removed
    a case stopped at its limit is reported as "> limit".
 
 2. **Warm call overhead: static plan vs traced plan** (target: equal, i.e. within 10% of each other;
-   both plans run through the same executor, ``runtime.executor.execute``). A chain of 100 trivial
+   both plans run through the same executor, ``runtime.call.execute``). A chain of 100 trivial
    operators (the ``loop`` form above), one instance compiled by ``jit(op, mode="structural")`` and
    one by ``jit(op, mode="trace")``, both called under ``execution_options(scheduler="sequential")``.
    One sample is a batch of calls; the static, traced and eager (un-jitted, for scale) batches

@@ -30,7 +30,8 @@ from xcs.compiler.extensions import STRATEGIES
 from xcs.compiler.signature import MAX_SIGNATURE_DEPTH
 from xcs.compiler.ir import Const, Glue, Graph, Ref, is_literal, lint
 from xcs.compiler.trace import STATIC, NeedsValue, Tracer, subscript
-from xcs.runtime.errors import JitError, input_read_error
+from xcs.compiler.reads import input_read_error
+from xcs.runtime.errors import JitError
 
 _SUBSCRIPT = subscript.__code__
 
@@ -74,7 +75,7 @@ def capture(root: Any, forward: Callable[..., Any], inputs: Mapping[str, Any], *
 
     A read of the inputs that fails while capturing (``inputs["doc"]["title"]`` without "title", an
     index past the end of an input list, a ``str`` where a mapping is read) raises the error of
-    ``runtime.errors.input_read_error``, naming the key path and the operator; the static strategies
+    ``compiler.reads.input_read_error``, naming the key path and the operator; the static strategies
     and the dry trace fail there before any operator has run."""
     enabled = gc.isenabled()
     gc.disable()

@@ -45,7 +45,7 @@ from xcs.compiler.signature import Signature
 from xcs.compiler.trace import relative_file
 from xcs.runtime.aio import in_thread
 from xcs.runtime.errors import JitError, OperatorCycleError
-from xcs.runtime.executor import aexecute, execute
+from xcs.runtime.call import aexecute, execute
 from xcs.runtime.options import current_options
 from xcs.runtime.plan import Plan
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from typing import Any, Mapping
 
-from xcs.runtime.errors import input_read_error
+from xcs.runtime.errors import InputIndexError, InputKeyError, OperatorInputError
 
 
 def input_reads(source: str, sig: tuple) -> tuple:
@@ -106,3 +106,53 @@ def check_reads(operator: str, reads: tuple, inputs: Mapping[str, Any]) -> None:
             error = input_read_error(operator, inputs, path)
             if error is not None:
                 raise error from None
+
+
+def input_read_error(operator: str, inputs: Any, path: tuple) -> OperatorInputError | None:
+    """The error reading ``path`` (``("doc", "title")``) from ``inputs`` raises, naming the key path and
+    the operator, or None when the read succeeds (or fails in user code: a raising ``__getitem__``).
+
+    A missing key is an ``InputKeyError`` (a ``KeyError``), an index past the end of a list or tuple an
+    ``InputIndexError`` (an ``IndexError``), a read from a value that cannot be indexed by the key (a
+    ``str`` where a mapping is read) an ``OperatorInputError`` (a ``TypeError``): the types the read
+    raises eagerly, so ``except`` clauses behave alike with and without ``jit``."""
+    value, text = inputs, "inputs"
+    for depth, key in enumerate(path):
+        where, text = text, f"{text}[{key!r}]"
+        read = tuple(path[: depth + 1])
+        if isinstance(value, Mapping):
+            try:
+                present = key in value
+            except Exception:
+                return None
+            if not present and not hasattr(type(value), "__missing__"):  # a defaultdict reads any key
+                have = _keys_text(value)
+                if depth == 0:
+                    return InputKeyError(f"{operator}: missing input key {key!r} (inputs have: {have})", read)
+                return InputKeyError(f"{operator}: missing input key {text} ({where} has: {have})", read)
+        elif type(value) in (list, tuple) and type(key) is int:
+            if not -len(value) <= key < len(value):
+                return InputIndexError(
+                    f"{operator}: input index out of range: {text} ({where} has {len(value)} items)", read
+                )
+        try:
+            value = value[key]
+        except TypeError:
+            return OperatorInputError(
+                f"{operator}: cannot read {text}: {where} is a {type(value).__name__}, not a mapping"
+            )
+        except Exception:
+            return None
+    return None
+
+
+def _keys_text(mapping: Mapping, limit: int = 20) -> str:
+    keys = []
+    for key in mapping:
+        if len(keys) == limit:
+            return ", ".join(keys) + f", ... ({len(mapping)} keys)"
+        try:
+            keys.append(repr(key))
+        except Exception:  # a key whose __repr__ raises
+            keys.append(f"<{type(key).__name__}>")
+    return ", ".join(keys) or "no keys"

@@ -1,6 +1,6 @@
 """The bridge between operators and the ``async`` scheduler (imported by ``xcs.operator``).
 
-Two pieces of protocol, both in ``contextvars`` so threads and tasks never see each other's:
+Three pieces of protocol, in ``contextvars`` so threads and tasks never see each other's:
 
 - Deferral. The async scheduler probes a generated step (pure glue around operator calls) on the
   event loop with a ``Probe`` in ``DEFER``. Operator calls then do not run: ``Operator.__call__``
@@ -25,14 +25,21 @@ Two pieces of protocol, both in ``contextvars`` so threads and tasks never see e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import inspect
 import threading
 from concurrent.futures import CancelledError, Future
 from typing import Any, Awaitable, Callable, Coroutine
 
 from xcs.runtime.errors import AsyncContextError
+from xcs.runtime.plan import Plan
 from xcs.runtime.pool import checkout
+
+SYNC, ASYNC, PROBE = 0, 1, 2  # how the async driver runs a step: in the pool, awaited, probed on the loop
+RERUN = object()  # what ``probe`` returns for a step that is not one plain operator call
+
 
 class Probe:
     """The operator calls a probed step made (none of them has run)."""
@@ -65,15 +72,13 @@ class Fence:
         if self.cancelled:
             raise CancelledError("the awaiting call was cancelled: nothing more starts")
 
-    def attach(self, stop: Callable[[], Any]) -> bool:
-        """Call ``stop`` when the awaiting call is cancelled (now, if it already is). Returns False
-        when it already was."""
+    def attach(self, stop: Callable[[], Any]) -> None:
+        """Call ``stop`` when the awaiting call is cancelled (now, if it already is)."""
         with self.lock:
             if not self.cancelled:
                 self.stops.append(stop)
-                return True
+                return
         stop()
-        return False
 
     def detach(self, stop: Callable[[], Any]) -> None:
         with self.lock:
@@ -89,9 +94,7 @@ class Fence:
 
 
 DEFER: contextvars.ContextVar[Probe | Fence | None] = contextvars.ContextVar("xcs_defer", default=None)
-HOST_LOOP: contextvars.ContextVar[Host | None] = contextvars.ContextVar(
-    "xcs_host_loop", default=None
-)
+HOST_LOOP: contextvars.ContextVar[Host | None] = contextvars.ContextVar("xcs_host_loop", default=None)
 
 # The async scheduler's gate slot held by this worker thread: (loop, semaphore). A worker that blocks
 # waiting for the loop (``run_sync``) gives the slot back meanwhile, so the steps it waits for can run.
@@ -162,15 +165,6 @@ class Host:
         else:
             future.set_result(task.result())
 
-    def call_soon(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` on the loop soon, unless the host is closed."""
-        with self.lock:
-            if not self.closed:
-                try:
-                    self.loop.call_soon_threadsafe(fn)
-                except RuntimeError:
-                    pass
-
     def wait(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run ``coro`` on the loop and wait for it, giving this worker's gate slot (``SLOT``) back
         while waiting."""
@@ -179,7 +173,9 @@ class Host:
         if slot is None or slot[0] is not self.loop:
             return future.result()
         semaphore = slot[1]
-        self.call_soon(semaphore.release)
+        with self.lock, contextlib.suppress(RuntimeError):  # RuntimeError: the loop is closed
+            if not self.closed:
+                self.loop.call_soon_threadsafe(semaphore.release)
         try:
             return future.result()
         finally:
@@ -217,9 +213,9 @@ def run_sync(coro: Coroutine[Any, Any, Any], what: str) -> Any:
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """Await ``fn(*args)`` run in a fresh thread that sees this task's context and this loop as the host.
 
-    The thread is a warm pool's (``runtime.pool``): it serves the next call or exits when idle. Cancelled, the call stops the thread's work from starting
-    anything more (a ``Fence``), and cancels and awaits what the thread started on this loop; a sync
-    step already running finishes in the background, its result dropped.
+    The thread is a warm pool's (``runtime.pool``). Cancelled, the call stops the thread's work from
+    starting anything more (a ``Fence``), and cancels and awaits what the thread started on this loop;
+    a sync step already running finishes in the background, its result dropped.
     """
     loop = asyncio.get_running_loop()
     host = Host(loop)
@@ -238,6 +234,48 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
         await host.aclose()
 
 
-async def checked(awaitable: Awaitable[Any], check: Callable[[Any], Any]) -> Any:
-    """``check(await awaitable)``: an async ``forward``'s result validated like a sync one's."""
-    return check(await awaitable)
+def step_kinds(plan: Plan) -> list[int]:
+    """How the async driver runs each step: awaited (``async def``), probed on the loop (a generated
+    step), or in the pool (any other sync function; a step with effects). Cached on the plan."""
+    kinds = plan.__dict__.get("_xcs_kinds")
+    if kinds is None:
+        def kind(fn: Any) -> int:
+            if inspect.iscoroutinefunction(fn):
+                return ASYNC
+            code = getattr(fn, "__code__", None)
+            return PROBE if plan.filename and code is not None and code.co_filename == plan.filename else SYNC
+
+        kinds = [SYNC if i in plan.effects else kind(step.fn) for i, step in enumerate(plan.steps)]
+        kinds.append(kind(plan.output.fn))
+        object.__setattr__(plan, "_xcs_kinds", kinds)  # a cache, not a field: plans are frozen
+    return kinds
+
+
+def probe(step: Callable[[], Any]) -> Any:
+    """Run a generated step with its operator calls deferred: the one awaitable or ``Deferred`` it
+    returns, a plain value (no call), or ``RERUN`` (nothing ran: run the step in the pool)."""
+    probe = Probe()
+    token = DEFER.set(probe)
+    try:
+        value = step()
+    except Exception:
+        if not probe.calls:
+            raise  # no operator call: a real error of the step's glue
+        value = probe  # it used a call's result: not a plain call step
+    finally:
+        DEFER.reset(token)
+    if type(value) is Deferred or not probe.calls or (len(probe.calls) == 1 and value is probe.calls[0]):
+        return value
+    probe.discard()
+    return RERUN
+
+
+async def within(seconds: float | None, awaitable: Awaitable[Any]) -> tuple[bool, Any]:
+    """``(True, await awaitable)``, or ``(False, None)`` once ``seconds`` (None: no limit) ran out."""
+    try:
+        async with asyncio.timeout(seconds) as scope:
+            return True, await awaitable
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        return False, None

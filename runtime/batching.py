@@ -1,14 +1,8 @@
-"""The batch engine behind ``vmap``, ``pmap``, ``pjit`` and ``mesh_sharded`` (``xcs.transforms``,
-``xcs.mesh``): pure Python, importing nothing from ``compiler`` or ``xcs``.
-
-It owns:
-
-- resolving a call's batched keys (``resolve_batch`` -> ``Batch``): named by ``in_axes``, else every
-  list, tuple or numpy array input; length and type checks;
-- running elements on the per-element runner (``runtime.pool.run_each``) under a worker bound, with
-  fail-fast (``RunState``) or collect semantics;
-- running one shard in a worker process (``run_shard_bytes``), with picklable results and errors;
-- assembling per-element outcomes into a mapping of lists (arrays stacked) or a ``Collected``.
+"""The batch engine behind ``vmap`` (also compiled into a plan: ``map_batch``), ``pmap``, ``pjit`` and
+``mesh_sharded``: resolving a call's batched keys (``resolve_batch`` -> ``Batch``: named by ``in_axes``,
+else every list, tuple or numpy array input), running elements on the per-element runner
+(``runtime.pool.run_each``) fail-fast (``RunState``) or collecting, and assembling the outcomes into a
+mapping of lists (arrays stacked) or a ``Collected``. Process shards are ``xcs.shards``.
 
 An element's outcome is its output mapping, the exception it raised, or ``NOT_RUN`` (a raise-mode
 batch stopped before it started).
@@ -16,28 +10,16 @@ batch stopped before it started).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import os
-import pickle
 import sys
 import threading
-import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 from xcs.runtime.errors import (
     BatchAxisError, BatchLengthError, EmptyBatchError, ElementError, OperatorInputError, OperatorOutputError,
-    RemoteError, TransformError, UnpicklableError,
 )
-from xcs.runtime.options import current_options, execution_options
 from xcs.runtime.outcome import Collected, Failure
-from xcs.runtime.pool import run_each
-from xcs.runtime.schedulers import DEFAULT_MAX_WORKERS, resolve
-
-
-# The device (worker slot) a pmap shard or a mesh block runs on: ``xcs.mesh.current_device()``.
-DEVICE: contextvars.ContextVar[Any] = contextvars.ContextVar("xcs_device", default=None)
+from xcs.runtime.pool import run_each, worker_bound
 
 
 # ---------------------------------------------------------------------------------------- outcomes
@@ -91,39 +73,6 @@ def batchable(value: Any) -> bool:
     if kind is list or kind is tuple:
         return True
     return is_array(value) and value.ndim >= 1
-
-
-def normalize_axes(in_axes: Any, who: str) -> tuple[str, ...] | None:
-    """``in_axes`` as a tuple of batched keys: a key list, a ``{key: 0 | None}`` mapping or one key."""
-    if in_axes is None:
-        return None
-    if isinstance(in_axes, str):
-        return (in_axes,)
-    if isinstance(in_axes, Mapping):
-        keys = []
-        for key, axis in in_axes.items():
-            if not isinstance(key, str):
-                raise TransformError(f"{who}: in_axes keys must be input names (str), got {key!r}")
-            if axis is None:
-                continue
-            if isinstance(axis, bool) or axis != 0:
-                raise TransformError(
-                    f"{who}: in_axes[{key!r}] is {axis!r}; a batched input maps over its axis 0 "
-                    "(give 0), and None broadcasts it"
-                )
-            keys.append(key)
-        return tuple(keys)
-    if isinstance(in_axes, (list, tuple)):
-        for key in in_axes:
-            if not isinstance(key, str):
-                raise TransformError(f"{who}: in_axes must name input keys (str), got {key!r}")
-        if len(set(in_axes)) != len(in_axes):
-            raise TransformError(f"{who}: in_axes names a key twice: {list(in_axes)!r}")
-        return tuple(in_axes)
-    raise TransformError(
-        f"{who}: in_axes must be a list of input keys or a mapping {{key: 0 or None}}, "
-        f"got {type(in_axes).__name__}"
-    )
 
 
 class Batch:
@@ -206,37 +155,6 @@ def resolve_batch(inputs: Any, axes: tuple[str, ...] | None, label: str) -> Batc
 
 
 # ---------------------------------------------------------------------------------------- scheduling
-def scheduling() -> tuple[int | None, str, Any]:
-    """The current bound on threads (``max_workers`` of the options, else of the scheduler, else
-    ``None``), the scheduler's mode and its executor factory (``None``: a warm pool)."""
-    options = current_options()
-    scheduler = resolve(options.scheduler)
-    return options.max_workers or scheduler.max_workers, scheduler.mode, scheduler.executor
-
-
-def default_slots() -> int:
-    """Worker slots when nothing is given: ``max_workers`` of the options or scheduler, else the CPUs."""
-    bound, _, _ = scheduling()
-    return bound or os.cpu_count() or 1
-
-
-def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
-    """``shards`` contiguous ``(lo, hi)`` ranges covering ``range(n)``, sizes differing by at most one."""
-    shards = max(1, min(shards, n))
-    size, extra = divmod(n, shards)
-    bounds, lo = [], 0
-    for s in range(shards):
-        hi = lo + size + (1 if s < extra else 0)
-        bounds.append((lo, hi))
-        lo = hi
-    return bounds
-
-
-def is_batched(fn: Any) -> bool:
-    """Whether ``fn`` takes whole batches (a transform's result) rather than single elements."""
-    return hasattr(fn, "xcs_run_batch")
-
-
 def run_batch(
     run: Callable[[Batch, RunState], list], inputs: Any, label: str, in_axes: tuple[str, ...] | None,
     collect: bool, out_keys: tuple[str, ...] | None,
@@ -252,14 +170,9 @@ def run_batch(
 def run_elements(fn: Any, batch: Batch, state: RunState, base: int, label: str, batch_size: int | None) -> list:
     """Every element of ``batch`` through ``fn(inputs=...)``, concurrently under the current scheduler
     (at most ``batch_size`` and ``max_workers`` at once); the outcomes in order."""
-    bound, mode, factory = scheduling()
-    n = batch.n
-    out = [NOT_RUN] * n
-
-    def task(i: int) -> None:
-        call_element(fn, batch, out, i, state, base, label)
-
-    run_each(task, n, min(bound or DEFAULT_MAX_WORKERS, batch_size or n, n), mode, state.stop, factory, "batch")
+    out = [NOT_RUN] * batch.n
+    run_each(lambda i: call_element(fn, batch, out, i, state, base, label), batch.n,
+             min(worker_bound(batch.n), batch_size or batch.n), state.stop)
     return out
 
 
@@ -279,17 +192,6 @@ def map_batch(
     )
 
 
-def call_elements(
-    fn: Any, batch: Batch, out: list, lo: int, hi: int, state: RunState, base: int, label: str
-) -> None:
-    """Run elements ``lo`` to ``hi`` of ``batch`` one after another in this thread, into ``out``."""
-    stop = state.stop
-    for i in range(lo, hi):
-        if stop.is_set():
-            return
-        call_element(fn, batch, out, i, state, base, label)
-
-
 def call_element(fn: Any, batch: Batch, out: list, i: int, state: RunState, base: int, label: str) -> None:
     """``out[i] = fn(inputs=element i)``, or the exception it raised (recorded in ``state``)."""
     try:
@@ -303,71 +205,6 @@ def call_element(fn: Any, batch: Batch, out: list, i: int, state: RunState, base
     except Exception as exc:
         out[i] = exc
         state.failed(base + i)
-
-
-# ---------------------------------------------------------------------------------------- processes
-def run_shard_bytes(fn_bytes: bytes, payload: bytes) -> bytes:
-    """In a worker process: run one shard and return its pickled outcomes (always picklable)."""
-    fn = pickle.loads(fn_bytes)
-    inputs, keys, n, collect, device, options, label = pickle.loads(payload)
-    batch = Batch(inputs, keys, {key: inputs[key] for key in keys}, n)
-    state = RunState(collect)
-    token = DEVICE.set(device)
-    try:
-        with execution_options(**options) if options else contextlib.nullcontext():
-            if is_batched(fn):
-                out = fn.xcs_run_batch(batch, state, 0)
-            else:
-                out = [NOT_RUN] * n
-                call_elements(fn, batch, out, 0, n, state, 0, label)
-    finally:
-        DEVICE.reset(token)
-    return _portable(out, label)
-
-
-def _portable(out: list, label: str) -> bytes:
-    """``pickle.dumps(out)``, with every unpicklable output or error replaced by a picklable failure."""
-    for i, item in enumerate(out):
-        if isinstance(item, BaseException):
-            out[i] = _portable_error(item)
-    try:
-        return pickle.dumps(out)
-    except Exception:
-        pass
-    for i, item in enumerate(out):
-        if isinstance(item, BaseException) or item is NOT_RUN:
-            continue
-        try:
-            pickle.dumps(item)
-        except Exception as exc:
-            out[i] = UnpicklableError(
-                f"{label}: element output cannot be pickled back from the worker process: "
-                f"{type(exc).__name__}: {exc}"
-            )
-    return pickle.dumps(out)
-
-
-def _portable_error(error: BaseException) -> BaseException:
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    try:
-        error.add_note(f"(in worker process {os.getpid()})\n{text}")
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        return RemoteError(f"{type(error).__module__}.{type(error).__qualname__}: {error}\n{text}")
-
-
-def check_picklable(value: Any, what: str, label: str) -> bytes:
-    """``pickle.dumps(value)``, or an ``UnpicklableError`` that says what and how to fix it."""
-    try:
-        return pickle.dumps(value)
-    except Exception as exc:
-        raise UnpicklableError(
-            f"{label}: {what} cannot be pickled ({type(exc).__name__}: {exc}); backend='process' sends "
-            "the function and each shard's inputs to worker processes by pickling: define functions, "
-            "operator classes and values at module level (not lambdas, closures or local classes), or "
-            "use backend='thread'"
-        ) from exc
 
 
 # ---------------------------------------------------------------------------------------- outputs
@@ -386,16 +223,12 @@ def assemble(
     errors: list[Failure] = []
     results: list[Any] = []
     for i, item in enumerate(out):
-        if isinstance(item, BaseException) or item is NOT_RUN:
-            error = item if isinstance(item, BaseException) else RuntimeError(f"{label}: element {i} did not run")
-            errors.append(Failure(i, error, inputs=batch.batched_values(i), batch=label))
-            results.append(None)
-            continue
-        if keyset is None:
-            keys = tuple(item)
-            keyset = frozenset(keys)
-            source = i
-        elif item.keys() != keyset:
+        error = item if isinstance(item, BaseException) else None
+        if item is NOT_RUN:
+            error = RuntimeError(f"{label}: element {i} did not run")
+        elif error is None and keyset is None:
+            keys, keyset, source = tuple(item), frozenset(item), i
+        elif error is None and item.keys() != keyset:
             given = f"element {source} returned" if source >= 0 else "out_keys declares"
             error = OperatorOutputError(
                 f"{label}: element {i} returned keys {sorted(map(str, item))}, but {given} "
@@ -403,10 +236,9 @@ def assemble(
             )
             if not collect:
                 raise error
+        if error is not None:
             errors.append(Failure(i, error, inputs=batch.batched_values(i), batch=label))
-            results.append(None)
-            continue
-        results.append(item)
+        results.append(None if error is not None else item)
     outputs = {key: [None if r is None else r[key] for r in results] for key in keys or ()}
     if not errors:
         stack_arrays(outputs)

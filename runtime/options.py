@@ -12,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from xcs.runtime.errors import SchedulerError
-from xcs.runtime.schedulers import Scheduler, check_max_workers, check_seconds, lookup_scheduler
-
-ON_ERROR = ("raise", "collect")
-ON_RECOMPILE_LIMIT = ("warn", "raise", "eager")
+from xcs.runtime.schedulers import Scheduler, check_max_workers, resolve
 
 
 @dataclass(frozen=True)
@@ -57,22 +55,20 @@ class ExecutionOptions:
     on_recompile_limit: str = "warn"  # a jitted operator past its recompile_limit: "warn", "raise" or "eager"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.scheduler, Scheduler):
-            lookup_scheduler(self.scheduler)
+        resolve(self.scheduler)
         check_max_workers(self.max_workers)
-        check_seconds("timeout", self.timeout)
-        check_seconds("step_timeout", self.step_timeout)
-        if self.on_error not in ON_ERROR:
+        for name in ("timeout", "step_timeout"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf):
+                raise SchedulerError(f"{name} must be a positive number of seconds or None, got {value!r}")
+        if self.on_error not in ("raise", "collect"):
             raise SchedulerError(f"on_error must be 'raise' or 'collect', got {self.on_error!r}")
         if not isinstance(self.progress, bool):
             raise SchedulerError(f"progress must be True or False, got {self.progress!r}")
         if not (isinstance(self.record, bool) or callable(self.record)):
             raise SchedulerError(f"record must be True, False or a callable, got {self.record!r}")
-        if self.on_recompile_limit not in ON_RECOMPILE_LIMIT:
-            raise SchedulerError(
-                f"on_recompile_limit must be one of {', '.join(map(repr, ON_RECOMPILE_LIMIT))}, "
-                f"got {self.on_recompile_limit!r}"
-            )
+        if self.on_recompile_limit not in ("warn", "raise", "eager"):
+            raise SchedulerError(f"on_recompile_limit must be one of 'warn', 'raise', 'eager', got {self.on_recompile_limit!r}")
         plain = (
             self.timeout is None and self.step_timeout is None and self.on_error == "raise"
             and not self.progress and self.record is False

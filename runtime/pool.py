@@ -16,6 +16,9 @@ from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
 from typing import Any, Callable
 
+from xcs.runtime.options import current_options
+from xcs.runtime.schedulers import DEFAULT_MAX_WORKERS, resolve
+
 IDLE = 0.5  # seconds an idle worker waits for more work before it exits
 KEEP = 4  # pools kept per (workers, name) for later calls
 
@@ -106,16 +109,27 @@ def checkout(workers: int, name: str) -> WarmPool:
     return WarmPool(workers, name)
 
 
-def run_each(task: Callable[[int], None], count: int, workers: int, mode: str, stop: threading.Event,
-             factory: Callable[[int], Any] | None = None, name: str = "map") -> None:
-    """The per-element runner of map regions, ``vmap``, ``pmap`` and meshes: ``task(0) .. task(count - 1)``.
+def worker_bound(tasks: int, options: Any = None) -> int:
+    """Threads for ``tasks`` concurrent tasks under ``options`` (default: the current ones):
+    ``max_workers`` of the options, else of the scheduler, else one per task, at most ``DEFAULT_MAX_WORKERS``."""
+    options = current_options() if options is None else options
+    return options.max_workers or resolve(options.scheduler).max_workers or max(1, min(tasks, DEFAULT_MAX_WORKERS))
+
+
+def run_each(task: Callable[[int], None], count: int, workers: int, stop: threading.Event, name: str = "batch") -> None:
+    """The per-element runner of map regions, ``vmap``, ``pmap`` and meshes: ``task(0) .. task(count - 1)``
+    under the current scheduler, at most ``workers`` at once.
 
     ``sequential`` / ``topological`` (or one worker) run them in order in this thread; ``wave`` runs
     ``workers`` at a time and waits for the group; other modes keep ``workers`` threads busy, each taking
-    the next index when it is free. Threads run in copies of the caller's context. A task records its
-    own outcome; once ``stop`` is set no task starts and this returns without waiting for the tasks
-    still running (they finish in the background, on a pool that the next call does not get).
+    the next index when it is free. Threads run in copies of the caller's context, on a pool whose
+    threads ``name`` names: a batch's (``"batch"``) is the scheduler's executor when it has one, a map
+    region's (``"map"``) a warm pool. A task records its own outcome; once ``stop`` is set no task
+    starts and this returns without waiting for the tasks still running (they finish in the
+    background, on a pool that the next call does not get).
     """
+    scheduler = resolve(current_options().scheduler)
+    mode = scheduler.mode
     if workers <= 1 or count <= 1 or mode in ("sequential", "topological"):
         for i in range(count):
             if stop.is_set():
@@ -123,6 +137,7 @@ def run_each(task: Callable[[int], None], count: int, workers: int, mode: str, s
             task(i)
         return
     workers = min(workers, count)
+    factory = scheduler.executor if name == "batch" else None
     pool = factory(workers) if factory is not None else checkout(workers, name)
     finished = False
     try:

@@ -23,8 +23,6 @@ import contextvars
 import sys
 import time
 from dataclasses import dataclass
-from typing import TextIO
-
 
 
 @dataclass(frozen=True)
@@ -86,40 +84,34 @@ def last_run() -> RunRecord | None:
     return _LAST.get()
 
 
-def set_last_run(record: RunRecord) -> None:
+def set_last_run(record: RunRecord | None) -> None:
     _LAST.set(record)
 
 
 class Progress:
-    """A one-line text progress bar on stderr: ``Plan [#####-----] 12/32 steps 1.2s``."""
+    """A one-line text progress bar on stderr, redrawn at most every 0.1 s:
+    ``Plan [#####-----] 12/32 steps 1.2s``."""
 
     WIDTH = 24
-    INTERVAL = 0.1  # seconds between redraws
 
-    def __init__(self, name: str, total: int, stream: TextIO | None = None):
-        self.name = name
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        self.started = time.perf_counter()
-        self.drawn = -1.0
-        self.done = 0
+    def __init__(self, name: str, total: int):
+        self.name, self.total, self.done, self.drawn = name, total, 0, -1.0
+        self.stream, self.started = sys.stderr, time.perf_counter()
 
-    def advance(self, count: int = 1) -> None:
-        self.done += count
+    def advance(self) -> None:
+        self.done += 1
         now = time.perf_counter()
-        if now - self.drawn >= self.INTERVAL:
+        if now - self.drawn >= 0.1:
             self.draw(now)
 
     def draw(self, now: float, end: str = "") -> None:
         self.drawn = now
-        total = max(self.total, 1)
-        filled = min(self.WIDTH, self.WIDTH * self.done // total)
+        filled = min(self.WIDTH, self.WIDTH * self.done // max(self.total, 1))
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        text = f"\r{self.name} [{bar}] {self.done}/{self.total} steps {now - self.started:.1f}s{end}"
-        try:
-            self.stream.write(text)
+        try:  # a closed stream never fails the call
+            self.stream.write(f"\r{self.name} [{bar}] {self.done}/{self.total} steps {now - self.started:.1f}s{end}")
             self.stream.flush()
-        except (OSError, ValueError):  # a closed stream never fails the call
+        except (OSError, ValueError):
             pass
 
     def close(self, status: str = "") -> None:

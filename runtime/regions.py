@@ -12,31 +12,28 @@ import threading
 from concurrent.futures import CancelledError
 from typing import Any, Callable, Iterable
 
-from xcs.runtime.executor import call_stopped
-from xcs.runtime.options import current_options
-from xcs.runtime.pool import run_each
-from xcs.runtime.schedulers import resolve, worker_bound
+from xcs.runtime.executor import CALL
+from xcs.runtime.pool import run_each, worker_bound
 
 
 def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     """``[fn(item) for item in items]``, with the items running concurrently."""
     items = list(items)
-    options = current_options()
-    scheduler = resolve(options.scheduler)
     out: list[Any] = [None] * len(items)
     errors: dict[int, BaseException] = {}
     stop = threading.Event()
+    frame = CALL.get()  # the call this region runs in
 
     def element(i: int) -> None:
         try:
-            if call_stopped():
+            if frame is not None and frame[0].stop.is_set():
                 raise CancelledError("the call this map region runs in has ended: no element starts")
             out[i] = fn(items[i])
         except BaseException as exc:
             errors[i] = exc
             stop.set()
 
-    run_each(element, len(items), worker_bound(options, scheduler, len(items)), scheduler.mode, stop)
+    run_each(element, len(items), worker_bound(len(items)), stop, "map")
     if errors:
         raise errors[min(errors)]
     return out

@@ -13,22 +13,20 @@ A ``Scheduler`` is a name, a mode, an optional worker bound and an optional exec
 
 The protocol for custom schedulers (``register_scheduler(name, factory)``):
 
-- ``factory(**options)`` returns a ``Scheduler``. ``create_scheduler(name, **options)`` passes its
-  options through; ``execution_options(scheduler=name)`` calls ``factory()`` with none, so every
-  option needs a default. The factory validates its own options (raise ``SchedulerError`` or
-  ``TypeError``).
+- ``factory(**options)`` returns a ``Scheduler``; ``create_scheduler(name, **options)`` passes its
+  options through, ``execution_options(scheduler=name)`` uses ``factory()``, so every option needs a
+  default. The factory validates its own options (raise ``SchedulerError`` or ``TypeError``).
 - ``Scheduler.executor``, when set, is called as ``executor(max_workers)`` once per top-level call and
   returns a ``concurrent.futures.Executor``: the walk calls its ``submit(fn, *args)`` (which must
   return a ``concurrent.futures.Future``) for every step it hands off, and ``shutdown(wait=...,
   cancel_futures=...)`` when the call ends. At most ``max_workers`` submitted steps are unfinished at
-  any time. The default is a ``ThreadPoolExecutor``.
+  any time. The default is a warm pool (``runtime.pool``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import difflib
-import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -39,37 +37,22 @@ from xcs.runtime.errors import SchedulerError
 MODES = ("auto", "sequential", "topological", "wave", "parallel", "async")
 DEFAULT_MAX_WORKERS = 32  # threads of a call (or a batch) when neither the options nor the scheduler bound them
 
-ExecutorFactory = Callable[[int], concurrent.futures.Executor]
-
 
 def check_max_workers(value: Any) -> None:
     """Raise ``SchedulerError`` unless ``value`` is None or a positive int."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise SchedulerError(f"max_workers must be a positive int or None, got {value!r}")
-
-
-def check_seconds(name: str, value: Any) -> None:
-    """Raise ``SchedulerError`` unless ``value`` is None or a positive, finite number of seconds."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
-        raise SchedulerError(f"{name} must be a positive number of seconds or None, got {value!r}")
 
 
 @dataclass(frozen=True)
 class Scheduler:
-    """How the executor runs a plan: ``mode`` (one of ``MODES``) with at most ``max_workers`` threads.
-
-    ``executor`` (optional) makes the ``concurrent.futures.Executor`` that steps are submitted to; see
-    the module docstring for the protocol.
-    """
+    """How the executor runs a plan: ``mode`` (one of ``MODES``) with at most ``max_workers`` threads
+    (None: one per step, at most ``DEFAULT_MAX_WORKERS``); ``executor``: see the module docstring."""
 
     name: str
     mode: str
-    max_workers: int | None = None  # None: one thread per step, at most DEFAULT_MAX_WORKERS
-    executor: ExecutorFactory | None = field(default=None, compare=False, repr=False)
+    max_workers: int | None = None
+    executor: Callable[[int], concurrent.futures.Executor] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -84,29 +67,22 @@ class Scheduler:
             )
 
 
-SchedulerFactory = Callable[..., Scheduler]
-
-
-def _builtin(mode: str) -> SchedulerFactory:
+def _builtin(mode: str) -> Callable[..., Scheduler]:
     def factory(**options: Any) -> Scheduler:
         unknown = sorted(set(options) - {"max_workers"})
         if unknown:
-            raise SchedulerError(
-                f"unknown scheduler option {unknown[0]!r} for {mode!r}; valid options: max_workers"
-            )
+            raise SchedulerError(f"unknown scheduler option {unknown[0]!r} for {mode!r}; valid options: max_workers")
         return Scheduler(mode, mode, options.get("max_workers"))
 
-    factory.__name__ = f"{mode}_scheduler"
     return factory
 
 
 _LOCK = threading.Lock()
-_FACTORIES: dict[str, SchedulerFactory] = {mode: _builtin(mode) for mode in MODES}
-SCHEDULERS: dict[str, Scheduler] = {mode: _FACTORIES[mode]() for mode in MODES}  # name -> default
-BUILTIN = frozenset(MODES)
+_FACTORIES: dict[str, Callable[..., Scheduler]] = {mode: _builtin(mode) for mode in MODES}
+SCHEDULERS: dict[str, Scheduler] = {mode: Scheduler(mode, mode) for mode in MODES}  # name -> default
 
 
-def register_scheduler(name: str, factory: SchedulerFactory, *, replace: bool = False) -> Scheduler:
+def register_scheduler(name: str, factory: Callable[..., Scheduler], *, replace: bool = False) -> Scheduler:
     """Register ``factory`` as the scheduler called ``name``; returns its default configuration.
 
     ``factory(**options) -> Scheduler`` (see the module docstring). Built-in names cannot be replaced;
@@ -116,74 +92,50 @@ def register_scheduler(name: str, factory: SchedulerFactory, *, replace: bool = 
         raise SchedulerError(f"scheduler name must be an identifier-like string, got {name!r}")
     if not callable(factory):
         raise SchedulerError(f"register_scheduler({name!r}): factory must be callable, got {type(factory).__name__}")
-    if name in BUILTIN:
+    if name in MODES:
         raise SchedulerError(f"cannot replace the built-in scheduler {name!r}")
-    with _LOCK:
-        if name in _FACTORIES and not replace:
-            raise SchedulerError(f"scheduler {name!r} is already registered (pass replace=True)")
+    if name in _FACTORIES and not replace:
+        raise SchedulerError(f"scheduler {name!r} is already registered (pass replace=True)")
     default = _make(name, factory, {})
     with _LOCK:
-        _FACTORIES[name] = factory
-        SCHEDULERS[name] = default
+        _FACTORIES[name], SCHEDULERS[name] = factory, default
     return default
 
 
 def unregister_scheduler(name: str) -> None:
     """Remove a custom scheduler (built-in ones stay)."""
-    if name in BUILTIN:
+    if name in MODES:
         raise SchedulerError(f"cannot remove the built-in scheduler {name!r}")
     with _LOCK:
         _FACTORIES.pop(name, None)
         SCHEDULERS.pop(name, None)
 
 
-def _make(name: str, factory: SchedulerFactory, options: dict[str, Any]) -> Scheduler:
+def _make(name: str, factory: Callable[..., Scheduler], options: dict[str, Any]) -> Scheduler:
     try:
         scheduler = factory(**options)
-    except SchedulerError:
-        raise
     except TypeError as exc:
         raise SchedulerError(f"scheduler {name!r}: bad options {sorted(options)}: {exc}") from exc
     if not isinstance(scheduler, Scheduler):
-        raise SchedulerError(
-            f"scheduler factory for {name!r} must return a Scheduler, got {type(scheduler).__name__}"
-        )
+        raise SchedulerError(f"scheduler factory for {name!r} must return a Scheduler, got {type(scheduler).__name__}")
     return scheduler
 
 
-def lookup_scheduler(name: Any) -> Scheduler:
-    """The registered scheduler called ``name``; unknown names raise, listing the valid ones."""
+def resolve(scheduler: str | Scheduler) -> Scheduler:
+    """The ``Scheduler`` itself, or the one registered under a name; unknown names raise, listing the
+    valid ones."""
+    if isinstance(scheduler, Scheduler):
+        return scheduler
     try:
-        return SCHEDULERS[name]
+        return SCHEDULERS[scheduler]
     except (KeyError, TypeError):
         pass
-    valid = ", ".join(sorted(SCHEDULERS))
-    close = difflib.get_close_matches(name, SCHEDULERS, n=1) if isinstance(name, str) else []
+    close = difflib.get_close_matches(scheduler, SCHEDULERS, n=1) if isinstance(scheduler, str) else []
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise SchedulerError(f"unknown scheduler {name!r}{hint}; valid schedulers: {valid}")
+    raise SchedulerError(f"unknown scheduler {scheduler!r}{hint}; valid schedulers: {', '.join(sorted(SCHEDULERS))}")
 
 
 def create_scheduler(name: str, **options: Any) -> Scheduler:
     """The scheduler registered as ``name``, configured by ``options`` (built-ins: ``max_workers``)."""
-    scheduler = lookup_scheduler(name)
-    if not options:
-        return scheduler
-    return _make(name, _FACTORIES[name], options)
-
-
-def resolve(scheduler: str | Scheduler) -> Scheduler:
-    """A ``Scheduler`` for a name or a ``Scheduler``."""
-    return scheduler if isinstance(scheduler, Scheduler) else lookup_scheduler(scheduler)
-
-
-def worker_bound(options: Any, scheduler: Scheduler, tasks: int) -> int:
-    """Threads for ``tasks`` concurrent tasks: ``max_workers`` of the options, else of the scheduler,
-    else one per task, at most ``DEFAULT_MAX_WORKERS``."""
-    return options.max_workers or scheduler.max_workers or max(1, min(tasks, DEFAULT_MAX_WORKERS))
-
-
-__all__ = [
-    "MODES", "SCHEDULERS", "Scheduler", "create_scheduler", "lookup_scheduler", "register_scheduler",
-    "unregister_scheduler", "resolve", "check_max_workers", "check_seconds", "worker_bound", "DEFAULT_MAX_WORKERS",
-]
-
+    scheduler = resolve(name)
+    return _make(name, _FACTORIES[name], options) if options else scheduler

@@ -11,7 +11,7 @@ import pytest
 from threads import quiet
 
 from xcs.runtime.errors import AsyncContextError, StepError, XCSError
-from xcs.runtime.executor import aexecute, execute
+from xcs.runtime.call import aexecute, execute
 from xcs.runtime.options import ExecutionOptions, current_options, execution_options
 from xcs.runtime.plan import Plan, Step
 from xcs.runtime.record import last_run

@@ -15,7 +15,7 @@ import warnings
 import pytest
 
 from xcs.runtime.errors import StepError, TimeoutError, XCSError
-from xcs.runtime.executor import aexecute, execute
+from xcs.runtime.call import aexecute, execute
 from xcs.runtime.options import ExecutionOptions, current_options, execution_options
 from xcs.runtime.outcome import Collected, Failure
 from xcs.runtime.record import last_run

@@ -12,7 +12,7 @@ import pytest
 from threads import quiet
 
 from xcs.runtime.errors import CycleError, OperatorInputError, StepError, XCSError
-from xcs.runtime.executor import execute
+from xcs.runtime.call import execute
 from xcs.runtime.options import ExecutionOptions, current_options, execution_options
 from xcs.runtime.plan import Plan, Step
 from xcs.runtime.schedulers import create_scheduler

@@ -15,7 +15,7 @@ from threads import quiet
 import corpus
 from corpus import run_counted
 from xcs.runtime.errors import SchedulerError
-from xcs.runtime.executor import execute
+from xcs.runtime.call import execute
 from xcs.runtime.options import ExecutionOptions, current_options, execution_options
 from xcs.runtime.record import RunRecord, StepRecord, last_run
 from xcs.runtime.schedulers import SCHEDULERS, Scheduler, create_scheduler, register_scheduler, unregister_scheduler

@@ -20,7 +20,7 @@ from xcs.compiler.signature import Signature
 from xcs.compiler.ir import Call, Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
 from xcs.compiler.oracle import interpret
 from xcs.compiler.trace import Tracer
-from xcs.runtime.executor import execute
+from xcs.runtime.call import execute
 from xcs.runtime.plan import Plan
 from xcs import GraphBreakWarning, execution_options, jit
 from xcs.compiler.entries import Eager

@@ -15,10 +15,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from xcs.runtime.batching import DEVICE, RunState, batchable, default_slots, is_array, scheduling
+from xcs.runtime.batching import RunState, batchable, is_array
 from xcs.runtime.errors import MeshError, OperatorInputError, OperatorOutputError, ShardError
 from xcs.runtime.pool import run_each
 from xcs.operator import Operator
+from xcs.shards import DEVICE, default_slots, slots_bound
 from xcs.transforms import Transform, Transformed, _check_fn, _name
 
 
@@ -304,8 +305,7 @@ class MeshRegion(Operator):
             finally:
                 DEVICE.reset(token)
 
-        bound, mode, factory = scheduling()
-        run_each(task, len(runs), min(len(runs), bound or len(runs)), mode, state.stop, factory, "batch")
+        run_each(task, len(runs), slots_bound() or len(runs), state.stop)
         if errors:
             r, error = errors[0]
             coord = runs[r][0]

@@ -1,7 +1,7 @@
 """Function transforms: ``vmap``, ``pmap``, ``pjit`` and ``compose`` (the mesh API is ``xcs.mesh``).
 
 This module owns the public transform objects; the batch engine (splitting, running elements under a
-worker bound, process shards, assembling outputs, errors) is ``runtime.batching``.
+worker bound, assembling outputs, errors) is ``runtime.batching``, process shards ``xcs.shards``.
 
 A transform applied to a function returns an ``Operator`` (``Vectorized`` for ``vmap``,
 ``Parallelized`` for ``pmap``/``pjit``): a thin shell whose ``forward`` calls one sub-operator,
@@ -27,15 +27,13 @@ from dataclasses import fields
 from typing import Any, Callable, Mapping
 
 from xcs.compiler.ir import Batching, Output, output_keys
-from xcs.runtime.batching import (
-    DEVICE, NOT_RUN, Batch, RunState, call_elements, check_picklable, default_slots, is_batched, normalize_axes,
-    run_batch, run_elements, run_shard_bytes, scheduling, shard_bounds,
-)
+from xcs.runtime.batching import NOT_RUN, Batch, RunState, run_batch, run_elements
 from xcs.runtime.errors import EmptyBatchError, TransformError, XCSError
 from xcs.runtime.pool import run_each
 from xcs.runtime.options import ExecutionOptions, current_options
 from xcs.operator import Operator
 from xcs.plans import JittedFunction, config_of
+from xcs.shards import DEVICE, call_elements, check_picklable, default_slots, is_batched, run_shard_bytes, shard_bounds
 
 ON_ERROR = ("raise", "collect")
 BACKENDS = ("thread", "process")
@@ -297,8 +295,7 @@ class PmapRegion(BatchRegion):
             finally:
                 DEVICE.reset(token)
 
-        _, mode, factory = scheduling()
-        run_each(task, len(bounds), len(bounds), mode, state.stop, factory, "batch")
+        run_each(task, len(bounds), len(bounds), state.stop)
         return out
 
     def _run_processes(self, batch: Batch, state: RunState, base: int, bounds: list[tuple[int, int]]) -> list:
@@ -352,6 +349,39 @@ class PmapRegion(BatchRegion):
             for key, value in sub.inputs.items():
                 check_picklable(value, f"the input {key!r}", label)
             return check_picklable((dict(sub.inputs), sub.keys, sub.n, collect, device, options, label), "the inputs", label)
+
+
+def normalize_axes(in_axes: Any, who: str) -> tuple[str, ...] | None:
+    """``in_axes`` as a tuple of batched keys: a key list, a ``{key: 0 | None}`` mapping or one key."""
+    if in_axes is None:
+        return None
+    if isinstance(in_axes, str):
+        return (in_axes,)
+    if isinstance(in_axes, Mapping):
+        keys = []
+        for key, axis in in_axes.items():
+            if not isinstance(key, str):
+                raise TransformError(f"{who}: in_axes keys must be input names (str), got {key!r}")
+            if axis is None:
+                continue
+            if isinstance(axis, bool) or axis != 0:
+                raise TransformError(
+                    f"{who}: in_axes[{key!r}] is {axis!r}; a batched input maps over its axis 0 "
+                    "(give 0), and None broadcasts it"
+                )
+            keys.append(key)
+        return tuple(keys)
+    if isinstance(in_axes, (list, tuple)):
+        for key in in_axes:
+            if not isinstance(key, str):
+                raise TransformError(f"{who}: in_axes must name input keys (str), got {key!r}")
+        if len(set(in_axes)) != len(in_axes):
+            raise TransformError(f"{who}: in_axes names a key twice: {list(in_axes)!r}")
+        return tuple(in_axes)
+    raise TransformError(
+        f"{who}: in_axes must be a list of input keys or a mapping {{key: 0 or None}}, "
+        f"got {type(in_axes).__name__}"
+    )
 
 
 # ---------------------------------------------------------------------------------------- the transforms
