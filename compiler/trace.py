@@ -482,7 +482,7 @@ class Tracer:
                 raise NeedsValue(exc.brk) from None
             # The statement was rolled back and ran nothing: the run goes on natively from its start.
             self.brk, self.recording = exc.brk, False
-            frame.pc = _statement_entry(code, stmt.first, stmt.last)
+            frame.pc = _statement_entry(code, stmt.first)
             return None
         loc = _loc(code.co_filename, stmt.first)
         node = Call(name, Const(None), args, (), loc, (self.effects[-1],) if self.effects else (),
@@ -512,7 +512,7 @@ class Tracer:
                 if self.abstract:
                     frame.seen.note(name, item)
         nxt = self.statements.items[stmt.index + 1]
-        frame.pc = _statement_entry(code, nxt.first, nxt.last)
+        frame.pc = _statement_entry(code, nxt.first)
         return None
 
     def kind(self, *vals: Val) -> int:
@@ -1101,9 +1101,11 @@ class Tracer:
 
 
 @lru_cache(maxsize=4096)
-def _statement_entry(code: types.CodeType, first: int, last: int) -> int:
-    """The index of the first instruction of the statement on lines ``first``..``last`` of ``code``."""
-    return next(i for i, ins in enumerate(instructions(code)) if ins.line and first <= ins.line <= last)
+def _statement_entry(code: types.CodeType, first: int) -> int:
+    """The index of the first instruction of the statement that starts on line ``first`` of ``code``; a
+    statement the compiler left no instruction of (``if not "x": ...``) starts where the next one does."""
+    ins = instructions(code)
+    return next((i for i, each in enumerate(ins) if each.line and each.line >= first), len(ins))
 
 
 def _native(val: Val) -> Any:

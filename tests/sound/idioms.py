@@ -163,3 +163,24 @@ class LimitOrHistory(Operator):
          [{"q": "a", "n": 0}, {"q": "b", "n": 3}, {"q": "c", "n": -1}])
 def limit_or_history():
     return LimitOrHistory()
+
+
+# 7
+class DeadBranchAfterOpaque(Operator):
+    """A statement the capture runs as written (a sort keyed by a lambda on an output), then a branch the
+    compiler folds away (no instruction of its own)."""
+
+    def __init__(self):
+        self.llm = FakeLLM("letters", "echo")
+
+    def forward(self, *, inputs):
+        out = self.llm(inputs={"prompt": inputs["q"]})
+        letters = sorted(out["text"], key=lambda c: -ord(c))
+        if not "folded":
+            letters = []
+        return {"letters": letters[:5]}
+
+
+@program("idiom_dead_branch_after_opaque_statement", "idioms", Q)
+def dead_branch_after_opaque():
+    return DeadBranchAfterOpaque()
