@@ -34,6 +34,7 @@ from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from xcs.compiler import effects, regions, segments
+from xcs.compiler.opcodes import breaking
 from xcs.compiler.breaks import Break, GraphBreak
 from xcs.compiler.codegen import RESERVED, is_step as _is_step
 from xcs.compiler.glue import RULES
@@ -324,10 +325,8 @@ class Tracer:
     def prescan(self, code: types.CodeType) -> None:
         for ins in instructions(code):
             if ins.op not in HANDLED:
-                what = CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
-                raise GraphBreak(
-                    "unsupported-bytecode", f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line)
-                )
+                code_, what = breaking(ins.op)
+                raise GraphBreak(code_, f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line))
 
     def remember(self, key: str, kind: str, frame: Frame | None) -> None:
         """Record the ``Origin`` of node ``key`` (static capture of user code only; the first wins)."""
@@ -498,6 +497,9 @@ class Tracer:
     # ------------------------------------------------------------------ IR helpers
     def operand(self, val: Val) -> Any:
         """The IR operand that recomputes ``val`` in a plan."""
+        if isinstance(val.raw, slice) and isinstance(val.box, list):  # ``BUILD_SLICE``'s parts
+            parts = (Global("builtins", "slice"), *(self.operand(p) for p in val.box))
+            return self.node(Glue(self.builder.fresh("slice"), "call", parts, loc=self.loc))
         if val.box is not None:
             if isinstance(val.box, dict):
                 flat = []
@@ -1593,6 +1595,18 @@ def _list_append(t: Tracer, f: Frame, i: int) -> None:
     target.kind = max(target.kind, t.kind(item))
 
 
+@handles("SET_UPDATE")
+def _set_update(t: Tracer, f: Frame, i: int) -> None:
+    """``{*a, *b}`` and the constant tail of a set display (``{"x", "y", "z"}``): the union."""
+    src = f.stack.pop()
+    target = f.stack[-i]
+    regions.record_mutation(t, target, "update")
+    if not isinstance(src.raw, (set, frozenset)):
+        src = t.call(Val(set, Global("builtins", "set")), [src], {})
+    grown = t.glue("binop", [target, src], "|")
+    target.raw, target.expr, target.kind = grown.raw, grown.expr, grown.kind
+
+
 @handles("LIST_EXTEND")
 def _list_extend(t: Tracer, f: Frame, i: int) -> None:
     src = f.stack.pop()
@@ -1628,16 +1642,9 @@ def _dict_update(t: Tracer, f: Frame, i: int) -> None:
         target.kind = max(target.kind, t.kind(item))
 
 
-@handles("CALL_INTRINSIC_1")
-def _call_intrinsic_1(t: Tracer, f: Frame, which: Any) -> None:
-    val = f.stack.pop()
-    name = getattr(which, "name", str(which))
-    if name == "INTRINSIC_LIST_TO_TUPLE":
-        f.stack.append(t.make_box(t.iterate(val), tuple))
-    elif name == "INTRINSIC_UNARY_POSITIVE":
-        f.stack.append(t.glue("unary", [val], "+"))
-    else:
-        raise GraphBreak("unsupported-bytecode", f"intrinsic {name}", t.loc)
+@handles("LIST_TO_TUPLE")
+def _list_to_tuple(t: Tracer, f: Frame, arg: Any) -> None:
+    f.stack.append(t.make_box(t.iterate(f.stack.pop()), tuple))
 
 
 @handles("BINARY_SUBSCR")
@@ -1685,23 +1692,17 @@ def _build_slice(t: Tracer, f: Frame, n: int) -> None:
     f.stack.append(Val(slice(*(p.value for p in parts)), None, STATIC, list(parts)))
 
 
-@handles("BINARY_SLICE")
-def _binary_slice(t: Tracer, f: Frame, arg: Any) -> None:
-    stop, start = f.stack.pop(), f.stack.pop()
-    container = f.stack.pop()
-    f.stack.append(subscript(t, container, Val(slice(start.value, stop.value), None, STATIC, [start, stop])))
-
-
 @handles("STORE_SUBSCR")
 def _store_subscr(t: Tracer, f: Frame, arg: Any) -> None:
     key, container, value = f.stack.pop(), f.stack.pop(), f.stack.pop()
     if t.recording and container.box is not None:
-        index = t.concretize(key)
+        index = slice(*map(t.concretize, key.box)) if isinstance(key.raw, slice) and key.box is not None else t.concretize(key)
         regions.record_mutation(t, container, "setitem")
+        items = t.iterate(value) if isinstance(index, slice) else None  # ``xs[1:3] = ...``
         if t.recording:
-            container.box[index] = value
-            container.kind = max(container.kind, t.kind(value))
-        container.raw[index] = value.raw
+            container.box[index] = value if items is None else items
+            container.kind = max(container.kind, t.kind(value, *(items or ())))
+        container.raw[index] = value.raw if items is None else [v.raw for v in items]
         return
     if not t.recording:
         container.value[key.value] = value.value
@@ -1804,19 +1805,10 @@ def _unmodelled_in(code: types.CodeType, first: int, last: int) -> str:
     """The construct the capture does not model on lines ``first``..``last`` of ``code`` ("" if none)."""
     for ins in instructions(code):
         if ins.op not in HANDLED and ins.line and first <= ins.line <= last:
-            return CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
+            return breaking(ins.op)[1]
     return ""
 
 
 def _unmodelled(t: Tracer, f: Frame, arg: Any) -> None:
-    op = f.ins[f.pc - 1].op
-    raise GraphBreak("unsupported-bytecode", f"{CONSTRUCTS.get(op, f'the {op} instruction')} is not modelled by the capture", t.loc)
-CONSTRUCTS = {
-    "TRY": "try/except/finally", "BEFORE_WITH": "a with statement", "BEFORE_ASYNC_WITH": "async with",
-    "YIELD_VALUE": "yield", "RETURN_GENERATOR": "a generator", "GET_AWAITABLE": "await",
-    "SEND": "await/yield from", "STORE_GLOBAL": "a global write", "DELETE_GLOBAL": "a global delete",
-    "IMPORT_NAME": "an import inside forward", "LOAD_BUILD_CLASS": "a class definition",
-    "SETUP_ANNOTATIONS": "annotations", "MATCH_CLASS": "a match statement", "MATCH_MAPPING": "a match statement",
-    "MATCH_SEQUENCE": "a match statement", "GET_AITER": "async for", "DELETE_ATTR": "an attribute delete",
-    "DELETE_SUBSCR": "an item delete",
-}
+    code, what = breaking(f.ins[f.pc - 1].op)
+    raise GraphBreak(code, f"{what} is not modelled by the capture", t.loc)
