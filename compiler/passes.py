@@ -1,6 +1,6 @@
 """Optimisation passes of the ``enhanced`` strategy: small, named, each a function Graph -> Graph.
 
-- ``source_names``: steps take the user's variable names and show the call's exact source (libcst);
+- ``source_names``: steps take the user's variable names and show the call's exact source (``source``);
 - ``fold_constants``: glue whose operands are all literals becomes a literal;
 - ``merge_identical_calls``: a second call of the same operator with the same arguments reuses the
   first's result, but only for operators that declare ``deterministic = True`` (two identical calls of
@@ -37,7 +37,7 @@ def optimize(
     graph: Graph, is_operator: Callable[[Any], bool], root: Any, files: dict[str, str] | None = None,
     variables: dict[str, str] | None = None, origins: dict | None = None,
 ) -> tuple[Graph, list[Applied]]:
-    """Run the passes in order; ``files`` maps repository-relative files to files (for libcst),
+    """Run the passes in order; ``files`` maps repository-relative files to files (for source facts),
     ``variables`` node names to the user's variable names (for hoisted glue) and ``origins`` node
     names to where the user's code made them (``trace.Origin``, for verbatim glue)."""
     applied = []

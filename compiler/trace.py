@@ -276,9 +276,11 @@ class Tracer:
         self.helpers: list[int] = []  # where each helper being followed started (len of the nodes)
         self.root_frame: Frame | None = None  # forward's own frame, whose statements can be segments
         self.statements: Any = None  # forward's top-level statements (``segments.statements``)
+        self.unmodelled_lines: dict[int, tuple[int, str]] = {}  # ``_unmodelled_lines`` of forward's code
         self.cp: Checkpoint | None = None  # where the current statement of forward started
         self.opaque: list[Break] = []  # the breaks each statement segment absorbed
         self.in_root = False  # forward's own frame is running (its statements may become segments)
+        self.frozen_containers: dict[int, tuple[Any, bool]] = {}  # see ``frozen``
 
     # ------------------------------------------------------------------ entry point
     def run(self, forward: Callable, inputs: Mapping[str, Any]) -> tuple[Any, Graph | None]:
@@ -287,10 +289,11 @@ class Tracer:
         args = [Val(self.root, Static(""))] if isinstance(forward, types.MethodType) else []
         in_val = Val(_shape(inputs) if self.abstract else inputs, Ref("inputs"), INPUT)
         self.statements = segments.statements(func.__code__)
+        self.unmodelled_lines = _unmodelled_lines(func.__code__)
         try:
             if self.statements is None or not all(
                 s.ok and all(p.ok for p in (self.statements.tail(s) if s.returns else ()))
-                for s in self.statements.items if _unmodelled_in(func.__code__, s.first, s.last)
+                for s in self.statements.items if self.unmodelled_in(s.first, s.last)
             ):  # else a construct the capture does not model costs the statement it is in
                 self.prescan(func.__code__)
         except GraphBreak as exc:
@@ -316,7 +319,15 @@ class Tracer:
         return (None if self.dry else result.value), Graph(nodes)
 
     def frozen(self, value: Any) -> bool:
-        return effects.frozen(value, self.is_operator)
+        """``effects.frozen``, once per frozen container of the operator tree (``self.ops[i]`` of a
+        10,000-element list would check every element 10,000 times). Such a container cannot change,
+        and the memo holds it, so its ``id`` names it for the whole capture."""
+        if not getattr(type(value), "__xcs_frozen__", False):
+            return effects.frozen(value, self.is_operator)
+        known = self.frozen_containers.get(id(value))
+        if known is None:
+            known = self.frozen_containers[id(value)] = (value, effects.frozen(value, self.is_operator))
+        return known[1]
 
     def state(self, value: Any, expr: Any) -> Val:
         """A value of the operator tree, a closure or a module: folded when immutable, else state."""
@@ -367,7 +378,7 @@ class Tracer:
             return
         if frame.stack or self.scopes:
             self.cp = None
-            what = _unmodelled_in(frame.code, stmt.first, stmt.last)
+            what = self.unmodelled_in(stmt.first, stmt.last)
             if what:
                 raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture", self.loc)
             return
@@ -377,16 +388,21 @@ class Tracer:
             frame.locals, {name: cell.val for name, cell in frame.cells.items()},
             usable=all(p.ok for p in parts),
         )
-        what = _unmodelled_in(frame.code, stmt.first, stmt.last)
+        what = self.unmodelled_in(stmt.first, stmt.last)
         if what:  # the statement holds a construct the capture does not model: it runs as it is
             where = _loc(frame.code.co_filename, stmt.first)
             raise Resume(Break("unsupported-bytecode", f"{what} is not modelled by the capture", where))
+
+    def unmodelled_in(self, first: int, last: int) -> str:
+        """The construct the capture does not model on lines ``first``..``last`` of forward ("" if none)."""
+        lines = self.unmodelled_lines  # a dict per code: the lines of one statement are looked up, not scanned
+        return min((lines[line] for line in range(first, last + 1) if line in lines), default=(0, ""))[1]
 
     def unmodelled(self, frame: Frame, line: int) -> None:
         """A statement of forward reached inside a region holds a construct the capture does not model:
         the statement around the region runs as written, or the capture stops."""
         stmt = self.statements.by_line.get(line) if self.statements is not None else None
-        what = _unmodelled_in(frame.code, stmt.first, stmt.last) if stmt is not None else ""
+        what = self.unmodelled_in(stmt.first, stmt.last) if stmt is not None else ""
         if what:
             raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture",
                              _loc(frame.code.co_filename, stmt.first))
@@ -1801,12 +1817,15 @@ HANDLED = frozenset(HANDLERS)
 
 
 @lru_cache(maxsize=4096)
-def _unmodelled_in(code: types.CodeType, first: int, last: int) -> str:
-    """The construct the capture does not model on lines ``first``..``last`` of ``code`` ("" if none)."""
-    for ins in instructions(code):
-        if ins.op not in HANDLED and ins.line and first <= ins.line <= last:
-            return breaking(ins.op)[1]
-    return ""
+def _unmodelled_lines(code: types.CodeType) -> dict[int, tuple[int, str]]:
+    """line -> the construct of its first instruction the interpreter has no handler for, with the
+    instruction's index (``Tracer.unmodelled_in`` reports the first one of a statement)."""
+    lines: dict[int, str] = {}
+    for index, ins in enumerate(instructions(code)):
+        if ins.op not in HANDLED and ins.line:
+            lines.setdefault(ins.line, (index, breaking(ins.op)[1]))
+    return lines
+
 
 
 def _unmodelled(t: Tracer, f: Frame, arg: Any) -> None:

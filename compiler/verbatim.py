@@ -2,8 +2,8 @@
 user's own text.
 
 For a glue value the user stored in a local (``listing = "\\n".join(...)``), passed as a keyword
-argument of an operator call (``inputs={"prompt": f"..."}``) or returned from ``forward``, libcst
-gives the expression's source (``compiler.source``). The pass captures that text again on its own —
+argument of an operator call (``inputs={"prompt": f"..."}``) or returned from ``forward``, the module's
+syntax tree gives the expression's source (``compiler.source``). The pass captures that text again on its own —
 compiled into a function of the local names it reads, interpreted abstractly with those names bound to
 what they held at that point (``trace.Origin``) — and keeps it only when the graph it yields is the
 graph the capture recorded: the same operations on the same operands, up to internal node names. The
@@ -22,6 +22,7 @@ import builtins
 import dis
 import types
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Callable
 
 from xcs.compiler.codegen import is_step
@@ -95,18 +96,16 @@ def _prove(
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
         return None
-    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    nodes_ = list(ast.walk(tree))
+    names = [n for n in nodes_ if isinstance(n, ast.Name)]
     inner = {n.id for n in names if not isinstance(n.ctx, ast.Load)}  # comprehension variables, ``:=``
-    inner |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.Lambda) for a in ast.walk(n.args) if isinstance(a, ast.arg)}
+    inner |= {a.arg for n in nodes_ if isinstance(n, ast.Lambda) for a in ast.walk(n.args) if isinstance(a, ast.arg)}
     read = {n.id for n in names if isinstance(n.ctx, ast.Load)} - inner
     values = {name: origin.names.get(name) for name in sorted(read)}
     params = [name for name, value in values.items() if value is not None]
-    source = f"def _verbatim({', '.join(params)}):\n    return ({text})\n"
-    try:
-        module = compile(source, origin.loc.file or "<verbatim>", "exec")
-    except SyntaxError:
+    code = _proof_code(_positional(text, names, params), len(params), origin.loc.file or "<verbatim>")
+    if code is None:
         return None
-    code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
     if any(name in origin.globals or not hasattr(builtins, name) for name in _global_reads(code)):
         return None  # the plan module sees builtins only
     tracer = Tracer(root, "", is_operator, abstract=True)
@@ -129,6 +128,30 @@ def _prove(
     return text, binds
 
 
+def _positional(text: str, names: list[ast.Name], params: list[str]) -> str:
+    """``text`` (one line, whose ``Name`` nodes are ``names``) with its parameters renamed ``_xcs_0``,
+    ``_xcs_1``, ... in ``params``' order: the same expression at every site (``{"v": x16["v"]}`` and
+    ``{"v": x17["v"]}``) is compiled once."""
+    index = {name: i for i, name in enumerate(params)}
+    spans = sorted((n.col_offset, n.end_col_offset, index[n.id]) for n in names if n.id in index)
+    raw, out, at = text.encode(), [], 0  # the columns are UTF-8 byte offsets
+    for start, end, i in spans:
+        out += [raw[at:start], f"_xcs_{i}".encode()]
+        at = end
+    return b"".join(out + [raw[at:]]).decode()
+
+
+@lru_cache(maxsize=4096)
+def _proof_code(expression: str, params: int, filename: str) -> types.CodeType | None:
+    """The code of ``def _verbatim(_xcs_0, ...): return (expression)``, or None if it does not compile."""
+    source = f"def _verbatim({', '.join(f'_xcs_{i}' for i in range(params))}):\n    return ({expression})\n"
+    try:
+        module = compile(source, filename, "exec")
+    except SyntaxError:
+        return None
+    return next(c for c in module.co_consts if isinstance(c, types.CodeType))
+
+
 class Scratch(Builder):
     """The builder of a proof's capture: its node names cannot clash with the graph's (``$`` is not
     in any identifier), so a name in the comparison says which graph a node is from."""
@@ -137,7 +160,8 @@ class Scratch(Builder):
         return "$" + super().fresh(base)
 
 
-def _global_reads(code: types.CodeType) -> set[str]:
+@lru_cache(maxsize=4096)
+def _global_reads(code: types.CodeType) -> frozenset[str]:
     names = set()
     for ins in dis.get_instructions(code):
         if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
@@ -145,7 +169,7 @@ def _global_reads(code: types.CodeType) -> set[str]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _global_reads(const)
-    return names
+    return frozenset(names)
 
 
 def _canon(operand: Any, made: dict, nodes: dict, items: tuple = ()) -> Any:
