@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 from typing import Any, Callable
 
 from xcs.compiler.glue import RULES
@@ -64,19 +65,31 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
         if isinstance(value, Ref):
             return mapping.get(value.name, value)
         if isinstance(value, tuple):
-            return tuple(sub(v) for v in value)
+            items = tuple(sub(v) for v in value)
+            return value if all(a is b for a, b in zip(items, value)) else items
         if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Guard, Output)):
             return _sub_node(value)
         return value
 
     def _sub_node(node: Any) -> Any:
-        changes = {f.name: sub(getattr(node, f.name)) for f in fields(node) if f.name not in ("name", "loc", "after")}
+        changes = {}
+        for name in _rewritten_fields(type(node)):
+            old = getattr(node, name)
+            new = sub(old)
+            if new is not old:
+                changes[name] = new
         if getattr(node, "after", ()):  # ordering-only steps: renamed with them, dropped when folded away
             moved = (mapping.get(name, Ref(name)) for name in node.after)
             changes["after"] = tuple(dict.fromkeys(m.name for m in moved if isinstance(m, Ref)))
-        return replace(node, **changes)
+        return replace(node, **changes) if changes else node
 
     return tuple(_sub_node(n) for n in nodes)
+
+
+@lru_cache(maxsize=None)
+def _rewritten_fields(kind: type) -> tuple[str, ...]:
+    """The fields of a node class that ``substitute`` rewrites (all but its name, location and order)."""
+    return tuple(f.name for f in fields(kind) if f.name not in ("name", "loc", "after"))
 
 
 def _drop(nodes: tuple, names: set[str]) -> tuple:
