@@ -1345,6 +1345,9 @@ def _load_attr(t: Tracer, f: Frame, name: str) -> None:
 
 def attribute(t: Tracer, obj: Val, name: str) -> Val:
     """``obj.name``: a static attribute path of the operator tree, or glue on a runtime value."""
+    owner = _super_owner(obj.raw, name) if isinstance(obj.raw, super) else None
+    if owner is not None:  # ``super().NAME``, a class attribute: read from its class when the plan runs
+        obj = Val(owner, Global(owner.__module__, owner.__qualname__))
     if t.recording and obj.box is not None:
         val = Val(getattr(obj.raw, name))
     else:
@@ -1352,6 +1355,17 @@ def attribute(t: Tracer, obj: Val, name: str) -> Val:
     val.receiver = obj
     val.attr = name
     return val
+
+
+def _super_owner(made: super, name: str) -> type | None:
+    """The class ``super().name`` reads a plain class attribute (not a method or descriptor) from, when
+    a plan can name that class (a module-level class)."""
+    mro = made.__self_class__.__mro__ if made.__self_class__ is not None else ()
+    for klass in mro[mro.index(made.__thisclass__) + 1:] if made.__thisclass__ in mro else ():
+        if name in vars(klass):
+            plain = not hasattr(type(vars(klass)[name]), "__get__")
+            return klass if plain and "<" not in klass.__qualname__ else None
+    return None
 
 
 def _super(t: Tracer, fn: Val, f: Frame) -> Val:
