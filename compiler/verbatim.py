@@ -29,7 +29,7 @@ from xcs.compiler.codegen import is_step
 from xcs.compiler.ir import Branch, Call, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
 from xcs.compiler.source import assigned_value, call_site, returned_value
 from xcs.compiler.trace import Builder, Origin, Tracer
-from xcs.compiler.values import Val
+from xcs.compiler.values import PENDING, STEP, Val
 
 
 def verbatim_glue(
@@ -37,6 +37,7 @@ def verbatim_glue(
 ) -> tuple[Graph, str]:
     nodes = {n.name: n for n in walk(graph.nodes)}
     found: dict[str, tuple[str, tuple]] = {}
+    shapes: dict[tuple, Any] = {}  # see ``_prove``
     for key, origin in origins.items():
         filename = files.get(origin.loc.file)
         if filename is None or origin.loc.col < 0:
@@ -44,7 +45,7 @@ def verbatim_glue(
         for operand, text in _candidates(key, origin, filename, nodes, graph):
             if not isinstance(operand, Ref) or not isinstance(nodes.get(operand.name), Glue) or operand.name in found:
                 continue
-            proven = _prove(operand, text, origin, nodes, root, is_operator)
+            proven = _prove(operand, text, origin, nodes, root, is_operator, shapes)
             if proven is not None:
                 found[operand.name] = proven
     if not found:
@@ -88,8 +89,16 @@ def _computes_a_step(operand: Any, nodes: dict) -> bool:
 
 def _prove(
     operand: Ref, text: str, origin: Origin, nodes: dict, root: Any, is_operator: Callable[[Any], bool],
+    shapes: dict[tuple, Any],
 ) -> tuple[str, tuple] | None:
-    """``(text, binds)`` when ``text``, captured alone over ``origin``'s names, is ``operand``'s graph."""
+    """``(text, binds)`` when ``text``, captured alone over ``origin``'s names, is ``operand``'s graph.
+
+    ``shapes`` (one per pass) holds what a capture of the text proved for the texts of one shape: the
+    same expression up to the names of its parameters (``_positional``), in the same module, each
+    parameter an operator's output the capture never computed (a step: nothing about it but its node
+    can steer the capture). Such a capture is the same for every text of the shape but for the steps'
+    names, so it runs once: its graph, with each parameter's step as a placeholder, is compared with
+    each text's operand (``{"v": x16["v"]}``, ``{"v": x17["v"]}``, ... of a 10,000-call ``forward``)."""
     if not text.isprintable():  # one line of printable text: no line break, control or format character
         return None
     try:
@@ -106,26 +115,68 @@ def _prove(
     code = _proof_code(_positional(text, names, params), len(params), origin.loc.file or "<verbatim>")
     if code is None:
         return None
-    if any(name in origin.globals or not hasattr(builtins, name) for name in _global_reads(code)):
-        return None  # the plan module sees builtins only
-    tracer = Tracer(root, "", is_operator, abstract=True)
-    tracer.builder = Scratch()
-    args = [Val(*values[p]) for p in params]
-    try:
-        got = tracer.operand(tracer.call_function(types.FunctionType(code, origin.globals), args, {}))
-    except Exception:  # a break, or anything the capture cannot prove: keep the IR's rendering
-        return None
-    made = {n.name: n for n in walk(tuple(tracer.builder.nodes[1:]))}
-    if any(isinstance(n, (OperatorCall, Call)) or (isinstance(n, (MapRegion, Branch)) and is_step(n)) for n in made.values()):
-        return None  # the text calls an operator or has an effect: written again, it would run again
-    if tracer.readers or _computes_a_step(operand, nodes):
-        return None  # it reads held state (the text would read it where the plan uses it) or a step's value
-    if _canon(got, made, nodes) != _canon(operand, {}, nodes):
-        return None
+    steps = [_step_param(values[p], nodes) for p in params]
+    shape = (code, origin.globals.get("__name__")) if all(steps) and len(set(steps)) == len(steps) else None
+    template = shapes.get(shape) if shape is not None else None
+    if template is None:
+        graph = _capture_text(code, [values[p] for p in params], origin, nodes, root, is_operator)
+        if shape is not None:
+            shapes[shape] = _placeholders(graph, {step: ("param", i) for i, step in enumerate(steps)})
+    else:
+        graph = _placeholders(template, {("param", i): step for i, step in enumerate(steps)})
+    if graph is False or _computes_a_step(operand, nodes) or graph != _canon(operand, {}, nodes):
+        return None  # not proven; or a step's value the text would compute again where the plan uses it
     binds = tuple((p, values[p][1]) for p in params)
     if any(isinstance(o, Ref) and o.name == operand.name for _, o in binds):
         return None  # ``x`` standing for itself: nothing to show
     return text, binds
+
+
+def _capture_text(
+    code: types.CodeType, values: list[tuple], origin: Origin, nodes: dict, root: Any, is_operator: Callable[[Any], bool],
+) -> Any:
+    """The canonical graph (``_canon``) of ``code`` captured over ``values``, or False when it is not a
+    pure expression of them the plan may write out again."""
+    if any(name in origin.globals or not hasattr(builtins, name) for name in _global_reads(code)):
+        return False  # the plan module sees builtins only
+    tracer = Tracer(root, "", is_operator, abstract=True)
+    tracer.builder = Scratch()
+    try:
+        got = tracer.operand(tracer.call_function(types.FunctionType(code, origin.globals), [Val(*v) for v in values], {}))
+    except Exception:  # a break, or anything the capture cannot prove: keep the IR's rendering
+        return False
+    made = {n.name: n for n in walk(tuple(tracer.builder.nodes[1:]))}
+    if any(isinstance(n, (OperatorCall, Call)) or (isinstance(n, (MapRegion, Branch)) and is_step(n)) for n in made.values()):
+        return False  # the text calls an operator or has an effect: written again, it would run again
+    if tracer.readers:
+        return False  # it reads held state: the text would read it where the plan uses it
+    return _canon(got, made, nodes)
+
+
+def _step_param(value: tuple, nodes: dict) -> tuple | None:
+    """``("ref", name)`` for a parameter holding the output of step ``name`` (never computed), else None."""
+    raw, expr, kind = value
+    if raw is PENDING and kind == STEP and isinstance(expr, Ref) and expr.name != "inputs":
+        canon = _canon(expr, {}, nodes)
+        return canon if canon == ("ref", expr.name) else None
+    return None
+
+
+def _placeholders(graph: Any, mapping: dict) -> Any:
+    """``graph`` (a canonical graph, ``_canon``) with its step leaves (``("ref", name)``) or parameter
+    leaves (``("param", i)``) in ``mapping`` replaced."""
+    if graph is False or graph is None:
+        return graph
+    kind = graph[0]
+    if kind in ("ref", "param"):
+        return mapping.get(graph, graph)
+    if kind == "glue":
+        return (*graph[:4], tuple(_placeholders(g, mapping) for g in graph[4]))
+    if kind == "map":
+        return ("map", _placeholders(graph[1], mapping), _placeholders(graph[2], mapping))
+    if kind == "branch":
+        return ("branch", _placeholders(graph[1], mapping), *(tuple(_placeholders(g, mapping) for g in side) for side in graph[2:]))
+    return graph
 
 
 def _positional(text: str, names: list[ast.Name], params: list[str]) -> str:
