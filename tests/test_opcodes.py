@@ -9,11 +9,16 @@ import dis
 import opcode
 import sys
 import types
+import warnings
 from pathlib import Path
+
+import pytest
 
 import corpus
 import corpus_static
+from corpus import run_counted
 from sound import harness
+from xcs import GraphBreakWarning, dump, jit
 from xcs.compiler import opcodes
 from xcs.compiler.bytecode_versions import normalize
 from xcs.compiler.trace import HANDLERS
@@ -93,3 +98,23 @@ def test_breaks_name_the_construct():
 def test_docs_show_the_table():
     text = (ROOT / "docs" / "opcodes.md").read_text()
     assert text == opcodes.markdown(), "docs/opcodes.md is stale: python -m xcs.compiler.opcodes > docs/opcodes.md"
+
+
+VERSION_SPELLED = ("fan_in_32", "super_calls", "slice_store", "set_displays")  # see corpus_static.py
+
+
+@pytest.mark.usefixtures("fresh_plans")
+@pytest.mark.parametrize("mode", ("trace", "structural", "enhanced", "auto"))
+@pytest.mark.parametrize("name", VERSION_SPELLED)
+def test_opcodes_one_version_spells_alone_compile_and_equal_eager(name, mode):
+    """The 32-tuple fan-in (3.11: ``LIST_TO_TUPLE``), ``super()`` (3.12+: ``LOAD_SUPER_ATTR``) and slice
+    stores (3.12+: ``STORE_SLICE``) compile in every mode, with no graph break, and equal eager."""
+    (program,) = [p for p in corpus_static.PROGRAMS if p.name == name]
+    eager, jitted = program.make(), jit(program.make(), mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GraphBreakWarning)
+        for inputs in program.inputs:
+            expected, expected_calls = run_counted(eager, inputs)
+            got, got_calls = run_counted(jitted, inputs)
+            assert (got, got_calls) == (expected, expected_calls), inputs
+    assert "graph break" not in dump(jitted, program.inputs[0])
