@@ -1070,8 +1070,12 @@ class Tracer:
 
 @lru_cache(maxsize=4096)
 def _statement_entry(code: types.CodeType, first: int, last: int) -> int:
-    """The index of the first instruction of the statement on lines ``first``..``last`` of ``code``."""
-    return next(i for i, ins in enumerate(instructions(code)) if ins.line and first <= ins.line <= last)
+    """The index of the first instruction of the statement on lines ``first``..``last`` of ``code``; for
+    a statement the compiler removed (``if not "x": ...``: 3.13 drops it, 3.11 keeps a jump), the first
+    instruction of the statements after it."""
+    ins = instructions(code)
+    found = next((i for i, x in enumerate(ins) if x.line and first <= x.line <= last), None)
+    return found if found is not None else next(i for i, x in enumerate(ins) if x.line and x.line > last)
 
 
 def _native(val: Val) -> Any:

@@ -539,6 +539,21 @@ class SetDisplays(Operator):
         return {"answer": r["answer"], "kept": kept, "known": r["answer"] in {"sd-echo:hi", "sd-echo:x"}}
 
 
+class DeadAfterSegment(Operator):
+    """A statement that runs as written (an import inside ``forward``), then one the compiler removes on
+    3.13 but not on 3.11 (``if not "lit": ...``): the capture resumes at the statement after it."""
+
+    def __init__(self):
+        self.echo = Echo("dead-echo")
+
+    def forward(self, *, inputs):
+        r = self.echo(query=inputs["query"])
+        import json
+        if not "lit":
+            return {"answer": ""}
+        return {"answer": r["answer"], "dumped": json.dumps(inputs["query"])}
+
+
 # ---------------------------------------------------------------------- registry
 Q = ({"query": "hi"}, {"query": "hello there"}, {"query": "  a much longer query  "}, {"query": "x y z w"})
 DOCS = ({"docs": ["a", "bb"]}, {"docs": ["ccc", "dddd", "e"]}, {"docs": []}, {"docs": ["f"]}, {"docs": ["longer", "x"]})
@@ -593,6 +608,7 @@ PROGRAMS: tuple[Program, ...] = (
         {"query": "hi", "parts": ["a", "b", "c"]}, {"query": "yo", "parts": ["x"]}, {"query": "q", "parts": ["p", "q", "r", "s"]},
     )),
     Program("set_displays", SetDisplays, ({"query": "hi"}, {"query": "the end of it"}, {"query": "x"})),
+    Program("dead_after_segment", DeadAfterSegment, Q),
 )
 
 BY_NAME = {p.name: p for p in PROGRAMS}
