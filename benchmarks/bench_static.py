@@ -171,10 +171,10 @@ def import_path(path: Path):
 
 
 def clear_capture_caches() -> int:
-    """Clear every ``lru_cache`` of the ``compiler`` package (decoded bytecode, locations, ...)."""
+    """Clear every ``lru_cache`` of the ``xcs.compiler`` package (decoded bytecode, locations, ...)."""
     cleared = 0
     for name, module in list(sys.modules.items()):
-        if module is None or not (name == "compiler" or name.startswith("compiler.")):
+        if module is None or not name.startswith("xcs.compiler"):
             continue
         for value in list(vars(module).values()):
             if isinstance(value, functools._lru_cache_wrapper):

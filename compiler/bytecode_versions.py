@@ -15,7 +15,10 @@ interpreter in ``compiler.trace`` executes. What is normalised:
 - f-strings: ``FORMAT_VALUE flags`` (3.11/3.12) becomes ``FORMAT (has_spec, conv)`` (its conversion
   applies to the value *below* the spec); ``CONVERT_VALUE`` (3.13, before the spec is pushed) becomes
   ``CONVERT conv`` and ``FORMAT_SIMPLE``/``FORMAT_WITH_SPEC`` become ``FORMAT (has_spec, "")``;
-- 3.13 super-instructions are split; ``TO_BOOL``, ``RESUME``, ``NOP``, ``PRECALL``, ``CACHE`` vanish;
+- 3.13 super-instructions are split; the opcodes ``compiler.opcodes`` classifies as dropped vanish;
+- 3.12+ slices (``BINARY_SLICE``, ``STORE_SLICE``) become 3.11's ``BUILD_SLICE 2`` and subscript, and
+  ``CALL_INTRINSIC_1/2`` the 3.11 instruction its intrinsic stands for (``LIST_TO_TUPLE``,
+  ``UNARY_POSITIVE``) or, for an intrinsic the capture does not model, the intrinsic's name;
 - exit tails: 3.12+ copies a short block that ends the function into every arm leading to it; the
   copies are merged back so branches join where 3.11 joins;
 - loops: ``FOR_ITER`` carries whether exhaustion pops the iterator (3.11) or jumps to ``END_FOR``
@@ -39,11 +42,11 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
+from xcs.compiler.opcodes import DROPPED, TABLE
 
 VERSION = sys.version_info[:2]
 
 CONVERSIONS = {0: "", 1: "s", 2: "r", 3: "a"}
-DROPPED = frozenset({"RESUME", "NOP", "PRECALL", "CACHE", "TO_BOOL", "EXTENDED_ARG", "COPY_FREE_VARS", "MAKE_CELL"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def _jump_if(name: str) -> tuple[bool, str] | None:
     return None
 
 
-JUMPS = frozenset({"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_NO_INTERRUPT"})
+JUMPS = frozenset(name for name, op in TABLE.items() if op.becomes == ("JUMP",))
 
 
 def normalize(code: CodeType) -> list[Ins]:
@@ -132,8 +135,12 @@ def normalize(code: CodeType) -> list[Ins]:
             emit("LOAD_FAST", arg)
         elif name == "KW_NAMES":  # 3.11/3.12: ``dis`` does not resolve the constant on 3.11
             emit(name, code.co_consts[item.arg])
-        elif name == "CALL_INTRINSIC_1":
-            emit(name, item.argrepr)
+        elif name in ("CALL_INTRINSIC_1", "CALL_INTRINSIC_2"):  # 3.12+: the 3.11 instruction it stands for
+            intrinsic = TABLE.get(item.argrepr)
+            emit(intrinsic.becomes[0] if intrinsic is not None and intrinsic.becomes else item.argrepr)
+        elif name in ("BINARY_SLICE", "STORE_SLICE"):  # 3.12+: 3.11 builds the slice, then subscripts
+            emit("BUILD_SLICE", 2)
+            emit("BINARY_SUBSCR" if name == "BINARY_SLICE" else "STORE_SUBSCR")
         elif name == "FOR_ITER":
             pending_jumps.append(len(out))
             emit("FOR_ITER", (arg, VERSION >= (3, 12)))

@@ -1,6 +1,6 @@
 """Optimisation passes of the ``enhanced`` strategy: small, named, each a function Graph -> Graph.
 
-- ``source_names``: steps take the user's variable names and show the call's exact source (libcst);
+- ``source_names``: steps take the user's variable names and show the call's exact source (``source``);
 - ``fold_constants``: glue whose operands are all literals becomes a literal;
 - ``merge_identical_calls``: a second call of the same operator with the same arguments reuses the
   first's result, but only for operators that declare ``deterministic = True`` (two identical calls of
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 from typing import Any, Callable
 
 from xcs.compiler.effects import is_iterator
@@ -40,7 +41,7 @@ def optimize(
     graph: Graph, is_operator: Callable[[Any], bool], root: Any, files: dict[str, str] | None = None,
     variables: dict[str, str] | None = None, origins: dict | None = None,
 ) -> tuple[Graph, list[Applied]]:
-    """Run the passes in order; ``files`` maps repository-relative files to files (for libcst),
+    """Run the passes in order; ``files`` maps repository-relative files to files (for source facts),
     ``variables`` node names to the user's variable names (for hoisted glue) and ``origins`` node
     names to where the user's code made them (``trace.Origin``, for verbatim glue)."""
     applied = []
@@ -68,19 +69,31 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
         if isinstance(value, Ref):
             return mapping.get(value.name, value)
         if isinstance(value, tuple):
-            return tuple(sub(v) for v in value)
+            items = tuple(sub(v) for v in value)
+            return value if all(a is b for a, b in zip(items, value)) else items
         if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Guard, Output)):
             return _sub_node(value)
         return value
 
     def _sub_node(node: Any) -> Any:
-        changes = {f.name: sub(getattr(node, f.name)) for f in fields(node) if f.name not in ("name", "loc", "after")}
+        changes = {}
+        for name in _rewritten_fields(type(node)):
+            old = getattr(node, name)
+            new = sub(old)
+            if new is not old:
+                changes[name] = new
         if getattr(node, "after", ()):  # ordering-only steps: renamed with them, dropped when folded away
             moved = (mapping.get(name, Ref(name)) for name in node.after)
             changes["after"] = tuple(dict.fromkeys(m.name for m in moved if isinstance(m, Ref)))
-        return replace(node, **changes)
+        return replace(node, **changes) if changes else node
 
     return tuple(_sub_node(n) for n in nodes)
+
+
+@lru_cache(maxsize=None)
+def _rewritten_fields(kind: type) -> tuple[str, ...]:
+    """The fields of a node class that ``substitute`` rewrites (all but its name, location and order)."""
+    return tuple(f.name for f in fields(kind) if f.name not in ("name", "loc", "after"))
 
 
 def _drop(nodes: tuple, names: set[str]) -> tuple:

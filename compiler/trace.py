@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping
 
 from xcs.compiler import effects, regions, segments
 from xcs.compiler.sharing import Holdings
+from xcs.compiler.opcodes import breaking
 from xcs.compiler.breaks import Break, GraphBreak
 from xcs.compiler.codegen import RESERVED, is_step as _is_step
 from xcs.compiler.glue import RULES
@@ -281,9 +282,11 @@ class Tracer:
         self.helpers: list[int] = []  # where each helper being followed started (len of the nodes)
         self.root_frame: Frame | None = None  # forward's own frame, whose statements can be segments
         self.statements: Any = None  # forward's top-level statements (``segments.statements``)
+        self.unmodelled_lines: dict[int, tuple[int, str]] = {}  # ``_unmodelled_lines`` of forward's code
         self.cp: Checkpoint | None = None  # where the current statement of forward started
         self.opaque: list[Break] = []  # the breaks each statement segment absorbed
         self.in_root = False  # forward's own frame is running (its statements may become segments)
+        self.frozen_containers: dict[int, tuple[Any, bool]] = {}  # see ``frozen``
 
     # ------------------------------------------------------------------ entry point
     def run(self, forward: Callable, inputs: Mapping[str, Any]) -> tuple[Any, Graph | None]:
@@ -292,10 +295,11 @@ class Tracer:
         args = [Val(self.root, Static(""))] if isinstance(forward, types.MethodType) else []
         in_val = Val(_shape(inputs) if self.abstract else inputs, Ref("inputs"), INPUT)
         self.statements = segments.statements(func.__code__)
+        self.unmodelled_lines = _unmodelled_lines(func.__code__)
         try:
             if self.statements is None or not all(
                 s.ok and all(p.ok for p in (self.statements.tail(s) if s.returns else ()))
-                for s in self.statements.items if _unmodelled_in(func.__code__, s.first, s.last)
+                for s in self.statements.items if self.unmodelled_in(s.first, s.last)
             ):  # else a construct the capture does not model costs the statement it is in
                 self.prescan(func.__code__)
         except GraphBreak as exc:
@@ -332,7 +336,15 @@ class Tracer:
         return (None if self.dry else result.value), Graph(nodes)
 
     def frozen(self, value: Any) -> bool:
-        return effects.frozen(value, self.is_operator)
+        """``effects.frozen``, once per frozen container of the operator tree (``self.ops[i]`` of a
+        10,000-element list would check every element 10,000 times). Such a container cannot change,
+        and the memo holds it, so its ``id`` names it for the whole capture."""
+        if not getattr(type(value), "__xcs_frozen__", False):
+            return effects.frozen(value, self.is_operator)
+        known = self.frozen_containers.get(id(value))
+        if known is None:
+            known = self.frozen_containers[id(value)] = (value, effects.frozen(value, self.is_operator))
+        return known[1]
 
     def state(self, value: Any, expr: Any) -> Val:
         """A value of the operator tree, a closure or a module: folded when immutable, else state."""
@@ -341,10 +353,8 @@ class Tracer:
     def prescan(self, code: types.CodeType) -> None:
         for ins in instructions(code):
             if ins.op not in HANDLED:
-                what = CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
-                raise GraphBreak(
-                    "unsupported-bytecode", f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line)
-                )
+                code_, what = breaking(ins.op)
+                raise GraphBreak(code_, f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line))
 
     def remember(self, key: str, kind: str, frame: Frame | None) -> None:
         """Record the ``Origin`` of node ``key`` (static capture of user code only; the first wins)."""
@@ -385,7 +395,7 @@ class Tracer:
             return
         if frame.stack or self.scopes:
             self.cp = None
-            what = _unmodelled_in(frame.code, stmt.first, stmt.last)
+            what = self.unmodelled_in(stmt.first, stmt.last)
             if what:
                 raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture", self.loc)
             return
@@ -395,16 +405,21 @@ class Tracer:
             frame.locals, {name: cell.val for name, cell in frame.cells.items()},
             usable=all(p.ok for p in parts),
         )
-        what = _unmodelled_in(frame.code, stmt.first, stmt.last)
+        what = self.unmodelled_in(stmt.first, stmt.last)
         if what:  # the statement holds a construct the capture does not model: it runs as it is
             where = _loc(frame.code.co_filename, stmt.first)
             raise Resume(Break("unsupported-bytecode", f"{what} is not modelled by the capture", where))
+
+    def unmodelled_in(self, first: int, last: int) -> str:
+        """The construct the capture does not model on lines ``first``..``last`` of forward ("" if none)."""
+        lines = self.unmodelled_lines  # a dict per code: the lines of one statement are looked up, not scanned
+        return min((lines[line] for line in range(first, last + 1) if line in lines), default=(0, ""))[1]
 
     def unmodelled(self, frame: Frame, line: int) -> None:
         """A statement of forward reached inside a region holds a construct the capture does not model:
         the statement around the region runs as written, or the capture stops."""
         stmt = self.statements.by_line.get(line) if self.statements is not None else None
-        what = _unmodelled_in(frame.code, stmt.first, stmt.last) if stmt is not None else ""
+        what = self.unmodelled_in(stmt.first, stmt.last) if stmt is not None else ""
         if what:
             raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture",
                              _loc(frame.code.co_filename, stmt.first))
@@ -525,6 +540,9 @@ class Tracer:
         """The IR operand that recomputes ``val`` in a plan."""
         if val.once:
             self.consume(val)
+        if isinstance(val.raw, slice) and isinstance(val.box, list):  # ``BUILD_SLICE``'s parts
+            parts = (Global("builtins", "slice"), *(self.operand(p) for p in val.box))
+            return self.node(Glue(self.builder.fresh("slice"), "call", parts, loc=self.loc))
         if val.box is not None:
             if isinstance(val.box, dict):
                 flat = []
@@ -1385,6 +1403,9 @@ def _load_attr(t: Tracer, f: Frame, name: str) -> None:
 
 def attribute(t: Tracer, obj: Val, name: str) -> Val:
     """``obj.name``: a static attribute path of the operator tree, or glue on a runtime value."""
+    owner = _super_owner(obj.raw, name) if isinstance(obj.raw, super) else None
+    if owner is not None:  # ``super().NAME``, a class attribute: read from its class when the plan runs
+        obj = Val(owner, Global(owner.__module__, owner.__qualname__))
     if t.recording and obj.box is not None:
         val = Val(getattr(obj.raw, name))
     else:
@@ -1392,6 +1413,17 @@ def attribute(t: Tracer, obj: Val, name: str) -> Val:
     val.receiver = obj
     val.attr = name
     return val
+
+
+def _super_owner(made: super, name: str) -> type | None:
+    """The class ``super().name`` reads a plain class attribute (not a method or descriptor) from, when
+    a plan can name that class (a module-level class)."""
+    mro = made.__self_class__.__mro__ if made.__self_class__ is not None else ()
+    for klass in mro[mro.index(made.__thisclass__) + 1:] if made.__thisclass__ in mro else ():
+        if name in vars(klass):
+            plain = not hasattr(type(vars(klass)[name]), "__get__")
+            return klass if plain and "<" not in klass.__qualname__ else None
+    return None
 
 
 def _super(t: Tracer, fn: Val, f: Frame) -> Val:
@@ -1651,6 +1683,18 @@ def _list_append(t: Tracer, f: Frame, i: int) -> None:
     target.kind = max(target.kind, t.kind(item))
 
 
+@handles("SET_UPDATE")
+def _set_update(t: Tracer, f: Frame, i: int) -> None:
+    """``{*a, *b}`` and the constant tail of a set display (``{"x", "y", "z"}``): the union."""
+    src = f.stack.pop()
+    target = f.stack[-i]
+    regions.record_mutation(t, target, "update")
+    if not isinstance(src.raw, (set, frozenset)):
+        src = t.call(Val(set, Global("builtins", "set")), [src], {})
+    grown = t.glue("binop", [target, src], "|")
+    target.raw, target.expr, target.kind = grown.raw, grown.expr, grown.kind
+
+
 @handles("LIST_EXTEND")
 def _list_extend(t: Tracer, f: Frame, i: int) -> None:
     src = f.stack.pop()
@@ -1686,16 +1730,9 @@ def _dict_update(t: Tracer, f: Frame, i: int) -> None:
         target.kind = max(target.kind, t.kind(item))
 
 
-@handles("CALL_INTRINSIC_1")
-def _call_intrinsic_1(t: Tracer, f: Frame, which: Any) -> None:
-    val = f.stack.pop()
-    name = getattr(which, "name", str(which))
-    if name == "INTRINSIC_LIST_TO_TUPLE":
-        f.stack.append(t.make_box(t.iterate(val), tuple))
-    elif name == "INTRINSIC_UNARY_POSITIVE":
-        f.stack.append(t.glue("unary", [val], "+"))
-    else:
-        raise GraphBreak("unsupported-bytecode", f"intrinsic {name}", t.loc)
+@handles("LIST_TO_TUPLE")
+def _list_to_tuple(t: Tracer, f: Frame, arg: Any) -> None:
+    f.stack.append(t.make_box(t.iterate(f.stack.pop()), tuple))
 
 
 @handles("BINARY_SUBSCR")
@@ -1743,23 +1780,17 @@ def _build_slice(t: Tracer, f: Frame, n: int) -> None:
     f.stack.append(Val(slice(*(p.value for p in parts)), None, STATIC, list(parts)))
 
 
-@handles("BINARY_SLICE")
-def _binary_slice(t: Tracer, f: Frame, arg: Any) -> None:
-    stop, start = f.stack.pop(), f.stack.pop()
-    container = f.stack.pop()
-    f.stack.append(subscript(t, container, Val(slice(start.value, stop.value), None, STATIC, [start, stop])))
-
-
 @handles("STORE_SUBSCR")
 def _store_subscr(t: Tracer, f: Frame, arg: Any) -> None:
     key, container, value = f.stack.pop(), f.stack.pop(), f.stack.pop()
     if t.recording and container.box is not None:
-        index = t.concretize(key)
+        index = slice(*map(t.concretize, key.box)) if isinstance(key.raw, slice) and key.box is not None else t.concretize(key)
         regions.record_mutation(t, container, "setitem")
+        items = t.iterate(value) if isinstance(index, slice) else None  # ``xs[1:3] = ...``
         if t.recording:
-            container.box[index] = value
-            container.kind = max(container.kind, t.kind(value))
-        container.raw[index] = value.raw
+            container.box[index] = value if items is None else items
+            container.kind = max(container.kind, t.kind(value, *(items or ())))
+        container.raw[index] = value.raw if items is None else [v.raw for v in items]
         return
     if not t.recording:
         container.value[key.value] = value.value
@@ -1858,23 +1889,17 @@ HANDLED = frozenset(HANDLERS)
 
 
 @lru_cache(maxsize=4096)
-def _unmodelled_in(code: types.CodeType, first: int, last: int) -> str:
-    """The construct the capture does not model on lines ``first``..``last`` of ``code`` ("" if none)."""
-    for ins in instructions(code):
-        if ins.op not in HANDLED and ins.line and first <= ins.line <= last:
-            return CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
-    return ""
+def _unmodelled_lines(code: types.CodeType) -> dict[int, tuple[int, str]]:
+    """line -> the construct of its first instruction the interpreter has no handler for, with the
+    instruction's index (``Tracer.unmodelled_in`` reports the first one of a statement)."""
+    lines: dict[int, str] = {}
+    for index, ins in enumerate(instructions(code)):
+        if ins.op not in HANDLED and ins.line:
+            lines.setdefault(ins.line, (index, breaking(ins.op)[1]))
+    return lines
+
 
 
 def _unmodelled(t: Tracer, f: Frame, arg: Any) -> None:
-    op = f.ins[f.pc - 1].op
-    raise GraphBreak("unsupported-bytecode", f"{CONSTRUCTS.get(op, f'the {op} instruction')} is not modelled by the capture", t.loc)
-CONSTRUCTS = {
-    "TRY": "try/except/finally", "BEFORE_WITH": "a with statement", "BEFORE_ASYNC_WITH": "async with",
-    "YIELD_VALUE": "yield", "RETURN_GENERATOR": "a generator", "GET_AWAITABLE": "await",
-    "SEND": "await/yield from", "STORE_GLOBAL": "a global write", "DELETE_GLOBAL": "a global delete",
-    "IMPORT_NAME": "an import inside forward", "LOAD_BUILD_CLASS": "a class definition",
-    "SETUP_ANNOTATIONS": "annotations", "MATCH_CLASS": "a match statement", "MATCH_MAPPING": "a match statement",
-    "MATCH_SEQUENCE": "a match statement", "GET_AITER": "async for", "DELETE_ATTR": "an attribute delete",
-    "DELETE_SUBSCR": "an item delete",
-}
+    code, what = breaking(f.ins[f.pc - 1].op)
+    raise GraphBreak(code, f"{what} is not modelled by the capture", t.loc)

@@ -2,8 +2,8 @@
 user's own text.
 
 For a glue value the user stored in a local (``listing = "\\n".join(...)``), passed as a keyword
-argument of an operator call (``inputs={"prompt": f"..."}``) or returned from ``forward``, libcst
-gives the expression's source (``compiler.source``). The pass captures that text again on its own —
+argument of an operator call (``inputs={"prompt": f"..."}``) or returned from ``forward``, the module's
+syntax tree gives the expression's source (``compiler.source``). The pass captures that text again on its own —
 compiled into a function of the local names it reads, interpreted abstractly with those names bound to
 what they held at that point (``trace.Origin``) — and keeps it only when the graph it yields is the
 graph the capture recorded: the same operations on the same operands, up to internal node names. The
@@ -22,13 +22,14 @@ import builtins
 import dis
 import types
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Callable
 
 from xcs.compiler.codegen import is_step
 from xcs.compiler.ir import Branch, Call, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
 from xcs.compiler.source import assigned_value, call_site, returned_value
 from xcs.compiler.trace import Builder, Origin, Tracer
-from xcs.compiler.values import Val
+from xcs.compiler.values import PENDING, STEP, Val
 
 
 def verbatim_glue(
@@ -36,6 +37,7 @@ def verbatim_glue(
 ) -> tuple[Graph, str]:
     nodes = {n.name: n for n in walk(graph.nodes)}
     found: dict[str, tuple[str, tuple]] = {}
+    shapes: dict[tuple, Any] = {}  # see ``_prove``
     for key, origin in origins.items():
         filename = files.get(origin.loc.file)
         if filename is None or origin.loc.col < 0:
@@ -43,7 +45,7 @@ def verbatim_glue(
         for operand, text in _candidates(key, origin, filename, nodes, graph):
             if not isinstance(operand, Ref) or not isinstance(nodes.get(operand.name), Glue) or operand.name in found:
                 continue
-            proven = _prove(operand, text, origin, nodes, root, is_operator)
+            proven = _prove(operand, text, origin, nodes, root, is_operator, shapes)
             if proven is not None:
                 found[operand.name] = proven
     if not found:
@@ -87,46 +89,118 @@ def _computes_a_step(operand: Any, nodes: dict) -> bool:
 
 def _prove(
     operand: Ref, text: str, origin: Origin, nodes: dict, root: Any, is_operator: Callable[[Any], bool],
+    shapes: dict[tuple, Any],
 ) -> tuple[str, tuple] | None:
-    """``(text, binds)`` when ``text``, captured alone over ``origin``'s names, is ``operand``'s graph."""
+    """``(text, binds)`` when ``text``, captured alone over ``origin``'s names, is ``operand``'s graph.
+
+    ``shapes`` (one per pass) holds what a capture of the text proved for the texts of one shape: the
+    same expression up to the names of its parameters (``_positional``), in the same module, each
+    parameter an operator's output the capture never computed (a step: nothing about it but its node
+    can steer the capture). Such a capture is the same for every text of the shape but for the steps'
+    names, so it runs once: its graph, with each parameter's step as a placeholder, is compared with
+    each text's operand (``{"v": x16["v"]}``, ``{"v": x17["v"]}``, ... of a 10,000-call ``forward``)."""
     if not text.isprintable():  # one line of printable text: no line break, control or format character
         return None
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
         return None
-    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    nodes_ = list(ast.walk(tree))
+    names = [n for n in nodes_ if isinstance(n, ast.Name)]
     inner = {n.id for n in names if not isinstance(n.ctx, ast.Load)}  # comprehension variables, ``:=``
-    inner |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.Lambda) for a in ast.walk(n.args) if isinstance(a, ast.arg)}
+    inner |= {a.arg for n in nodes_ if isinstance(n, ast.Lambda) for a in ast.walk(n.args) if isinstance(a, ast.arg)}
     read = {n.id for n in names if isinstance(n.ctx, ast.Load)} - inner
     values = {name: origin.names.get(name) for name in sorted(read)}
     params = [name for name, value in values.items() if value is not None]
-    source = f"def _verbatim({', '.join(params)}):\n    return ({text})\n"
-    try:
-        module = compile(source, origin.loc.file or "<verbatim>", "exec")
-    except SyntaxError:
+    code = _proof_code(_positional(text, names, params), len(params), origin.loc.file or "<verbatim>")
+    if code is None:
         return None
-    code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
-    if any(name in origin.globals or not hasattr(builtins, name) for name in _global_reads(code)):
-        return None  # the plan module sees builtins only
-    tracer = Tracer(root, "", is_operator, abstract=True)
-    tracer.builder = Scratch()
-    args = [Val(*values[p]) for p in params]
-    try:
-        got = tracer.operand(tracer.call_function(types.FunctionType(code, origin.globals), args, {}))
-    except Exception:  # a break, or anything the capture cannot prove: keep the IR's rendering
-        return None
-    made = {n.name: n for n in walk(tuple(tracer.builder.nodes[1:]))}
-    if any(isinstance(n, (OperatorCall, Call)) or (isinstance(n, (MapRegion, Branch)) and is_step(n)) for n in made.values()):
-        return None  # the text calls an operator or has an effect: written again, it would run again
-    if tracer.readers or _computes_a_step(operand, nodes):
-        return None  # it reads held state (the text would read it where the plan uses it) or a step's value
-    if _canon(got, made, nodes) != _canon(operand, {}, nodes):
-        return None
+    steps = [_step_param(values[p], nodes) for p in params]
+    shape = (code, origin.globals.get("__name__")) if all(steps) and len(set(steps)) == len(steps) else None
+    template = shapes.get(shape) if shape is not None else None
+    if template is None:
+        graph = _capture_text(code, [values[p] for p in params], origin, nodes, root, is_operator)
+        if shape is not None:
+            shapes[shape] = _placeholders(graph, {step: ("param", i) for i, step in enumerate(steps)})
+    else:
+        graph = _placeholders(template, {("param", i): step for i, step in enumerate(steps)})
+    if graph is False or _computes_a_step(operand, nodes) or graph != _canon(operand, {}, nodes):
+        return None  # not proven; or a step's value the text would compute again where the plan uses it
     binds = tuple((p, values[p][1]) for p in params)
     if any(isinstance(o, Ref) and o.name == operand.name for _, o in binds):
         return None  # ``x`` standing for itself: nothing to show
     return text, binds
+
+
+def _capture_text(
+    code: types.CodeType, values: list[tuple], origin: Origin, nodes: dict, root: Any, is_operator: Callable[[Any], bool],
+) -> Any:
+    """The canonical graph (``_canon``) of ``code`` captured over ``values``, or False when it is not a
+    pure expression of them the plan may write out again."""
+    if any(name in origin.globals or not hasattr(builtins, name) for name in _global_reads(code)):
+        return False  # the plan module sees builtins only
+    tracer = Tracer(root, "", is_operator, abstract=True)
+    tracer.builder = Scratch()
+    try:
+        got = tracer.operand(tracer.call_function(types.FunctionType(code, origin.globals), [Val(*v) for v in values], {}))
+    except Exception:  # a break, or anything the capture cannot prove: keep the IR's rendering
+        return False
+    made = {n.name: n for n in walk(tuple(tracer.builder.nodes[1:]))}
+    if any(isinstance(n, (OperatorCall, Call)) or (isinstance(n, (MapRegion, Branch)) and is_step(n)) for n in made.values()):
+        return False  # the text calls an operator or has an effect: written again, it would run again
+    if tracer.readers:
+        return False  # it reads held state: the text would read it where the plan uses it
+    return _canon(got, made, nodes)
+
+
+def _step_param(value: tuple, nodes: dict) -> tuple | None:
+    """``("ref", name)`` for a parameter holding the output of step ``name`` (never computed), else None."""
+    raw, expr, kind = value
+    if raw is PENDING and kind == STEP and isinstance(expr, Ref) and expr.name != "inputs":
+        canon = _canon(expr, {}, nodes)
+        return canon if canon == ("ref", expr.name) else None
+    return None
+
+
+def _placeholders(graph: Any, mapping: dict) -> Any:
+    """``graph`` (a canonical graph, ``_canon``) with its step leaves (``("ref", name)``) or parameter
+    leaves (``("param", i)``) in ``mapping`` replaced."""
+    if graph is False or graph is None:
+        return graph
+    kind = graph[0]
+    if kind in ("ref", "param"):
+        return mapping.get(graph, graph)
+    if kind == "glue":
+        return (*graph[:4], tuple(_placeholders(g, mapping) for g in graph[4]))
+    if kind == "map":
+        return ("map", _placeholders(graph[1], mapping), _placeholders(graph[2], mapping))
+    if kind == "branch":
+        return ("branch", _placeholders(graph[1], mapping), *(tuple(_placeholders(g, mapping) for g in side) for side in graph[2:]))
+    return graph
+
+
+def _positional(text: str, names: list[ast.Name], params: list[str]) -> str:
+    """``text`` (one line, whose ``Name`` nodes are ``names``) with its parameters renamed ``_xcs_0``,
+    ``_xcs_1``, ... in ``params``' order: the same expression at every site (``{"v": x16["v"]}`` and
+    ``{"v": x17["v"]}``) is compiled once."""
+    index = {name: i for i, name in enumerate(params)}
+    spans = sorted((n.col_offset, n.end_col_offset, index[n.id]) for n in names if n.id in index)
+    raw, out, at = text.encode(), [], 0  # the columns are UTF-8 byte offsets
+    for start, end, i in spans:
+        out += [raw[at:start], f"_xcs_{i}".encode()]
+        at = end
+    return b"".join(out + [raw[at:]]).decode()
+
+
+@lru_cache(maxsize=4096)
+def _proof_code(expression: str, params: int, filename: str) -> types.CodeType | None:
+    """The code of ``def _verbatim(_xcs_0, ...): return (expression)``, or None if it does not compile."""
+    source = f"def _verbatim({', '.join(f'_xcs_{i}' for i in range(params))}):\n    return ({expression})\n"
+    try:
+        module = compile(source, filename, "exec")
+    except SyntaxError:
+        return None
+    return next(c for c in module.co_consts if isinstance(c, types.CodeType))
 
 
 class Scratch(Builder):
@@ -137,7 +211,8 @@ class Scratch(Builder):
         return "$" + super().fresh(base)
 
 
-def _global_reads(code: types.CodeType) -> set[str]:
+@lru_cache(maxsize=4096)
+def _global_reads(code: types.CodeType) -> frozenset[str]:
     names = set()
     for ins in dis.get_instructions(code):
         if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
@@ -145,7 +220,7 @@ def _global_reads(code: types.CodeType) -> set[str]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _global_reads(const)
-    return names
+    return frozenset(names)
 
 
 def _canon(operand: Any, made: dict, nodes: dict, items: tuple = ()) -> Any:

@@ -447,6 +447,113 @@ class UnknownMethod(Operator):
         return {"answer": r["answer"].translate(table)}
 
 
+# ---------------------------------------------------------------------- opcodes one Python version spells alone
+class FanIn32(Operator):
+    """32 members, and a judge that receives their 32 answers as one tuple display: more than 30
+    non-constant items, which 3.11 builds with ``LIST_TO_TUPLE`` (3.12+: ``CALL_INTRINSIC_1``)."""
+
+    def __init__(self):
+        self.members = [Echo(f"fan{i}") for i in range(32)]
+        self.judge = Judge("fan-judge")
+
+    def forward(self, *, inputs):
+        q = inputs["query"]
+        m = self.members
+        a0, a1, a2, a3 = m[0](query=q), m[1](query=q), m[2](query=q), m[3](query=q)
+        a4, a5, a6, a7 = m[4](query=q), m[5](query=q), m[6](query=q), m[7](query=q)
+        a8, a9, a10, a11 = m[8](query=q), m[9](query=q), m[10](query=q), m[11](query=q)
+        a12, a13, a14, a15 = m[12](query=q), m[13](query=q), m[14](query=q), m[15](query=q)
+        a16, a17, a18, a19 = m[16](query=q), m[17](query=q), m[18](query=q), m[19](query=q)
+        a20, a21, a22, a23 = m[20](query=q), m[21](query=q), m[22](query=q), m[23](query=q)
+        a24, a25, a26, a27 = m[24](query=q), m[25](query=q), m[26](query=q), m[27](query=q)
+        a28, a29, a30, a31 = m[28](query=q), m[29](query=q), m[30](query=q), m[31](query=q)
+        answers = (
+            a0["answer"], a1["answer"], a2["answer"], a3["answer"], a4["answer"], a5["answer"], a6["answer"],
+            a7["answer"], a8["answer"], a9["answer"], a10["answer"], a11["answer"], a12["answer"], a13["answer"],
+            a14["answer"], a15["answer"], a16["answer"], a17["answer"], a18["answer"], a19["answer"],
+            a20["answer"], a21["answer"], a22["answer"], a23["answer"], a24["answer"], a25["answer"],
+            a26["answer"], a27["answer"], a28["answer"], a29["answer"], a30["answer"], a31["answer"],
+        )
+        return self.judge(inputs={"answers": answers, "query": q})
+
+
+class SuperBase(Operator):
+    """The base ``SuperCalls`` extends: a forward, a template attribute and a helper method."""
+
+    TEMPLATE = "[{}]"
+
+    def __init__(self):
+        self.echo = Echo("sb-echo")
+
+    def framed(self, text):
+        return self.TEMPLATE.format(text)
+
+    def forward(self, *, inputs):
+        return self.echo(query=inputs["query"])
+
+
+class SuperCalls(SuperBase):
+    """``super().forward(...)``, ``super().TEMPLATE`` and ``super().framed(...)`` (3.12+:
+    ``LOAD_SUPER_ATTR``; 3.11: a call of ``super``)."""
+
+    TEMPLATE = "<{}>"
+
+    def __init__(self):
+        super().__init__()
+        self.upper = Upper("sc-upper")
+
+    def forward(self, *, inputs):
+        base = super().forward(inputs=inputs)
+        shown = super().framed(base["answer"])
+        up = self.upper(text=shown)
+        return {"base": base["answer"], "up": up["text"], "template": super().TEMPLATE, "mine": self.TEMPLATE}
+
+
+class SliceStore(Operator):
+    """Slices read and assigned (3.12+: ``BINARY_SLICE``, ``STORE_SLICE``; 3.11: ``BUILD_SLICE``)."""
+
+    def __init__(self):
+        self.judge = Judge("ss-judge")
+
+    def forward(self, *, inputs):
+        words = ["w0", "w1", "w2", "w3"]
+        words[1:3] = [inputs["query"], "mid"]
+        parts = list(inputs["parts"])
+        parts[:1] = ["head"]
+        parts[2:] = [p.upper() for p in parts[2:]]
+        out = self.judge(inputs={"answers": words[:3] + parts[1:], "query": inputs["query"]})
+        return {"final": out["final"], "tail": words[-2:], "parts": parts}
+
+
+class SetDisplays(Operator):
+    """A set display of constants (``BUILD_SET``; ``SET_UPDATE`` of a frozenset constant) and one of
+    runtime values; membership of an operator's output."""
+
+    def __init__(self):
+        self.echo = Echo("sd-echo")
+
+    def forward(self, *, inputs):
+        r = self.echo(query=inputs["query"])
+        stop = {"a", "an", "the", "of"}
+        kept = [w for w in inputs["query"].split() if w not in stop]
+        return {"answer": r["answer"], "kept": kept, "known": r["answer"] in {"sd-echo:hi", "sd-echo:x"}}
+
+
+class DeadAfterSegment(Operator):
+    """A statement that runs as written (an import inside ``forward``), then one the compiler removes on
+    3.13 but not on 3.11 (``if not "lit": ...``): the capture resumes at the statement after it."""
+
+    def __init__(self):
+        self.echo = Echo("dead-echo")
+
+    def forward(self, *, inputs):
+        r = self.echo(query=inputs["query"])
+        import json
+        if not "lit":
+            return {"answer": ""}
+        return {"answer": r["answer"], "dumped": json.dumps(inputs["query"])}
+
+
 # ---------------------------------------------------------------------- registry
 Q = ({"query": "hi"}, {"query": "hello there"}, {"query": "  a much longer query  "}, {"query": "x y z w"})
 DOCS = ({"docs": ["a", "bb"]}, {"docs": ["ccc", "dddd", "e"]}, {"docs": []}, {"docs": ["f"]}, {"docs": ["longer", "x"]})
@@ -495,6 +602,13 @@ PROGRAMS: tuple[Program, ...] = (
     Program("loop_carried", LoopCarried, DOCS, breaks="runtime-loop"),
     Program("branch_mutation", BranchMutation, Q, breaks="runtime-branch"),
     Program("unknown_method", UnknownMethod, Q, breaks="runtime-value"),
+    Program("fan_in_32", FanIn32, Q),
+    Program("super_calls", SuperCalls, Q),
+    Program("slice_store", SliceStore, (
+        {"query": "hi", "parts": ["a", "b", "c"]}, {"query": "yo", "parts": ["x"]}, {"query": "q", "parts": ["p", "q", "r", "s"]},
+    )),
+    Program("set_displays", SetDisplays, ({"query": "hi"}, {"query": "the end of it"}, {"query": "x"})),
+    Program("dead_after_segment", DeadAfterSegment, Q),
 )
 
 BY_NAME = {p.name: p for p in PROGRAMS}

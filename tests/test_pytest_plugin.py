@@ -193,7 +193,7 @@ def test_serialize_plan() -> None:
 
 
 def test_plugin_module_is_import_light() -> None:
-    """Module-level imports must stay stdlib + pytest (no syrupy, libcst,
+    """Module-level imports must stay stdlib + pytest (no syrupy,
     bytecode, numba, nor any other xcs/compiler/runtime module)."""
     import xcs.pytest_plugin as plugin
 

@@ -2,7 +2,7 @@
 
 The public API, one path per name: ``from xcs import Operator, jit, execution_options, ...``. Names load
 lazily (PEP 562): ``import xcs.runtime`` (all a plan file needs, e.g. on a Dask worker) and the pytest
-plugin import nothing from the compiler or libcst until a public name is used.
+plugin import nothing from the compiler until a public name is used.
 """
 
 from __future__ import annotations

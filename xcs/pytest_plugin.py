@@ -4,7 +4,7 @@ Registered as the ``pytest11`` entry point ``xcs``, so it is loaded for *every*
 pytest run in an environment where ember-xcs is installed.  It is therefore
 deliberately import-light: only the standard library and pytest are imported at
 module level; syrupy is imported lazily inside the fixture, and nothing from the
-compiler/runtime (libcst, bytecode, numba) is ever imported here.
+compiler/runtime (nor numba) is ever imported here.
 
 Usage::
 

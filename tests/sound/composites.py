@@ -72,6 +72,39 @@ def bullet_summarizer():
     return BulletSummarizer()
 
 
+class Styled(Operator):
+    """The base of ``BulletStyled``: a class attribute (changed between calls) and a helper method."""
+
+    STYLE = "plain"
+
+    def __init__(self):
+        self.llm = FakeLLM("styled", "echo")
+
+    def framed(self, text):
+        return f"[{self.STYLE}] {text}"
+
+    def forward(self, *, inputs):
+        return {"out": self.llm(inputs={"prompt": inputs["text"]})["text"]}
+
+
+class BulletStyled(Styled):
+    STYLE = "bullets"
+
+    def forward(self, *, inputs):
+        base = super().forward(inputs=inputs)
+        return {"out": super().framed(base["out"]), "base_style": super().STYLE, "style": self.STYLE}
+
+
+def _restyle(op, i):
+    Styled.STYLE = f"plain-{i}"
+
+
+@program("comp_super_attribute", "composite", Q, mutate=_restyle)
+def bullet_styled():
+    Styled.STYLE = "plain"
+    return BulletStyled()
+
+
 # 4
 class TwoCalls(Operator):
     """A non-jit sub-composite with two independent slow calls."""
