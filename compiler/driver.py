@@ -36,6 +36,7 @@ from xcs.compiler.capture import capture as capture_graph
 from xcs.compiler.codegen import Header, generate
 from xcs.compiler.disk_cache import DiskKey, disk_cache, review_file_name, write_review_file
 from xcs.compiler.entries import Compiled, Eager, break_dict, break_message, from_disk, serving
+from xcs.compiler.numeric import fuse
 from xcs.compiler.misses import LOG, explaining, miss_reason, recompile_message
 from xcs.compiler.reads import check_reads, input_reads
 from xcs.compiler.records import CacheInfo, OperatorRecord
@@ -44,6 +45,7 @@ from xcs.compiler.trace import relative_file
 from xcs.runtime.aio import in_thread
 from xcs.runtime.errors import JitError, OperatorCycleError
 from xcs.runtime.executor import aexecute, execute
+from xcs.runtime.kernels import NUMBA
 from xcs.runtime.options import current_options
 from xcs.runtime.plan import Plan
 
@@ -82,6 +84,7 @@ class Driver:
     recompile_limit: int = DEFAULT_RECOMPILE_LIMIT
     plan_dir: str | None = None  # also write each plan here, for review (default: XCS_PLAN_DIR)
     strict: bool = False  # a graph break raises instead of trying the next strategy
+    numba: bool = True  # numeric kernels compiled by numba (False: the same plan text runs as Python)
 
     # ------------------------------------------------------------------ the operator model
     @staticmethod
@@ -225,7 +228,12 @@ class Driver:
                     if any(type(e.plan) is Eager for e in entries or ()):
                         known.add("eager")
                     found = []
-                    for item in disk.load(dkey, known):
+                    token_numba = NUMBA.set(self.numba)
+                    try:
+                        items = disk.load(dkey, known)
+                    finally:
+                        NUMBA.reset(token_numba)
+                    for item in items:
                         entry = self._from_disk(op, key, item)
                         if entry is not None:
                             PLANS.add(key, entry, stats)
@@ -293,7 +301,8 @@ class Driver:
     def compile(self, op: Any, key: Key, label: str, cap: Capture, dkey: DiskKey | None = None, disk: Any = None) -> Compiled:
         """Generate, store and import the plan of a captured graph."""
         header = Header(label, cap.strategy, key.signature.text, key.structure)
-        source = generate(cap.graph, header, cap.required)
+        graph, _ = fuse(cap.graph, op, key.signature, self.is_operator)
+        source = generate(graph, header, cap.required)
         plan = self._install(op, key, source, dkey, disk)
         entry = Compiled(
             plan, cap.graph, source, sha256=hashlib.sha256(source.encode()).hexdigest(), applied=cap.applied,
@@ -328,7 +337,15 @@ class Driver:
         return DiskKey(self.module_label(op), key.structure, key.signature.canonical, key.python_text, self.mode)
 
     def _install(self, op: Any, key: Key, source: str, dkey: DiskKey | None, disk: Any) -> Plan:
-        """Store the plan text in the disk cache (when there is one) and import it."""
+        """Store the plan text in the disk cache (when there is one) and import it (its kernels compiled
+        by numba unless ``numba=False``)."""
+        token = NUMBA.set(self.numba)
+        try:
+            return self._store_and_import(op, key, source, dkey, disk)
+        finally:
+            NUMBA.reset(token)
+
+    def _store_and_import(self, op: Any, key: Key, source: str, dkey: DiskKey | None, disk: Any) -> Plan:
         if disk is not None:
             dkey = dkey or self.disk_key(op, key)
             path, code = disk.store(
@@ -373,8 +390,9 @@ class Driver:
                 cycle = self.container_cycle(item)
                 if cycle is not None:
                     raise OperatorCycleError(type(item).__qualname__, cycle)
-            # the mode is part of it: one operator compiled by two strategies gives two plans
-            known = structure_hash((root, self.mode), self.is_operator)
+            # the mode is part of it: one operator compiled by two strategies gives two plans; so is
+            # numba=False (its kernels run as Python)
+            known = structure_hash((root, self.mode) if self.numba else (root, self.mode, "numba=False"), self.is_operator)
             object.__setattr__(op, "_xcs_structure", known)
         return known
 
