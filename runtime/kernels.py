@@ -11,6 +11,7 @@ input signature): a kernel numba cannot compile is reported while the plan is im
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 import warnings
 from typing import Any, Callable
@@ -32,7 +33,9 @@ def njit(signature: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         except ImportError:
             return fn
         try:
-            return numba.njit(signature, cache=os.path.isfile(fn.__code__.co_filename))(fn)
+            kernel = numba.njit(signature, cache=os.path.isfile(fn.__code__.co_filename))(fn)
+            _first_call_ready(numba)
+            return kernel
         except Exception as exc:  # numba's typing or lowering error: this kernel runs as Python
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             reason = "; ".join(line for line in lines[1:4] if not line.startswith("During:")) or repr(exc)
@@ -43,3 +46,12 @@ def njit(signature: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             return fn
 
     return compile_kernel
+
+
+@functools.cache
+def _first_call_ready(numba: Any) -> None:
+    """What numba does lazily on a kernel's first call (typing an array imports ``numpy.ma``), done
+    once, while the plan is imported, so the first call costs what a warm one does."""
+    import numpy
+
+    numba.typeof(numpy.empty(1))
