@@ -42,7 +42,7 @@ REFUSED = {
     cst.StarredDictElement: "a ** display", cst.Match: "a match statement", cst.Expr: "an expression statement (an effect)",
     cst.Raise: "raise", cst.Assert: "assert",
 }
-SCALARS = {int: "int64", float: "float64", bool: "boolean"}
+SCALARS = {float: "float64", bool: "boolean"}  # not int: Python's ints are unbounded, a kernel's would wrap
 DTYPES = {
     "float64": "float64", "float32": "float32", "int64": "int64", "int32": "int32", "int16": "int16",
     "int8": "int8", "uint64": "uint64", "uint32": "uint32", "uint16": "uint16", "uint8": "uint8",
@@ -52,7 +52,8 @@ DTYPES = {
 
 def numba_type(leaf: Any) -> str | None:
     """numba's spelling of a signature leaf (``compiler.signature``), or None when a kernel cannot
-    take it: numbers, and numpy arrays of a numeric dtype (layout C, F or A; read-only or not)."""
+    take it: floats, bools, and numpy arrays of a numeric dtype (layout C, F or A; read-only or not).
+    A Python ``int`` is not one: it is unbounded, where a kernel's int64 would wrap silently."""
     if leaf in SCALARS:
         return SCALARS[leaf]
     if not (isinstance(leaf, tuple) and len(leaf) == 4) or getattr(leaf[0], "__module__", "") != "numpy":
@@ -95,7 +96,9 @@ class Forward:
 
     def attribute_reason(self, op: Any) -> str:
         for name in self.attrs:
-            value = getattr(op, name, None)
+            if name not in vars(op):  # a class attribute or property: not covered by the structure hash
+                return f"{self.label}: self.{name} is not an attribute of the instance"
+            value = vars(op)[name]
             if type(value) not in (int, float, bool) or (type(value) is float and not math.isfinite(value)):
                 return f"{self.label}: self.{name} is a {type(value).__name__}, not a literal number"
         return ""
@@ -370,7 +373,7 @@ class _Inline(cst.CSTTransformer):
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
         if isinstance(original.value, cst.Name) and original.value.value == "self":
-            return cst.parse_expression(_wrap(repr(getattr(self.op, original.attr.value))))
+            return cst.parse_expression(_wrap(repr(vars(self.op)[original.attr.value])))
         return updated.with_changes(attr=original.attr)
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:

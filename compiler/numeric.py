@@ -44,6 +44,7 @@ class _Fusion:
     def __init__(self, graph: Graph, root: Any, signature: Signature, is_operator: Callable[[Any], bool]):
         self.graph = graph
         self.root = root
+        self.signature = signature
         self.leaves = dict(signature)
         self.is_operator = is_operator
         self.nodes = {n.name: n for n in graph.nodes}
@@ -55,9 +56,9 @@ class _Fusion:
     def value_reason(self, operand: Any) -> str:
         """Why ``operand`` (glue at the top level) cannot be a kernel value; "" when it can."""
         if isinstance(operand, InputKey):
-            return "" if numba_type(self.leaves.get(operand.key)) else f"inputs[{operand.key!r}] is not a numeric array or number in the signature"
+            return "" if numba_type(self.leaves.get(operand.key)) else self.not_numeric(operand.key)
         if isinstance(operand, Const):
-            return "" if type(operand.value) in SCALARS else f"the constant {operand.value!r} is not a number"
+            return "" if type(operand.value) in (*SCALARS, int) else f"the constant {operand.value!r} is not a number"
         node = self.nodes.get(operand.name) if isinstance(operand, Ref) else None
         if not isinstance(node, Glue):
             what = operand.name if isinstance(node, (OperatorCall, Call)) else type(operand).__name__
@@ -66,9 +67,7 @@ class _Fusion:
             source, key = node.operands[0], node.operands[1].value
             if source == Ref("inputs"):
                 leaf = self.leaves.get(key)
-                if numba_type(leaf) is None:
-                    return f"inputs[{key!r}] is not a numeric array or number in the signature"
-                return ""
+                return "" if numba_type(leaf) is not None else self.not_numeric(key)
             if isinstance(source, Ref) and source.name in self.forwards:
                 if key in self.forwards[source.name].outputs:
                     return ""
@@ -83,6 +82,10 @@ class _Fusion:
                     return reason
             return ""
         return f"it computes its inputs with {node.op} glue"
+
+    def not_numeric(self, key: Any) -> str:
+        kind = self.signature.flat.get(key if isinstance(key, str) else repr(key), "absent")
+        return f"inputs[{key!r}] is {kind} in the signature (a kernel takes numpy arrays of numbers, floats, bools)"
 
     def step_reason(self, node: Any) -> str:
         if isinstance(node, Call):
