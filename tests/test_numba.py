@@ -297,3 +297,26 @@ def test_numba_cache_reused_by_a_second_process_and_removed_with_the_plan(tmp_pa
 
     disk_cache(str(tmp_path)).clear()
     assert not list(tmp_path.glob("*/__pycache__/*.nb*"))
+
+
+NUMERIC_EXAMPLES = {
+    "numeric_chain": (lambda: NumericChain(20), {"x": np.linspace(-3.0, 3.0, 500)}, 500),
+    "numeric_rerank": (lambda: __import__("examples.numeric_rerank").numeric_rerank.RerankedAnswer(4),
+                       {"question": "Why does Saturn have rings?"}, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMERIC_EXAMPLES))
+def test_numeric_examples_with_and_without_numba(name, fresh_plans, monkeypatch):
+    """Every numeric example: numba's plan, the Python plan (XCS_DISABLE_NUMBA=1) and eager agree."""
+    make, inputs, n = NUMERIC_EXAMPLES[name]
+    want = make().forward(inputs=inputs)
+    monkeypatch.setenv("XCS_DISABLE_NUMBA", "1")
+    close(make()(inputs=inputs), want, exact=True)
+    if pytest.importorskip("numba"):
+        monkeypatch.delenv("XCS_DISABLE_NUMBA")
+        from xcs.compiler.driver import clear_caches
+
+        clear_caches()
+        monkeypatch.setenv("XCS_CACHE_DIR", str(Path(os.environ["XCS_CACHE_DIR"]) / "numba"))
+        close(make()(inputs=inputs), want, exact=False, n=n)
