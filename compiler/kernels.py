@@ -86,6 +86,7 @@ class Forward:
 
     reason: str = ""
     reads: dict[str, int] = field(default_factory=dict)  # key -> how often forward reads inputs[key]
+    looped: frozenset[str] = frozenset()  # the keys it reads inside a loop
     attrs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     simple: bool = False  # the body is one ``return {...}``
@@ -151,7 +152,7 @@ def _read(cls: type) -> Forward:
         return Forward(reason=f"{label}: returns no dict display")
     simple = len(defn.body.body) == 1 and isinstance(defn.body.body[0], cst.SimpleStatementLine)
     return Forward(
-        "", check.reads, tuple(dict.fromkeys(check.attrs)), check.outputs, simple, defn,
+        "", check.reads, frozenset(check.looped), tuple(dict.fromkeys(check.attrs)), check.outputs, simple, defn,
         tuple(sorted(check.locals)), check.modules, label,
     )
 
@@ -189,6 +190,12 @@ class _Check(cst.CSTVisitor):
         self.locals: set[str] = set()
         self.modules: dict[str, str] = {}
         self.allowed: set[int] = set()  # ids of nodes checked in their context (keys, dict displays)
+        self.loops = 0  # the depth of loops around the node visited
+        self.looped: set[str] = set()  # the keys read inside a loop
+
+    def on_leave(self, original: cst.CSTNode) -> None:
+        if isinstance(original, (cst.For, cst.While)):
+            self.loops -= 1
 
     def refuse(self, node: cst.CSTNode, what: str) -> bool:
         if not self.reason:
@@ -202,6 +209,8 @@ class _Check(cst.CSTVisitor):
         what = REFUSED.get(type(node))
         if what:
             return self.refuse(node, f"{what} ({_code(node)})")
+        if isinstance(node, (cst.For, cst.While)):
+            self.loops += 1
         if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For)):
             targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
             for target in targets:
@@ -214,6 +223,8 @@ class _Check(cst.CSTVisitor):
             key = _key(node)
             if key is not None:
                 self.reads[key] = self.reads.get(key, 0) + 1
+                if self.loops:
+                    self.looped.add(key)
                 return False
         if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
             self.attrs.append(node.attr.value)
@@ -366,18 +377,36 @@ def _wrap(text: str) -> str:
 class _Inline(cst.CSTTransformer):
     def __init__(self, rename: dict[str, str], modules: dict[str, str], inputs: dict[str, str], op: Any, outs: dict):
         self.rename, self.modules, self.inputs, self.op, self.outs = rename, modules, inputs, op, outs
+        self.inserted: set[int] = set()  # expressions put in parentheses here, unwrapped where none are needed
+
+    def insert(self, text: str) -> cst.BaseExpression:
+        node = cst.parse_expression(_wrap(text))
+        self.inserted.add(id(node))
+        return node
+
+    def bare(self, node: Any) -> Any:
+        """``node`` without the parentheses ``insert`` gave it, in a place that needs none."""
+        if id(node) in self.inserted and node.lpar:
+            return node.with_changes(lpar=[], rpar=[])
+        return node
 
     def leave_Subscript(self, original: cst.Subscript, updated: cst.BaseExpression) -> cst.BaseExpression:
         key = _key(original)
-        return cst.parse_expression(_wrap(self.inputs[key])) if key is not None else updated
+        return self.insert(self.inputs[key]) if key is not None else updated
 
     def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.BaseExpression:
         if isinstance(original.value, cst.Name) and original.value.value == "self":
-            return cst.parse_expression(_wrap(repr(vars(self.op)[original.attr.value])))
+            return self.insert(repr(vars(self.op)[original.attr.value]))
         return updated.with_changes(attr=original.attr)
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
-        return updated.with_changes(keyword=original.keyword)
+        return updated.with_changes(keyword=original.keyword, value=self.bare(updated.value))
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        return updated.with_changes(value=self.bare(updated.value))
+
+    def leave_DictElement(self, original: cst.DictElement, updated: cst.DictElement) -> cst.DictElement:
+        return updated.with_changes(value=self.bare(updated.value))
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
         if original.value in self.rename:
@@ -473,7 +502,7 @@ class KernelBuilder:
             inputs = {}
             for key, reads in f.reads.items():
                 value = self.text(m.reads[key], outs)
-                if f.simple and reads == 1 or _atomic(value) and value.isidentifier():
+                if reads == 1 and key not in f.looped or value.isidentifier():
                     inputs[key] = value
                 else:
                     var = self.fresh(f"{m.name}_inputs_{key}")

@@ -320,3 +320,27 @@ def test_numeric_examples_with_and_without_numba(name, fresh_plans, monkeypatch)
         clear_caches()
         monkeypatch.setenv("XCS_CACHE_DIR", str(Path(os.environ["XCS_CACHE_DIR"]) / "numba"))
         close(make()(inputs=inputs), want, exact=False, n=n)
+
+
+def test_oracle_runs_a_fused_graph(fresh_plans):
+    """The reference interpreter gives a graph with a kernel the meaning of the graph before fusion."""
+    from xcs.compiler.numeric import fuse
+    from xcs.compiler.oracle import interpret
+    from xcs.compiler.signature import Signature
+
+    op, inputs = jit(Mixed()), {"x": RNG.normal(size=16)}
+    cap = op.__xcs_jit__.graph_of(op, inputs, "Mixed", run=False)
+    fused, report = fuse(cap.graph, op, Signature.of(inputs), op.__xcs_jit__.is_operator)
+    assert [name for name, _ in report.segments] == ["segment_affine"]
+    close(interpret(fused, op, inputs), interpret(cap.graph, op, inputs), exact=True)
+
+
+def test_cli_dump_shows_the_kernel_for_array_inputs(capsys, fresh_plans):
+    from xcs.cli import main
+
+    args = ["examples/numeric_chain.py:NumericChain", "--init", "[4]", "--input", '{"x": [0.5, -1.0, 2.0]}']
+    assert main(["dump", *args, "--array", "x"]) == 0
+    out = capsys.readouterr().out
+    assert "@njit('(float64[::1],)')\ndef kernel_stages_0(x):" in out
+    assert main(["explain", *args]) == 0  # a JSON list is not an array: no segment, and why
+    assert "inputs['x'] is list in the signature" in capsys.readouterr().out

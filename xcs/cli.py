@@ -72,34 +72,40 @@ def _json(text: str, flag: str) -> Any:
         raise SystemExit(f"xcs: {flag} is not valid JSON: {exc}") from None
 
 
-def _inputs(text: str) -> dict:
-    value = _json(text, "--input")
+def _inputs(args: argparse.Namespace) -> dict:
+    value = _json(args.input, "--input")
     if not isinstance(value, dict):
         raise SystemExit(f"xcs: --input must be a JSON object, got {type(value).__name__}")
+    for key in args.array:  # numeric kernels are compiled for numpy arrays (docs/numba.md)
+        if key not in value:
+            raise SystemExit(f"xcs: --array {key}: --input has no key {key!r}")
+        import numpy
+
+        value[key] = numpy.asarray(value[key])
     return value
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     op = load_target(args.target, args.init)
-    sys.stdout.write(str(explain(op, _inputs(args.input), run=args.run)))
+    sys.stdout.write(str(explain(op, _inputs(args), run=args.run)))
     return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
     op = load_target(args.target, args.init)
     if args.passes:
-        entry = compiled(op, _inputs(args.input))
+        entry = compiled(op, _inputs(args))
         for applied in entry.applied or ():
             print(f"# pass {applied.name}: {applied.summary or 'no change'}")
         if not entry.applied:
             print("# no passes: the plan comes from the " + ("disk cache" if entry.origin == "disk" else "trace or structural strategy"))
-    sys.stdout.write(dump(op, _inputs(args.input)))
+    sys.stdout.write(dump(op, _inputs(args)))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     op = load_target(args.target, args.init)
-    inputs = _inputs(args.input)
+    inputs = _inputs(args)
     start = time.perf_counter()
     eager = check_output(op, JitConfig().forward_of(op)(inputs=inputs))
     eager_s = time.perf_counter() - start
@@ -246,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd.add_argument(
             "--init", type=lambda t: _json(t, "--init"), default=None,
             help="constructor arguments of an Operator class: a JSON list (positional) or object (keywords)",
+        )
+        cmd.add_argument(
+            "--array", action="append", default=[], metavar="KEY",
+            help="pass input KEY as a numpy array (numpy.asarray of its JSON value); repeatable",
         )
         if name == "run":
             cmd.add_argument("--scheduler", default="auto", help="scheduler for the compiled call (default: auto)")
