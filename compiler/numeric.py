@@ -17,7 +17,8 @@ from typing import Any, Callable
 from xcs.compiler.ir import (
     REGIONS, Call, Const, Glue, Graph, Input, Kernel, OperatorCall, Ref, Static, operands, resolve_static,
 )
-from xcs.compiler.kernels import SCALARS, Forward, InputKey, KernelBuilder, forward_of, numba_type
+from xcs.compiler.forwards import Forward, forward_of
+from xcs.compiler.kernels import SCALARS, InputKey, KernelBuilder, numba_type
 from xcs.compiler.signature import Signature
 
 ARITHMETIC = frozenset({"binop", "unary", "compare"})
