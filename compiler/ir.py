@@ -212,7 +212,8 @@ class Kernel:
     """Numeric steps (``members``) fused into one function: ``text`` defines ``function`` (its
     parameters take ``args``, in order), which the plan compiles with numba for the argument types
     ``signature`` (numba's notation) or runs as Python. Its value is the tuple ``function`` returns;
-    ``modules`` are the modules its text names (``numpy``, ``math``)."""
+    ``modules`` are the modules its text names (``numpy``, ``math``), ``ufuncs`` the (global name, numpy
+    ufunc name) of the transcendental ufuncs it calls through ``runtime.kernels.numpy_ufunc``."""
 
     name: str
     function: str
@@ -221,6 +222,7 @@ class Kernel:
     signature: str
     members: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
+    ufuncs: tuple[tuple[str, str], ...] = ()
     loc: Loc = Loc()
 
 

@@ -58,11 +58,20 @@ class InputKey:
     key: str
 
 
+# numpy ufuncs numba would compute with the C math library: called through ``runtime.kernels.numpy_ufunc``
+# (numpy's own loop on arrays), so a kernel's values are the Python plan's
+TRANSCENDENTAL = frozenset({
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
+    "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt",
+})
+
+
 @dataclass(frozen=True)
 class Built:
     text: str
     signature: str
     modules: tuple[str, ...]
+    ufuncs: tuple[tuple[str, str], ...]
 
 
 def _atomic(text: str) -> bool:
@@ -80,8 +89,11 @@ def _wrap(text: str) -> str:
 
 
 class _Inline(cst.CSTTransformer):
-    def __init__(self, rename: dict[str, str], modules: dict[str, str], inputs: dict[str, str], op: Any, outs: dict):
+    def __init__(
+        self, rename: dict[str, str], modules: dict[str, str], inputs: dict[str, str], op: Any, outs: dict, ufuncs: dict
+    ):
         self.rename, self.modules, self.inputs, self.op, self.outs = rename, modules, inputs, op, outs
+        self.ufuncs = ufuncs  # numpy ufunc name -> the plan global that calls it
         self.inserted: set[int] = set()  # expressions put in parentheses here, unwrapped where none are needed
 
     def insert(self, text: str) -> cst.BaseExpression:
@@ -103,6 +115,16 @@ class _Inline(cst.CSTTransformer):
         if isinstance(original.value, cst.Name) and original.value.value == "self":
             return self.insert(repr(vars(self.op)[original.attr.value]))
         return updated.with_changes(attr=original.attr)
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        func = updated.func
+        if (
+            isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "numpy"
+            and func.attr.value in TRANSCENDENTAL and len(updated.args) == 1 and updated.args[0].keyword is None
+            and not updated.args[0].star
+        ):
+            return updated.with_changes(func=cst.Name(self.ufuncs[func.attr.value]))
+        return updated
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
         return updated.with_changes(keyword=original.keyword, value=self.bare(updated.value))
@@ -131,6 +153,23 @@ class _Inline(cst.CSTTransformer):
         return cst.FlattenSentinel(lines)
 
 
+class _Ufuncs(dict):
+    """ufunc name -> the plan global that calls it (``numpy_tanh``), named on first use."""
+
+    def __init__(self, taken: set[str]):
+        super().__init__()
+        self.taken = taken
+        self.used: dict[str, str] = {}  # global name -> ufunc name
+
+    def __missing__(self, name: str) -> str:
+        glob = f"numpy_{name}"
+        while glob in self.taken:
+            glob += "_"
+        self[name] = glob
+        self.used[glob] = name
+        return glob
+
+
 @dataclass
 class _Member:
     name: str
@@ -150,6 +189,7 @@ class KernelBuilder:
         self.members: list[_Member] = []
         self.params: dict[str, str] = {}  # input key -> parameter name
         self.taken: set[str] = set(MODULES) | {function}
+        self.ufuncs = _Ufuncs(set(nodes))
 
     def add(self, name: str, forward: Forward, reads: dict[str, Any], where: str, op: Any) -> None:
         self.members.append(_Member(name, forward, reads, where, op))
@@ -216,7 +256,7 @@ class KernelBuilder:
             targets = {}
             for key in f.outputs:
                 targets[key] = self.fresh(f"{m.name}_out_{key}")
-            inline = _Inline(rename, f.modules, inputs, m.op, targets)
+            inline = _Inline(rename, f.modules, inputs, m.op, targets, self.ufuncs)
             if f.simple:
                 ret = f.body.body.body[0].body[0]
                 for element in ret.value.elements:
@@ -237,4 +277,5 @@ class KernelBuilder:
         params = list(self.params.values())
         head = f"def {self.function}({', '.join(params)}):"
         signature = "(" + ", ".join(numba_type(self.leaves[k]) for k in self.params) + ("," if len(params) == 1 else "") + ")"
-        return Built("\n".join([head, *("    " + line if line else "" for line in body)]), signature, tuple(sorted(modules)))
+        text = "\n".join([head, *("    " + line if line else "" for line in body)])
+        return Built(text, signature, tuple(sorted(modules)), tuple(sorted(self.ufuncs.used.items(), key=lambda i: i[1])))

@@ -6,6 +6,10 @@ itself, so the same source runs as Python. Compilation is eager (the signature c
 input signature): a kernel numba cannot compile is reported while the plan is imported, with one
 ``KernelWarning`` naming numba's reason, and runs as Python. Machine code is cached beside the plan file
 (numba's ``__pycache__``); a plan held only in memory compiles without that cache.
+
+``numpy_ufunc(name)`` is how a kernel calls a transcendental numpy ufunc (``tanh``, ``exp``...): on an
+array numba runs numpy's own loop (in an object-mode block), so the values are numpy's, bit for bit, and
+as fast; on a scalar, numba's. As Python it is the ufunc.
 """
 
 from __future__ import annotations
@@ -24,13 +28,21 @@ class KernelWarning(UserWarning):
     """A numeric kernel runs as Python: numba could not compile it (the message says why)."""
 
 
+def _numba() -> Any:
+    """The numba module when kernels are compiled (installed, and not turned off), else None."""
+    if not NUMBA.get() or os.environ.get("XCS_DISABLE_NUMBA", "") not in ("", "0"):
+        return None
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba
+
+
 def njit(signature: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def compile_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if not NUMBA.get() or os.environ.get("XCS_DISABLE_NUMBA", "") not in ("", "0"):
-            return fn
-        try:
-            import numba
-        except ImportError:
+        numba = _numba()
+        if numba is None:
             return fn
         try:
             kernel = numba.njit(signature, cache=os.path.isfile(fn.__code__.co_filename))(fn)
@@ -46,6 +58,40 @@ def njit(signature: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             return fn
 
     return compile_kernel
+
+
+def numpy_ufunc(name: str) -> Callable[[Any], Any]:
+    return _ufunc(name, _numba())
+
+
+@functools.cache
+def _ufunc(name: str, numba: Any) -> Callable[[Any], Any]:
+    import numpy
+
+    ufunc = getattr(numpy, name)
+
+    def call(x: Any) -> Any:
+        return ufunc(x)
+
+    call.__name__ = call.__qualname__ = f"numpy_{name}"
+    if numba is not None:
+        from numba.core import types
+        from numba.extending import overload
+
+        @overload(call)
+        def typed(x: Any) -> Any:
+            if isinstance(x, types.Array) and isinstance(x.dtype, types.Float):
+
+                def on_array(x: Any) -> Any:
+                    out = numpy.empty_like(x)
+                    with numba.objmode():
+                        ufunc(x, out=out)
+                    return out
+
+                return on_array
+            return lambda x: ufunc(x)
+
+    return call
 
 
 @functools.cache
