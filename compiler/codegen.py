@@ -35,7 +35,7 @@ from xcs.runtime.errors import JitError
 
 VERSION = "0.1.0"
 CODEGEN_VERSION = "7"  # bump whenever the generated text changes for the same graph
-RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step", "njit", "numpy_ufunc"}) | frozenset(
+RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step", "njit", "numpy_function"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))
 
@@ -486,9 +486,9 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         body += [f"    {line!r}" for line in src.text.splitlines(keepends=True)]
         body += [")"]
     kernels = [n for n in graph.nodes if isinstance(n, Kernel)]
-    ufuncs = sorted({pair for kernel in kernels for pair in kernel.ufuncs}, key=lambda p: p[0])
-    if ufuncs:
-        body += [""] + [f"{identifier(glob)} = numpy_ufunc({literal(name)})" for glob, name in ufuncs]
+    functions = sorted({pair for kernel in kernels for pair in kernel.numpy_functions})
+    if functions:
+        body += [""] + [f"{identifier(glob)} = numpy_function({literal(name)})" for glob, name in functions]
     for kernel in kernels:  # numeric segments: numba-compiled (xcs.runtime.kernels.njit) or Python
         em.modules.update(kernel.modules)
         body += ["", "", f"# {comment(f'{kernel.name}: ' + ', '.join(kernel.members))}", f"@njit({literal(kernel.signature)})"]
@@ -533,7 +533,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         "from xcs.runtime.plan import Plan, Step",
         *(["from xcs.runtime.batching import map_batch"] if em.uses_batch else []),
         *(["from xcs.runtime.regions import map_each"] if em.uses_map else []),
-        *([f"from xcs.runtime.kernels import njit{', numpy_ufunc' if ufuncs else ''}"] if kernels else []),
+        *([f"from xcs.runtime.kernels import njit{', numpy_function' if functions else ''}"] if kernels else []),
         *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),
     ]

@@ -212,8 +212,8 @@ class Kernel:
     """Numeric steps (``members``) fused into one function: ``text`` defines ``function`` (its
     parameters take ``args``, in order), which the plan compiles with numba for the argument types
     ``signature`` (numba's notation) or runs as Python. Its value is the tuple ``function`` returns;
-    ``modules`` are the modules its text names (``numpy``, ``math``), ``ufuncs`` the (global name, numpy
-    ufunc name) of the transcendental ufuncs it calls through ``runtime.kernels.numpy_ufunc``."""
+    ``modules`` are the modules its text names (``numpy``, ``math``), ``numpy_functions`` the (global
+    name, numpy function) it calls through ``runtime.kernels.numpy_function``."""
 
     name: str
     function: str
@@ -222,7 +222,7 @@ class Kernel:
     signature: str
     members: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
-    ufuncs: tuple[tuple[str, str], ...] = ()
+    numpy_functions: tuple[tuple[str, str], ...] = ()
     loc: Loc = Loc()
 
 

@@ -58,12 +58,14 @@ class InputKey:
     key: str
 
 
-# numpy ufuncs numba would compute with the C math library: called through ``runtime.kernels.numpy_ufunc``
-# (numpy's own loop on arrays), so a kernel's values are the Python plan's
+# numpy functions whose numba versions give other bits: called through ``runtime.kernels.numpy_function``
+# (ufuncs computed by numpy's own loop on arrays, reductions summed in numpy's order), so a kernel's values
+# are the Python plan's; ``numpy.f(x)`` and, for the reductions, ``x.f()`` are rewritten
 TRANSCENDENTAL = frozenset({
     "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
     "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt",
 })
+REDUCTIONS = frozenset({"sum", "mean", "std"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class Built:
     text: str
     signature: str
     modules: tuple[str, ...]
-    ufuncs: tuple[tuple[str, str], ...]
+    numpy_functions: tuple[tuple[str, str], ...]
 
 
 def _atomic(text: str) -> bool:
@@ -90,10 +92,11 @@ def _wrap(text: str) -> str:
 
 class _Inline(cst.CSTTransformer):
     def __init__(
-        self, rename: dict[str, str], modules: dict[str, str], inputs: dict[str, str], op: Any, outs: dict, ufuncs: dict
+        self, rename: dict[str, str], modules: dict[str, str], inputs: dict[str, str], op: Any, outs: dict,
+        functions: dict,
     ):
         self.rename, self.modules, self.inputs, self.op, self.outs = rename, modules, inputs, op, outs
-        self.ufuncs = ufuncs  # numpy ufunc name -> the plan global that calls it
+        self.functions = functions  # numpy function name -> the plan global that calls it
         self.inserted: set[int] = set()  # expressions put in parentheses here, unwrapped where none are needed
 
     def insert(self, text: str) -> cst.BaseExpression:
@@ -117,13 +120,15 @@ class _Inline(cst.CSTTransformer):
         return updated.with_changes(attr=original.attr)
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
-        func = updated.func
-        if (
-            isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "numpy"
-            and func.attr.value in TRANSCENDENTAL and len(updated.args) == 1 and updated.args[0].keyword is None
-            and not updated.args[0].star
-        ):
-            return updated.with_changes(func=cst.Name(self.ufuncs[func.attr.value]))
+        func, args = updated.func, updated.args
+        if not isinstance(func, cst.Attribute) or any(a.keyword is not None or a.star for a in args):
+            return updated
+        name = func.attr.value
+        if isinstance(func.value, cst.Name) and func.value.value == "numpy":  # numpy.tanh(x), numpy.mean(x)
+            if name in TRANSCENDENTAL | REDUCTIONS and len(args) == 1:
+                return updated.with_changes(func=cst.Name(self.functions[name]))
+        elif name in REDUCTIONS and not args:  # x.mean()
+            return updated.with_changes(func=cst.Name(self.functions[name]), args=[cst.Arg(self.bare(func.value))])
         return updated
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
@@ -153,13 +158,13 @@ class _Inline(cst.CSTTransformer):
         return cst.FlattenSentinel(lines)
 
 
-class _Ufuncs(dict):
-    """ufunc name -> the plan global that calls it (``numpy_tanh``), named on first use."""
+class _NumpyFunctions(dict):
+    """numpy function name -> the plan global that calls it (``numpy_tanh``), named on first use."""
 
     def __init__(self, taken: set[str]):
         super().__init__()
         self.taken = taken
-        self.used: dict[str, str] = {}  # global name -> ufunc name
+        self.used: dict[str, str] = {}  # global name -> numpy function name
 
     def __missing__(self, name: str) -> str:
         glob = f"numpy_{name}"
@@ -189,7 +194,7 @@ class KernelBuilder:
         self.members: list[_Member] = []
         self.params: dict[str, str] = {}  # input key -> parameter name
         self.taken: set[str] = set(MODULES) | {function}
-        self.ufuncs = _Ufuncs(set(nodes))
+        self.functions = _NumpyFunctions(set(nodes))
 
     def add(self, name: str, forward: Forward, reads: dict[str, Any], where: str, op: Any) -> None:
         self.members.append(_Member(name, forward, reads, where, op))
@@ -256,7 +261,7 @@ class KernelBuilder:
             targets = {}
             for key in f.outputs:
                 targets[key] = self.fresh(f"{m.name}_out_{key}")
-            inline = _Inline(rename, f.modules, inputs, m.op, targets, self.ufuncs)
+            inline = _Inline(rename, f.modules, inputs, m.op, targets, self.functions)
             if f.simple:
                 ret = f.body.body.body[0].body[0]
                 for element in ret.value.elements:
@@ -278,4 +283,4 @@ class KernelBuilder:
         head = f"def {self.function}({', '.join(params)}):"
         signature = "(" + ", ".join(numba_type(self.leaves[k]) for k in self.params) + ("," if len(params) == 1 else "") + ")"
         text = "\n".join([head, *("    " + line if line else "" for line in body)])
-        return Built(text, signature, tuple(sorted(modules)), tuple(sorted(self.ufuncs.used.items(), key=lambda i: i[1])))
+        return Built(text, signature, tuple(sorted(modules)), tuple(sorted(self.functions.used.items())))

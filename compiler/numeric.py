@@ -224,7 +224,7 @@ class _Fusion:
         first = self.nodes[members[0]]
         node = Kernel(
             name, builder.function, tuple(Ref(p.name) for p in params), kernel.text, kernel.signature,
-            tuple(members), kernel.modules, kernel.ufuncs, first.loc,
+            tuple(members), kernel.modules, kernel.numpy_functions, first.loc,
         )
         index = {pair: i for i, pair in enumerate(exported)}
         out: list = []

@@ -17,6 +17,7 @@ from xcs.compiler.ir import (
     Output, Ref, Static, resolve_static,
 )
 from xcs.runtime.batching import map_batch
+from xcs.runtime.kernels import numpy_function
 from xcs.runtime.options import execution_options
 from xcs.runtime.segments import segment
 
@@ -58,6 +59,7 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
                 env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
             elif isinstance(node, Kernel):
                 namespace = {m: importlib.import_module(m) for m in node.modules}
+                namespace.update((glob, numpy_function(name)) for glob, name in node.numpy_functions)
                 exec(node.text, namespace)  # noqa: S102 - text inlined from the operators' own forwards
                 env[node.name] = namespace[node.function](*map(value, node.args))
             elif isinstance(node, Glue):
