@@ -45,18 +45,20 @@ class Normalize(Operator):
         return {"x": (x - x.mean()) / (x.std() + 1e-9)}
 
 
-def stages(n: int) -> list[Operator]:
-    """``n`` steps cycling scale, shift, tanh, normalize."""
-    kinds = (lambda i: Scale(1.0 + 0.01 * (i % 7)), lambda i: Shift(0.1), lambda i: Tanh(), lambda i: Normalize())
-    return [kinds[i % 4](i) for i in range(n)]
+def stages(n: int, tanh: bool = True) -> list[Operator]:
+    """``n`` steps cycling scale, shift, tanh, normalize (without tanh when ``tanh`` is False)."""
+    kinds = [lambda i: Scale(1.0 + 0.01 * (i % 7)), lambda i: Shift(0.1), lambda i: Tanh(), lambda i: Normalize()]
+    if not tanh:
+        del kinds[2]
+    return [kinds[i % len(kinds)](i) for i in range(n)]
 
 
 @jit
 class NumericChain(Operator):
     """``{"x": float64[n]}`` -> ``{"y": float64[n]}`` through ``steps`` numeric operators."""
 
-    def __init__(self, steps: int = 20):
-        self.stages = stages(steps)
+    def __init__(self, steps: int = 20, tanh: bool = True):
+        self.stages = stages(steps, tanh)
 
     def forward(self, *, inputs):
         x = inputs["x"]
