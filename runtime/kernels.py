@@ -165,11 +165,11 @@ def _reductions(numba: Any) -> dict[str, Any]:
 
     @numba.njit(cache=True)
     def array_mean(a: Any) -> float:
-        return pairwise(a, 0.0, False) / a.shape[0]
+        return pairwise(a, 0.0, False) / a.shape[0] if a.shape[0] else numpy.nan  # numpy: nan, and a warning
 
     @numba.njit(cache=True)
     def array_std(a: Any) -> float:
-        return numpy.sqrt(pairwise(a, array_mean(a), True) / a.shape[0])
+        return numpy.sqrt(pairwise(a, array_mean(a), True) / a.shape[0]) if a.shape[0] else numpy.nan
 
     return {"sum": array_sum, "mean": array_mean, "std": array_std}
 

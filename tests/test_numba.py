@@ -346,3 +346,20 @@ def test_cli_dump_shows_the_kernel_for_array_inputs(capsys, fresh_plans):
     assert "@njit('(float64[::1],)')\ndef kernel_stages_0(x):" in out
     assert main(["explain", *args]) == 0  # a JSON list is not an array: no segment, and why
     assert "inputs['x'] is list in the signature" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "std", "tanh", "exp"])
+def test_numpy_functions_give_numpys_bits(name, monkeypatch):
+    """Through ``numpy_function`` a kernel's reductions and transcendental ufuncs are numpy's, bit for bit:
+    sizes around the pairwise blocks (8, 128, halves), strided and F-ordered arrays."""
+    numba = pytest.importorskip("numba")
+    monkeypatch.delenv("XCS_DISABLE_NUMBA", raising=False)
+    from xcs.runtime.kernels import numpy_function
+
+    call = numpy_function(name)
+    kernel = numba.njit(lambda a: call(a))
+    rng = np.random.default_rng(11)
+    arrays = [rng.normal(size=n) * 10 ** rng.uniform(-3, 2, size=n) + 1.0 for n in (1, 7, 8, 9, 127, 128, 129, 1000, 4099)]
+    arrays += [arrays[-1][::3], np.asfortranarray(rng.normal(size=(37, 11))), rng.normal(size=(5, 6))]
+    for a in arrays:
+        assert np.array_equal(kernel(a), getattr(np, name)(a))
