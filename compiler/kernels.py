@@ -200,6 +200,9 @@ class KernelBuilder:
         self.members.append(_Member(name, forward, reads, where, op))
 
     def fresh(self, name: str) -> str:
+        """An unused local name of the kernel (``numpy_*`` names the plan's ``numpy_function`` globals)."""
+        if name.startswith("numpy_"):
+            name = "v_" + name
         while name in self.taken or not name.isidentifier():
             name = name + "_" if name.isidentifier() else "v_" + "".join(c if c.isalnum() else "_" for c in name)
         self.taken.add(name)

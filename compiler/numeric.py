@@ -169,8 +169,8 @@ class _Fusion:
         whole: set[str] = set()
         seen: set[str] = set()
 
-        def visit(operand: Any, via: str = "") -> None:
-            if not isinstance(operand, Ref) or operand.name in seen and operand.name not in members:
+        def visit(operand: Any) -> None:
+            if not isinstance(operand, Ref) or (operand.name in seen and operand.name not in members):
                 return
             node = self.nodes.get(operand.name)
             if operand.name in members:
@@ -203,14 +203,15 @@ class _Fusion:
         taken = {n.name for n in nodes}
         done = []
         for members in groups:
-            nodes = self.fuse_one(nodes, members, taken)
-            done.append((f"segment_{members[0]}", tuple(members)))
+            nodes, name = self.fuse_one(nodes, members, taken)
+            done.append((name, tuple(members)))
         return Graph(tuple(_live(nodes))), Report(tuple(done), tuple(self.left_out))
 
-    def fuse_one(self, nodes: list, members: list[str], taken: set[str]) -> list:
+    def fuse_one(self, nodes: list, members: list[str], taken: set[str]) -> tuple[list, str]:
+        """``nodes`` with ``members`` replaced by one ``Kernel`` step, and that step's name."""
         name = _fresh(f"segment_{members[0]}", taken)
         picked, whole = self.exports(set(members))
-        builder = KernelBuilder(f"kernel_{members[0]}", self.leaves, self.nodes)
+        builder = KernelBuilder(_fresh(f"kernel_{members[0]}", taken), self.leaves, self.nodes)
         for member in members:
             node = self.nodes[member]
             op = resolve_static(self.root, node.target.path)
@@ -250,7 +251,7 @@ class _Fusion:
                 old = replace(old, after=fixed)
             out.append(old)
         self.nodes = {n.name: n for n in out}
-        return out
+        return out, name
 
 
 def _live(nodes: list) -> list:
