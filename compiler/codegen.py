@@ -28,14 +28,14 @@ from typing import Callable, Iterator
 from xcs.compiler import analysis
 from xcs.compiler.glue import ATOM, COMPARE, CONVERSIONS, NOT, RULES, UNARY
 from xcs.compiler.ir import (
-    Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static,
-    is_literal, operands, walk,
+    Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input, Kernel, MapRegion, OperatorCall, Ref,
+    Static, is_literal, operands, walk,
 )
 from xcs.runtime.errors import JitError
 
 VERSION = "0.1.0"
-CODEGEN_VERSION = "6"  # bump whenever the generated text changes for the same graph
-RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step"}) | frozenset(
+CODEGEN_VERSION = "7"  # bump whenever the generated text changes for the same graph
+RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step", "njit", "numpy_function"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))
 
@@ -135,6 +135,11 @@ def check_graph(graph: Graph) -> None:
                 literal(key)
             if node.text and not node.text.isprintable():
                 raise RenderError(f"{node.name}: verbatim text must be one printable line")
+        elif isinstance(node, Kernel):
+            identifier(node.function)
+            literal(node.signature)
+            for module in node.modules:
+                identifier(module)
         elif isinstance(node, (OperatorCall, Call)):
             for key, _ in node.kwargs:
                 literal(key)
@@ -165,7 +170,7 @@ class Header:
 
 def is_step(node) -> bool:
     """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
-    if isinstance(node, (OperatorCall, Call)) or (isinstance(node, Glue) and node.hoisted):
+    if isinstance(node, (OperatorCall, Call, Kernel)) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
         return node.batch is not None or any(is_step(n) for n in node.body)
@@ -245,7 +250,7 @@ class Emitter:
             node = self.nodes.get(name)
             if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch)):  # glue, or a region's inside
+            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel)):  # glue, or a region's inside
                 result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
@@ -275,7 +280,9 @@ class Emitter:
             with self.scope(None):  # no statement can run per element here
                 result = self.expr(node.result) if node.result is not None else "None"
             return f"[{result} for {node.item} in {self.expr(node.over)}]", ATOM
-        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch)) or (node.hoisted and not self.guarding):
+        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel)) or (
+            node.hoisted and not self.guarding
+        ):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
 
@@ -384,7 +391,7 @@ class Emitter:
         """The statements that compute the steps among ``nodes`` (glue is inlined where used)."""
         lines: list[str] = []
         for node in nodes:
-            if isinstance(node, (OperatorCall, Call)):
+            if isinstance(node, (OperatorCall, Call, Kernel)):
                 lines += self.line(indent, lambda: f"{node.name} = {self.call(node)}")
             elif isinstance(node, Glue) and node.hoisted:
                 lines += self.line(indent, lambda: f"{node.name} = {self.glue_text(node)[0]}")
@@ -431,13 +438,15 @@ class Emitter:
         return "(" + ", ".join(self.expr(o) for o in outs) + ("," if len(outs) == 1 else "") + ")"
 
     def step_body(self, node, indent: str) -> list[str]:
-        if isinstance(node, (OperatorCall, Call)):
+        if isinstance(node, (OperatorCall, Call, Kernel)):
             return self.line(indent, lambda: f"return {self.call(node)}")
         if isinstance(node, Glue):
             return self.line(indent, lambda: f"return {self.glue_text(node)[0]}")
         return self.region(node, indent, returns=True)
 
-    def call(self, node: OperatorCall | Call) -> str:
+    def call(self, node: OperatorCall | Call | Kernel) -> str:
+        if isinstance(node, Kernel):
+            return f"{node.function}({', '.join(self.expr(a) for a in node.args)})"
         args = self.arguments(node.args, [v for _, v in node.kwargs], [k for k, _ in node.kwargs])
         if isinstance(node, Call) and node.source is not None:
             return f"{node.name}_code({args})"
@@ -476,6 +485,14 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         body += [f"    {src.module!r}, {src.line}, {seg.name!r},"]
         body += [f"    {line!r}" for line in src.text.splitlines(keepends=True)]
         body += [")"]
+    kernels = [n for n in graph.nodes if isinstance(n, Kernel)]
+    functions = sorted({pair for kernel in kernels for pair in kernel.numpy_functions})
+    if functions:
+        body += [""] + [f"{identifier(glob)} = numpy_function({literal(name)})" for glob, name in functions]
+    for kernel in kernels:  # numeric segments: numba-compiled (xcs.runtime.kernels.njit) or Python
+        em.modules.update(kernel.modules)
+        body += ["", "", f"# {comment(f'{kernel.name}: ' + ', '.join(kernel.members))}", f"@njit({literal(kernel.signature)})"]
+        body += kernel.text.splitlines()
     for call, dep in zip(calls, step_deps):
         params = ", ".join(["ops", "inputs", *(calls[i].name for i in dep)])
         body += ["", "", f"def {call.name}({params}):", f"    # {comment(f'{call.loc}  {call.loc.text}')}".rstrip()]
@@ -516,6 +533,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         "from xcs.runtime.plan import Plan, Step",
         *(["from xcs.runtime.batching import map_batch"] if em.uses_batch else []),
         *(["from xcs.runtime.regions import map_each"] if em.uses_map else []),
+        *([f"from xcs.runtime.kernels import njit{', numpy_function' if functions else ''}"] if kernels else []),
         *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),
     ]
@@ -554,6 +572,8 @@ def _effectful(node) -> bool:
 
 def _step_operands(node):
     """What a step reads: a call's arguments, or everything a region reads from outside it."""
+    if isinstance(node, Kernel):
+        return node.args
     if isinstance(node, (OperatorCall, Call)):
         after = tuple(Ref(name) for name in node.after)
         return (*node.args, *(v for _, v in node.kwargs), *after, *((node.func,) if isinstance(node, Call) else ()))

@@ -9,6 +9,8 @@ Layout (readable by a person)::
     <root>/<ember-xcs version>/<module.Operator>-<structure>-<signature>.py      its first plan
     <root>/<ember-xcs version>/<module.Operator>-<structure>-<signature>.2.py    another traced path
     <root>/<ember-xcs version>/<module.Operator>-<structure>-<signature>.code    compiled code of .py
+    <root>/<ember-xcs version>/__pycache__/<stem>.<kernel>-<line>.pyXY.nbi/.nbc  numba's machine code of
+                                                                                 the plan's kernels
 
 ``<signature>`` digests the canonical input signature together with the Python and codegen versions
 and the jit capture mode.
@@ -64,6 +66,7 @@ LOCK_NAME = ".xcs-cache.lock"
 LEDGER_NAME = ".xcs-cache.ledger"
 LOCK_TIMEOUT = 30.0
 STALE_TMP_SECONDS = 3600
+NUMBA_DIR = "__pycache__"  # numba's cache of a plan's kernels (cache=True, beside the plan file)
 PLAN_HEADER = "# ember-xcs plan: "
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -561,6 +564,10 @@ class DiskCache:
             if st is None:
                 return False
             _check_stat(st, "cache directory", directory, directory=True)
+        numba_dir = os.path.join(self.directory, NUMBA_DIR)
+        st = _lstat(numba_dir)
+        if st is not None:  # numba loads what it finds there: private like the plans
+            _check_stat(st, "cache directory", numba_dir, directory=True)
         return True
 
     def disable(self, reason: str) -> None:
@@ -752,6 +759,8 @@ class DiskCache:
                     number += 1
                 name = _plan_file(key, number)
                 path = atomic_write(self.directory, name, data)
+                if "\n@njit(" in source:  # numba caches the kernels' machine code here: private, like the plans
+                    os.makedirs(os.path.join(self.directory, NUMBA_DIR), mode=0o700, exist_ok=True)
                 item = {"kind": "plan", "file": name, "sha256": digest, "bytes": len(data)}
                 code = compile_for(path)
                 if code is not None and code.co_filename == path:
@@ -887,6 +896,7 @@ class DiskCache:
                 self._unlink_all(fd, sorted(names) + [stem + ".json"])  # the index last
         except (Unsafe, FileNotFoundError):
             pass
+        _remove_kernels(directory, stem)
 
     @staticmethod
     def _unlink_all(dir_fd: int, names: list[str]) -> int:
@@ -904,6 +914,7 @@ class DiskCache:
     def _remove(self, info: KeyInfo) -> None:
         with _Dir(os.path.join(self.root, info.version)) as fd:
             self._unlink_all(fd, sorted(info.files, key=lambda n: n.endswith(".json")))  # the index last
+        _remove_kernels(os.path.join(self.root, info.version), info.stem)
 
     # ------------------------------------------------------------------ maintenance (xcs cache)
     def clear(self) -> int:
@@ -923,10 +934,12 @@ class DiskCache:
                                 self._unlink_all(fd, [name])
                 except Unsafe:
                     continue
-                try:
-                    os.rmdir(directory)
-                except OSError:
-                    pass
+                _remove_kernels(directory, "")
+                for path in (os.path.join(directory, NUMBA_DIR), directory):
+                    try:
+                        os.rmdir(path)
+                    except OSError:
+                        pass
             with _Dir(self.root) as fd:
                 self._unlink_all(fd, [LEDGER_NAME])
             self._ledger.reset()
@@ -1008,6 +1021,21 @@ class DiskCache:
             "max_bytes": max_bytes(),
             "versions": sorted({k.version for k in keys}),
         }
+
+
+def _remove_kernels(directory: str, stem: str) -> None:
+    """Remove numba's cached machine code of the plans of ``stem`` (every plan's when "") in
+    ``directory``: it goes with its plan."""
+    try:
+        with _Dir(os.path.join(directory, NUMBA_DIR)) as fd:
+            with os.scandir(fd) as scan:
+                names = [
+                    e.name for e in scan
+                    if e.name.endswith((".nbi", ".nbc")) and (not stem or e.name.startswith(stem + "."))
+                ]
+            DiskCache._unlink_all(fd, sorted(names))
+    except (Unsafe, OSError):
+        pass
 
 
 def _plan_file(key: DiskKey, number: int) -> str:

@@ -38,6 +38,7 @@ from xcs.compiler.codegen import Header, generate
 from xcs.compiler.disk_cache import DiskKey, disk_cache, review_file_name, write_review_file
 from xcs.compiler.extensions import extras
 from xcs.compiler.entries import Compiled, Eager, break_dict, break_message, from_disk, serving
+from xcs.compiler.numeric import fuse
 from xcs.compiler.misses import LOG, explaining, miss_reason, recompile_message
 from xcs.compiler.reads import check_reads, input_reads
 from xcs.compiler.records import CacheInfo, OperatorRecord
@@ -46,6 +47,7 @@ from xcs.compiler.trace import relative_file
 from xcs.runtime.aio import in_thread
 from xcs.runtime.errors import JitError, OperatorCycleError
 from xcs.runtime.call import aexecute, execute
+from xcs.runtime.kernels import NUMBA
 from xcs.runtime.options import current_options
 from xcs.runtime.plan import Plan
 
@@ -103,6 +105,7 @@ class Driver:
     recompile_limit: int = DEFAULT_RECOMPILE_LIMIT
     plan_dir: str | None = None  # also write each plan here, for review (default: XCS_PLAN_DIR)
     strict: bool = False  # a graph break raises instead of trying the next strategy
+    numba: bool = True  # numeric kernels compiled by numba (False: the same plan text runs as Python)
 
     # ------------------------------------------------------------------ the operator model
     @staticmethod
@@ -305,7 +308,8 @@ class Driver:
     def compile(self, op: Any, key: Key, label: str, cap: Capture, dkey: DiskKey | None = None, disk: Any = None) -> Compiled:
         """Generate, store and import the plan of a captured graph."""
         header = Header(label, cap.strategy, key.signature.text, key.structure)
-        source = generate(cap.graph, header, cap.required)
+        graph, _ = fuse(cap.graph, op, key.signature, self.is_operator)
+        source = generate(graph, header, cap.required)
         plan = self._install(op, key, source, dkey, disk)
         entry = Compiled(
             plan, cap.graph, source, sha256=hashlib.sha256(source.encode()).hexdigest(), applied=cap.applied,
@@ -345,7 +349,15 @@ class Driver:
         return DiskKey(self.module_label(op), key.structure, key.signature.canonical, key.python_text, self.mode)
 
     def _install(self, op: Any, key: Key, source: str, dkey: DiskKey | None, disk: Any) -> Plan:
-        """Store the plan text in the disk cache (when there is one) and import it."""
+        """Store the plan text in the disk cache (when there is one) and import it (its kernels compiled
+        by numba unless ``numba=False``)."""
+        token = NUMBA.set(self.numba)
+        try:
+            return self._store_and_import(op, key, source, dkey, disk)
+        finally:
+            NUMBA.reset(token)
+
+    def _store_and_import(self, op: Any, key: Key, source: str, dkey: DiskKey | None, disk: Any) -> Plan:
         if disk is not None:
             dkey = dkey or self.disk_key(op, key)
             path, code = disk.store(
@@ -366,7 +378,12 @@ class Driver:
         if any(type(e.plan) is Eager for e in entries or ()):
             known.add("eager")
         found = []
-        for item in disk.load(dkey, known):
+        token = NUMBA.set(self.numba)  # a plan imported from disk compiles its kernels as this operator asks
+        try:
+            items = disk.load(dkey, known)
+        finally:
+            NUMBA.reset(token)
+        for item in items:
             entry = self._from_disk(op, key, item)
             if entry is not None:
                 PLANS.add(key, entry, stats)
@@ -410,9 +427,11 @@ class Driver:
                 cycle = self.container_cycle(item)
                 if cycle is not None:
                     raise OperatorCycleError(type(item).__qualname__, cycle)
-            # the mode is part of it: one operator compiled by two strategies gives two plans
-            extra = extras(self.mode)  # registered passes and strategy: empty (and left out) without any
-            known = structure_hash((root, self.mode, extra) if extra else (root, self.mode), self.is_operator)
+            # the mode is part of it: one operator compiled by two strategies gives two plans; so are the
+            # registered passes and strategy (left out without any) and numba=False (its kernels run as Python)
+            extra = extras(self.mode)
+            parts = (root, self.mode, *((extra,) if extra else ()), *(() if self.numba else ("numba=False",)))
+            known = structure_hash(parts, self.is_operator)
             object.__setattr__(op, "_xcs_structure", known)
         return known
 

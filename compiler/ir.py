@@ -9,7 +9,9 @@ A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed se
 - ``Output``: the value ``forward`` returns (always the last node);
 - ``MapRegion``: a body of nodes run once per element of a runtime sequence (concurrently);
 - ``Branch``: two bodies, of which only the side the runtime condition selects runs;
-- ``Call``: a call the capture cannot prove pure (an effect): a step of its own, in program order.
+- ``Call``: a call the capture cannot prove pure (an effect): a step of its own, in program order;
+- ``Kernel``: a numeric segment, steps fused into one function of arrays and scalars
+  (``compiler.numeric``).
 
 Steps carry ``after``: the steps they must follow without reading their values (the previous effect,
 and the steps that read state an effect may change), so effects happen once, in eager's order, and
@@ -205,7 +207,26 @@ class Branch:
     after: tuple[str, ...] = ()
 
 
-Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch]
+@dataclass(frozen=True)
+class Kernel:
+    """Numeric steps (``members``) fused into one function: ``text`` defines ``function`` (its
+    parameters take ``args``, in order), which the plan compiles with numba for the argument types
+    ``signature`` (numba's notation) or runs as Python. Its value is the tuple ``function`` returns;
+    ``modules`` are the modules its text names (``numpy``, ``math``), ``numpy_functions`` the (global
+    name, numpy function) it calls through ``runtime.kernels.numpy_function``."""
+
+    name: str
+    function: str
+    args: tuple[Operand, ...]
+    text: str
+    signature: str
+    members: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    numpy_functions: tuple[tuple[str, str], ...] = ()
+    loc: Loc = Loc()
+
+
+Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch, Kernel]
 REGIONS = (MapRegion, Branch)
 
 
@@ -227,7 +248,7 @@ class Graph:
     @property
     def steps(self) -> tuple:
         """What the plan schedules: top-level operator calls and regions, in order."""
-        return tuple(n for n in self.nodes if isinstance(n, (OperatorCall, Call, MapRegion, Branch)))
+        return tuple(n for n in self.nodes if isinstance(n, (OperatorCall, Call, MapRegion, Branch, Kernel)))
 
     @property
     def guards(self) -> tuple[Guard, ...]:
@@ -273,6 +294,8 @@ def operands(node: Node) -> tuple[Operand, ...]:
         return (node.operands + tuple(o for _, o in node.binds) if node.binds else node.operands) + after
     if isinstance(node, Guard):
         return (node.value,)
+    if isinstance(node, Kernel):
+        return node.args
     if isinstance(node, Output):
         return (node.value, *after)
     if isinstance(node, MapRegion):

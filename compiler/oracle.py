@@ -2,7 +2,7 @@
 
 It gives glue its meaning through ``compiler.glue.RULES`` (as the tracer and constant folding do) and
 runs ``vmap`` regions and the user's own statements with the runtime's ``map_batch`` and ``segment``,
-sequentially, so it may import the runtime (the IR itself does not).
+sequentially, so it may import the runtime (the IR itself does not). A numeric ``Kernel`` runs as Python.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any, Mapping
 
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Glue, Global, Graph, Guard, Input, LintError, MapRegion, Operand, OperatorCall, Output, Ref,
-    Static, resolve_static,
+    Branch, Call, Const, Glue, Global, Graph, Guard, Input, Kernel, LintError, MapRegion, Operand, OperatorCall,
+    Output, Ref, Static, resolve_static,
 )
 from xcs.runtime.batching import map_batch
+from xcs.runtime.kernels import numpy_function
 from xcs.runtime.options import execution_options
 from xcs.runtime.segments import segment
 
@@ -56,6 +57,11 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
             elif isinstance(node, (OperatorCall, Call)):
                 call = value(node.target if isinstance(node, OperatorCall) else node.func)
                 env[node.name] = call(*map(value, node.args), **{k: value(v) for k, v in node.kwargs})
+            elif isinstance(node, Kernel):
+                namespace = {m: importlib.import_module(m) for m in node.modules}
+                namespace.update((glob, numpy_function(name)) for glob, name in node.numpy_functions)
+                exec(node.text, namespace)  # noqa: S102 - text inlined from the operators' own forwards
+                env[node.name] = namespace[node.function](*map(value, node.args))
             elif isinstance(node, Glue):
                 env[node.name] = RULES[node.op].evaluate(node.detail, node.keys, [value(o) for o in node.operands])
             elif isinstance(node, Guard):

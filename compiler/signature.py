@@ -1,7 +1,7 @@
 """The input signature: ``Signature``, what a plan is specialised on besides the operator's structure.
 
 A signature is the input mapping's keys in order, the nesting of its mappings and the type of every
-leaf (arrays: type, dtype, ndim); never a value or an object identity. ``Signature`` is the tuple form
+leaf (arrays: type, dtype, ndim, and for numpy arrays the memory layout); never a value or an object identity. ``Signature`` is the tuple form
 (hashable, the cache key's second part) with its readable ``text`` (plan headers, messages), its
 ``flat`` form (one canonical type text per key path), its ``canonical`` text (what the disk key
 digests) and ``diff`` (how two signatures differ, for recompile warnings and cache-miss reasons).
@@ -21,7 +21,9 @@ MAX_SIGNATURE_DEPTH = 32
 
 
 class Signature(tuple):
-    """``((key, leaf), ...)`` in input order; a leaf is a type, ``(type, dtype, ndim)`` for an array,
+    """``((key, leaf), ...)`` in input order; a leaf is a type, ``(type, dtype, ndim)`` for an array
+    (``(type, dtype, ndim, layout)`` for a numpy array: ``"C"``, ``"F"`` or ``"A"`` contiguity, with
+    ``" readonly"`` when it is not writeable: a numeric kernel is compiled for exactly that),
     or ``(mapping type, ((key, leaf), ...))`` for a nested mapping. Equal inputs' signatures are equal
     tuples, so a signature is a dictionary key as cheap as a plain tuple."""
 
@@ -47,7 +49,8 @@ class Signature(tuple):
 
         The one treatment of scalars: ``bool``, ``int``, ``float``, ``str``, ``bytes`` and ``None`` are
         distinct leaf types (``True`` is not an ``int`` here, ``1`` is not a ``float``), subclasses are
-        their own types, and values never appear. Arrays are ``type[dtype, ndim=N]``. A key that is not a
+        their own types, and values never appear. Arrays are ``type[dtype, ndim=N]``, numpy arrays
+        ``numpy.ndarray[float64, ndim=1, layout=C]``. A key that is not a
         plain word is its ``repr`` (``"'a.b'"``, ``"1"`` for the int key), so paths of distinct
         signatures differ. Do not change the returned dict: it is computed once per signature."""
         return _flat(self, "")
@@ -86,13 +89,18 @@ def _leaf(value: Any, depth: int = 1, above: tuple = ()) -> Hashable:
 
 
 def _array(value: Any, kind: type) -> Hashable:
-    """``(type, dtype, ndim)`` for an array-like value (one with ``dtype`` and ``shape``), else its type.
-    A value whose ``dtype`` or ``shape`` cannot be read (a property that raises) is a plain object."""
+    """``(type, dtype, ndim)`` for an array-like value (one with ``dtype`` and ``shape``), plus the
+    layout for a numpy array, else its type. A value whose ``dtype`` or ``shape`` cannot be read (a
+    property that raises) is a plain object."""
     try:
         dtype = getattr(value, "dtype", None)
         if dtype is None or not hasattr(value, "shape"):
             return kind
-        return (kind, str(dtype), len(value.shape))
+        if kind.__module__ != "numpy" or kind.__name__ != "ndarray":
+            return (kind, str(dtype), len(value.shape))
+        flags = value.flags
+        layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
+        return (kind, str(dtype), value.ndim, layout if flags.writeable else layout + " readonly")
     except Exception:
         return kind
 
@@ -102,7 +110,7 @@ def _text(sig: tuple) -> str:
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], tuple):
             return _text(value[1])
         if isinstance(value, tuple):
-            return f"{_name_text(value[0].__name__)}[{_name_text(value[1])}, ndim={value[2]}]"
+            return f"{_name_text(value[0].__name__)}[{_array_text(value)}]"
         return _name_text(value.__name__)
 
     return "{" + ", ".join(f"{_key_text(key)}: {leaf(value)}" for key, value in sig) + "}"
@@ -116,10 +124,15 @@ def _flat(sig: tuple, prefix: str) -> dict[str, str]:
             flat[path] = _type_name(leaf[0])
             flat.update(_flat(leaf[1], path + "."))
         elif isinstance(leaf, tuple):
-            flat[path] = f"{_type_name(leaf[0])}[{_name_text(leaf[1])}, ndim={leaf[2]}]"
+            flat[path] = f"{_type_name(leaf[0])}[{_array_text(leaf)}]"
         else:
             flat[path] = _type_name(leaf)
     return flat
+
+
+def _array_text(leaf: tuple) -> str:
+    layout = f", layout={leaf[3].replace(' ', ', ')}" if len(leaf) > 3 else ""
+    return f"{_name_text(leaf[1])}, ndim={leaf[2]}{layout}"
 
 
 _PLAIN_KEY = re.compile(r"[^\W\d]\w*(?:-\w+)*")  # a word (``query``, ``max_tokens``, ``user-id``)

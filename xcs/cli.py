@@ -143,16 +143,22 @@ def _json(text: str | None, flag: str) -> Any:
         raise UsageError(f"{flag} is not valid JSON ({exc}): expected e.g. {flag} '{{\"query\": \"hi\"}}'") from None
 
 
-def _inputs(text: str) -> dict:
-    value = _json(text, "--input")
+def _inputs(args: argparse.Namespace) -> dict:
+    value = _json(args.input, "--input")
     if not isinstance(value, dict):
         raise UsageError(f"--input must be a JSON object (the operator's inputs), got {type(value).__name__}")
+    for key in args.array:  # numeric kernels are compiled for numpy arrays (docs/numba.md)
+        if key not in value:
+            raise UsageError(f"--array {key}: --input has no key {key!r}; expected one of {sorted(value)}")
+        import numpy
+
+        value[key] = numpy.asarray(value[key])
     return value
 
 
 def _target(args: argparse.Namespace) -> tuple[Any, dict]:
     init = _json(args.init, "--init")
-    inputs = _inputs(args.input)
+    inputs = _inputs(args)
     return load_target(args.target, init), inputs
 
 
@@ -397,6 +403,10 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--init", default=None,
             help="constructor arguments of an Operator class: a JSON list (positional) or object (keywords)",
+        )
+        cmd.add_argument(
+            "--array", action="append", default=[], metavar="KEY",
+            help="pass input KEY as a numpy array (numpy.asarray of its JSON value); repeatable",
         )
         if name == "run":
             cmd.add_argument("--scheduler", default="auto", help="scheduler for the compiled calls (default: auto)")

@@ -16,6 +16,7 @@ from xcs.compiler import analysis
 from xcs.compiler.breaks import Break
 from xcs.compiler.codegen import step_dependencies
 from xcs.compiler.diagram import plural
+from xcs.compiler.numeric import Report, fuse
 from xcs.compiler.signature import Signature
 from xcs.plans import config_of
 
@@ -37,6 +38,7 @@ class Explanation:
     width: int = 0
     critical_path: tuple[str, ...] = ()
     regions: dict = field(default_factory=dict)
+    numeric: Report = Report()  # numeric segments (numba kernels) and why other steps are left out
 
     def __str__(self) -> str:
         lines = [f"{self.operator}   inputs {self.signature}   mode: {self.mode}", f"strategy: {self.strategy}"]
@@ -73,6 +75,9 @@ class Explanation:
                 lines.append(f"critical path: {' -> '.join(self.critical_path)} ({plural(len(self.critical_path), 'step')})")
         for name, summary in self.passes:
             lines.append(f"pass {name}: {summary or 'no change'}")
+        if self.numeric.segments or self.numeric.left_out:
+            lines.append("numeric segments (one numba kernel each):" if self.numeric.segments else "numeric segments: none")
+            lines += self.numeric.lines()
         return "\n".join(lines) + "\n"
 
 
@@ -88,6 +93,7 @@ def explain(op: Any, inputs: Mapping[str, Any], *, run: bool = False) -> Explana
     )
     if cap.graph is None:
         return Explanation(**base)
+    _, numeric = fuse(cap.graph, op, Signature.of(inputs), config.is_operator)
     deps = step_dependencies(cap.graph)
     waves = analysis.waves(deps) if deps else ()
     path, _ = analysis.critical_path(deps, {name: 1.0 for name in deps}) if deps else ((), 0.0)
@@ -100,5 +106,5 @@ def explain(op: Any, inputs: Mapping[str, Any], *, run: bool = False) -> Explana
             kinds["branch regions"] += 1
     return Explanation(
         **base, steps=len(deps), waves=len(waves), width=max((len(w) for w in waves), default=0),
-        critical_path=tuple(path), regions=kinds,
+        critical_path=tuple(path), regions=kinds, numeric=numeric,
     )

@@ -117,6 +117,7 @@ def jit(
     recompile_limit: int = DEFAULT_RECOMPILE_LIMIT,
     plan_dir: str | os.PathLike | None = None,
     strict: bool = False,
+    numba: bool = True,
 ) -> Any:
     """Compile an operator class, an operator instance, or a function taking ``*, inputs``.
 
@@ -126,6 +127,7 @@ def jit(
     ``recompile_limit``: distinct input signatures per operator before ``on_recompile_limit`` applies.
     ``plan_dir`` (or ``XCS_PLAN_DIR``): also write each plan there as a stable, diffable file named after
     the operator and the signature, with the text ``xcs dump`` prints.
+    ``numba=False``: the plan's numeric kernels (``docs/numba.md``) run as Python, as without numba.
     """
     if isinstance(recompile_limit, bool) or not isinstance(recompile_limit, int) or recompile_limit < 1:
         raise JitError(f"recompile_limit must be a positive int, got {recompile_limit!r}")
@@ -135,15 +137,18 @@ def jit(
         raise JitError(f"unknown jit mode {mode!r}; valid modes: {', '.join(modes())}")
     if not isinstance(strict, bool):
         raise JitError(f"strict must be True or False, got {strict!r}")
+    if not isinstance(numba, bool):
+        raise JitError(f"numba must be True or False, got {numba!r}")
     if sample_input is not None and not isinstance(sample_input, Mapping):
         raise JitError(f"sample_input must be a mapping, got {type(sample_input).__name__}")
     config = JitConfig(
         mode, sample_input, recompile_limit=recompile_limit, plan_dir=None if plan_dir is None else os.fspath(plan_dir),
-        strict=strict,
+        strict=strict, numba=numba,
     )
     if target is None:
         return lambda t: jit(
-            t, mode=mode, sample_input=sample_input, recompile_limit=recompile_limit, plan_dir=plan_dir, strict=strict
+            t, mode=mode, sample_input=sample_input, recompile_limit=recompile_limit, plan_dir=plan_dir, strict=strict,
+            numba=numba,
         )
     if isinstance(target, type) and issubclass(target, Operator):
         target.__xcs_jit__ = config
