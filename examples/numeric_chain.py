@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from xcs import Operator, jit
+from xcs.cli import report
 
 
 class Scale(Operator):
@@ -71,6 +72,7 @@ def main() -> None:
     op = NumericChain(20)
     x = np.linspace(-2.0, 2.0, 8)
     print(op(inputs={"x": x})["y"])
+    print(report(op, {"x": x}, calls=20)[0], end="")
 
 
 if __name__ == "__main__":

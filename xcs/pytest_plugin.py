@@ -64,16 +64,20 @@ _VERSION = re.compile(r"^(# ember-xcs plan: .*?)   ember-xcs \S+$", re.M)
 _STRUCTURE = re.compile(r"^(# signature: .*?)   structure: [0-9a-f]+(?=   |$)", re.M)
 _LINE = re.compile(r"((?:^\s*# |')[^\s':]+\.py):\d+(?=  |')", re.M)
 _SEGMENT_LINE = re.compile(r"^(\w+ = segment\(\n\s+'[^']*', )\d+, ", re.M)
+_KERNEL_STEP = re.compile(r"^\s*# \w+: \S+\.py:\d+ .*$", re.M)  # a kernel's ``# step: file:line ... called at file:line``
+_PY_LINE = re.compile(r"(\.py):\d+")
 
 
 def stable_plan_text(text: str) -> str:
     """``text`` without what changes when the plan does not: the ember-xcs version and the structure
     hash in the header, the line numbers of the user's statements (``# app.py:12  x = f()`` becomes
     ``# app.py  x = f()``; a step's location ``'app.py:12'`` becomes ``'app.py'``; a statement run as
-    written loses the line its text starts at)."""
+    written loses the line its text starts at; a numba kernel's comments name the steps it inlines by
+    file only)."""
     text = _VERSION.sub(r"\1", text)
     text = _STRUCTURE.sub(r"\1", text)
     text = _SEGMENT_LINE.sub(r"\1", text)
+    text = _KERNEL_STEP.sub(lambda m: _PY_LINE.sub(r"\1", m.group(0)), text)
     return _LINE.sub(r"\1", text)
 
 
