@@ -6,9 +6,11 @@ waits on I/O), or by nothing at all (the "no I/O" rows measure each approach's o
 approach computes the same answer:
 
 - plain Python: the calls one after another (what eager ``forward`` does);
-- LangGraph-style: a state graph whose nodes run one after another, each returning an update of a
-  shared state dict (a few-line re-implementation of that execution model; LangGraph is not a
-  dependency);
+- LangGraph: a ``StateGraph`` written as LangGraph's docs write a fan-out: an edge from ``START`` to
+  each member node (parallel branches of one superstep), each returning ``{"answers": [answer]}``
+  into an ``Annotated[list, operator.add]`` state key, then an edge from each member to the judge
+  node; compiled once, one ``graph.invoke`` per call (``pip install 'ember-xcs[bench]'``; the row
+  says so when langgraph is missing);
 - ThreadPoolExecutor: hand-written fan-out and join around the same functions;
 - Dask: ``dask.delayed`` calls computed by the threaded scheduler (``pip install 'ember-xcs[bench]'``;
   the row says so when dask is missing);
@@ -21,10 +23,14 @@ Usage: ``python benchmarks/bench_compare.py [--smoke]`` (``--smoke``: shorter la
 
 from __future__ import annotations
 
+import importlib
+import operator
 import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from typing import Annotated, TypedDict
 
 from common import private_cache_dir
 from xcs import Operator, jit
@@ -80,17 +86,35 @@ def plain(query: str, latency: float) -> str:
     return judge_call(query, answers, latency)
 
 
-def langgraph_style(query: str, latency: float) -> str:
-    """Nodes run in order; each returns an update merged into the state (LangGraph's StateGraph model)."""
-    nodes = [
-        *[lambda state, i=i: {"answers": [*state["answers"], member_call(f"m{i}", state["query"], latency)]}
-          for i in range(MEMBERS)],
-        lambda state: {"final": judge_call(state["query"], state["answers"], latency)},
-    ]
-    state = {"query": query, "answers": []}
-    for node in nodes:
-        state = {**state, **node(state)}
-    return state["final"]
+class GraphState(TypedDict):
+    query: str
+    answers: Annotated[list[str], operator.add]  # each member's update is appended (LangGraph's reducer)
+    final: str
+
+
+def build_langgraph(latency: float):
+    """The ensemble as a LangGraph ``StateGraph`` (LangGraph's documented fan-out and fan-in).
+
+    One node per member, each an edge from ``START``, so the members run as parallel branches of one
+    superstep; each returns ``{"answers": [answer]}``, reduced into the state by ``operator.add``
+    (LangGraph applies the updates of a step sorted by task path, here m0 to m3, whatever finishes first); then
+    an edge from every member to the judge, which runs once in the next superstep. Compiled once;
+    each round is one ``graph.invoke``.
+    """
+    from langgraph.graph import END, START, StateGraph
+
+    def member_node(name: str):
+        return lambda state: {"answers": [member_call(name, state["query"], latency)]}
+
+    builder = StateGraph(GraphState)
+    for i in range(MEMBERS):
+        builder.add_node(f"m{i}", member_node(f"m{i}"))
+        builder.add_edge(START, f"m{i}")
+        builder.add_edge(f"m{i}", "judge")
+    builder.add_node("judge", lambda state: {"final": judge_call(state["query"], state["answers"], latency)})
+    builder.add_edge("judge", END)
+    graph = builder.compile()
+    return lambda q: graph.invoke({"query": q})["final"]
 
 
 POOL = ThreadPoolExecutor(MEMBERS)
@@ -118,21 +142,28 @@ def median_ms(fn, query: str) -> float:
     return statistics.median(times) * 1e3
 
 
-def main() -> None:
+def installed(module: str) -> bool:
     try:
-        import dask  # noqa: F401
-
-        has_dask = True
+        importlib.import_module(module)
     except ImportError:
-        has_dask = False
+        return False
+    return True
+
+
+def main() -> None:
+    has_dask, has_langgraph = installed("dask"), installed("langgraph")
     print(f"ensemble of {MEMBERS} members + a judge; median of {ROUNDS} warm calls each")
+    found = [name for name, has in (("langgraph", has_langgraph), ("dask", has_dask)) if has]
+    versions = [f"{name} {metadata.version(name)}" for name in found]
+    if versions:
+        print("with " + ", ".join(versions))
     for latency in (LATENCY, 0.0):
         title = f"{latency * 1e3:.0f} ms per model call" if latency else "no I/O: each approach's own overhead"
         op = Ensemble(latency)
         expected = plain("q", latency)
         approaches = [
             ("plain Python (sequential)", lambda q: plain(q, latency)),
-            ("LangGraph-style state graph", lambda q: langgraph_style(q, latency)),
+            ("LangGraph StateGraph", build_langgraph(latency) if has_langgraph else None),
             ("ThreadPoolExecutor, by hand", lambda q: thread_pool(q, latency)),
             ("Dask delayed (threads)", (lambda q: dask_delayed(q, latency)) if has_dask else None),
             ("ember-xcs @jit", lambda q: op(inputs={"query": q})["final"]),
