@@ -274,7 +274,9 @@ class Emitter:
         if isinstance(node, MapRegion) and not is_step(node):  # pure glue per element: a comprehension
             with self.scope(None):  # no statement can run per element here
                 result = self.expr(node.result) if node.result is not None else "None"
-            return f"[{result} for {node.item} in {self.expr(node.over)}]", ATOM
+                keep = f" if {self.condition(node.keep)}" if node.keep is not None else ""
+            text = f"{result} for {node.item} in {self.expr(node.over)}{keep}"
+            return (f"({text})" if node.generator else f"[{text}]"), ATOM
         if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch)) or (node.hoisted and not self.guarding):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
@@ -340,7 +342,12 @@ class Emitter:
         return rule.render(self, node), rule.binds(node.detail)
 
     def arguments(self, args, values, keys) -> str:
-        """A call's argument list: ``args`` positionally, then ``values`` as keywords named by ``keys``."""
+        """A call's argument list: ``args`` positionally, then ``values`` as keywords named by ``keys``
+        (a generator expression alone needs no parentheses of its own: ``sum(x for x in xs)``)."""
+        if len(args) == 1 and not values:
+            text = self.expr(args[0])
+            node = self.nodes.get(args[0].name) if isinstance(args[0], Ref) else None
+            return text[1:-1] if isinstance(node, MapRegion) and node.generator and not is_step(node) else text
         return ", ".join([self.expr(a) for a in args] + [keyword_argument(k, self.expr(v)) for k, v in zip(keys, values)])
 
     def fstring(self, node: Glue) -> str:

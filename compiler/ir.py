@@ -179,7 +179,12 @@ class Batching:
 class MapRegion:
     """Runs ``body`` once per element of ``over`` (the element is ``Ref(item)`` inside the body); the
     region's value is the list of the per-element ``result`` values, in order (``None`` when the loop
-    only has effects), or, for a ``vmap`` (``batch`` set), the batch's assembled output."""
+    only has effects), or, for a ``vmap`` (``batch`` set), the batch's assembled output.
+
+    A filter (``keep`` set: ``[x for x in xs if c]``, an ``append`` under a condition) keeps only the
+    elements whose ``keep`` is true, in order; ``result`` is read only for them. A ``generator``
+    region is a generator expression: when it runs no step, the plan writes it as one, so its consumer
+    (``any``, ``"".join``) computes the elements as eager Python does, one at a time."""
 
     name: str
     over: Operand
@@ -189,6 +194,8 @@ class MapRegion:
     loc: Loc = Loc()
     batch: Batching | None = None
     after: tuple[str, ...] = ()
+    keep: Operand | None = None
+    generator: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,11 +283,16 @@ def operands(node: Node) -> tuple[Operand, ...]:
     if isinstance(node, Output):
         return (node.value, *after)
     if isinstance(node, MapRegion):
-        inner = _free(node.body, (node.result,) if node.result is not None else (), {node.item})
+        inner = _free(node.body, _region_outs(node), {node.item})
         return (node.over, *inner, *after)
     if isinstance(node, Branch):
         return (node.cond, *_free(node.then_body, node.then_out, set()), *_free(node.else_body, node.else_out, set()), *after)
     return ()
+
+
+def _region_outs(node: MapRegion) -> tuple[Operand, ...]:
+    """What a map region reads after its body, per element: its ``keep`` condition and ``result``."""
+    return tuple(o for o in (node.keep, node.result) if o is not None)
 
 
 def _free(body: tuple, outs: tuple, bound: set[str]) -> tuple[Operand, ...]:
@@ -326,7 +338,7 @@ def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
             raise LintError("more than one Output")
         if isinstance(node, MapRegion):
             _lint_body(node.body, seen | {node.item}) if node.item not in seen else _dup(node.item)
-            _lint_outs(node.name, (node.result,) if node.result is not None else (), seen | {node.item} | _names(node.body))
+            _lint_outs(node.name, _region_outs(node), seen | {node.item} | _names(node.body))
         if isinstance(node, Branch):
             _lint_body(node.then_body, set(seen))
             _lint_body(node.else_body, set(seen))

@@ -68,7 +68,8 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
                 for element in value(node.over):
                     env[node.item] = element
                     run(node.body)
-                    results.append(value(node.result) if node.result is not None else None)
+                    if node.keep is None or value(node.keep):
+                        results.append(value(node.result) if node.result is not None else None)
                 env[node.name] = results
             elif isinstance(node, Branch):
                 taken = bool(value(node.cond))

@@ -180,7 +180,7 @@ def _reads(node) -> tuple:
     """What a node reads directly; a region reads its condition or sequence and its bodies' outputs."""
     after = tuple(Ref(name) for name in getattr(node, "after", ()))
     if isinstance(node, MapRegion):
-        return ((node.over,) if node.result is None else (node.over, node.result)) + after
+        return (node.over, *(o for o in (node.keep, node.result) if o is not None)) + after
     if isinstance(node, Branch):
         return (node.cond, *node.then_out, *node.else_out, *after)
     return operands(node)

@@ -8,17 +8,22 @@ comprehension over a runtime sequence is interpreted once with an abstract eleme
 records become the body of a ``MapRegion`` that the plan runs once per element, concurrently. A
 conditional jump on a runtime value interprets both sides up to their join point (the jump's immediate
 post-dominator) and merges them into a ``Branch``: the plan evaluates the condition and runs only the
-chosen side. Everything these regions cannot express is a graph break with a stable code.
+chosen side. A generator expression is interpreted like a list comprehension when its caller consumes
+it as it would that list (``GenState``, ``consume``). Everything these regions cannot express is a
+graph break with a stable code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import collections
+import types
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import CodeType
-from typing import Any
+from typing import Any, Callable
 
 from xcs.compiler.breaks import GraphBreak
+from xcs.compiler.codegen import is_step
 from xcs.compiler.ir import Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static, is_literal
 from xcs.compiler.values import INPUT, PENDING, STATIC, STEP, IterState, Val, instructions, step_name
 
@@ -319,3 +324,74 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         frame.cells[n].val = a if a is b else next(merged_vals)
     frame.pc = join
     return None
+
+
+# ---------------------------------------------------------------------- generator expressions
+@dataclass
+class GenState:
+    """A generator expression made in forward and not consumed yet: its function (an ``Interpreted``
+    taking the iterator ``over``), and ``native``, which makes the real generator for code that runs
+    natively. Made lazily, as Python does: its body runs when a call consumes it (``consume``)."""
+
+    fn: Any
+    over: Any
+    native: Callable[[], Any]
+    consumed: bool = False
+
+
+# Callables that consume an iterable argument to its end (unless an element or they raise), so that
+# giving them the list of its elements is giving them the generator; and those that may stop early.
+DRAINING = frozenset({sum, min, max, sorted, list, tuple, set, frozenset, dict, collections.Counter})
+SHORT_CIRCUIT = frozenset({any, all})
+
+
+def _consumer(target: Any) -> str:
+    """``"drain"``, ``"short"`` or ``""`` (how ``target`` consumes a generator is not known)."""
+    if isinstance(target, types.BuiltinMethodType) and target.__name__ == "join" and isinstance(target.__self__, str):
+        return "drain"
+    try:
+        return "drain" if target in DRAINING else "short" if target in SHORT_CIRCUIT else ""
+    except TypeError:  # unhashable
+        return ""
+
+
+def consume(t: Any, fn: Any, args: list, kwargs: dict) -> list:
+    """``args`` of a call of ``fn`` with each generator expression among them made the list of its
+    elements (interpreted as a comprehension; a map region over runtime data marked ``generator``).
+    Only for a callee that consumes it as it would that list: one that drains it (``sum``,
+    ``"".join``), or one that may stop early (``any``, ``all``) when the elements run no step (the
+    plan writes the region as a generator expression, so the same elements are computed). Anything
+    else is a break: the statement runs as written."""
+    loc = t.loc
+    if any(isinstance(v.raw, GenState) for v in kwargs.values()):
+        t.breaks("unsupported-bytecode", "a generator expression passed by keyword")
+        return args
+    how = _consumer(fn.raw)
+    if not how or (how == "short" and not t.abstract):
+        name = getattr(fn.raw, "__name__", type(fn.raw).__name__)
+        t.breaks("unsupported-bytecode", f"a generator expression consumed by {name}, which the capture does not model")
+        return args
+    out = []
+    for val in args:
+        gen = val.raw
+        if not isinstance(gen, GenState):
+            out.append(val)
+            continue
+        if gen.consumed:
+            t.breaks("unsupported-bytecode", "a generator expression consumed twice")
+            return args
+        gen.consumed = True
+        acc = t.make_box([], list)
+        made = t.call_interpreted(gen.fn, [gen.over], {}, gen=acc)
+        t.loc = loc
+        ref = made.expr if made.box is None else None
+        node = next((n for n in reversed(t.builder.nodes) if isinstance(ref, Ref) and n.name == ref.name), None)
+        if isinstance(node, MapRegion):
+            t.builder.nodes[t.builder.nodes.index(node)] = node = replace(node, generator=True)
+        if how == "short" and not (
+            (isinstance(node, MapRegion) and not is_step(node)) or (made.box is not None and t.kind(*made.box) == STATIC)
+        ):
+            t.breaks("unsupported-bytecode", "a generator expression that any()/all() may stop early runs a step per element")
+            return args
+        out.append(made)
+    return out

@@ -228,7 +228,7 @@ class Seen:
 
 
 class Frame:
-    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames", "user", "seen")
+    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames", "user", "seen", "gen")
 
     def __init__(self, code: types.CodeType, globals_: dict):
         self.code = code
@@ -241,6 +241,7 @@ class Frame:
         self.kwnames: tuple = ()
         self.user = not _library_file(code.co_filename)  # locations point at user code, not libraries
         self.seen = Seen()
+        self.gen: Val | None = None  # a generator expression's frame: the list its yields append to
 
 
 class Tracer:
@@ -498,6 +499,8 @@ class Tracer:
     # ------------------------------------------------------------------ IR helpers
     def operand(self, val: Val) -> Any:
         """The IR operand that recomputes ``val`` in a plan."""
+        if isinstance(val.raw, regions.GenState):
+            raise GraphBreak("unsupported-bytecode", "a generator expression kept as a value", self.loc)
         if val.box is not None:
             if isinstance(val.box, dict):
                 flat = []
@@ -721,8 +724,12 @@ class Tracer:
             if fn.attr not in PURE_METHOD_NAMES:
                 return self.effect(fn, args, kwargs)
             return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
+        if self.recording and any(isinstance(a.raw, regions.GenState) for a in (*args, *kwargs.values())):
+            args = regions.consume(self, fn, args, kwargs)
         target = fn.value
         if isinstance(target, Interpreted):
+            if self.recording and target.code.co_name == "<genexpr>":  # made now, consumed by its caller
+                return Val(regions.GenState(target, args[0], lambda: _native_function(target)(_native(args[0]))))
             return self.call_interpreted(target, args, kwargs)
         if target is super and not args and not kwargs and self.frame is not None:
             return _super(self, fn, self.frame)  # 3.11's zero-argument super()
@@ -943,7 +950,7 @@ class Tracer:
         """A default argument's value: a literal, or state (a mutable default is shared between calls)."""
         return Val(value, Const(value)) if is_literal(value) else self.state(value, None)
 
-    def call_interpreted(self, fn: Interpreted, args: list[Val], kwargs: dict[str, Val]) -> Val:
+    def call_interpreted(self, fn: Interpreted, args: list[Val], kwargs: dict[str, Val], gen: Val | None = None) -> Val:
         if not self.recording:
             return Val(_native_function(fn)(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
         if self.depth >= MAX_DEPTH:
@@ -956,6 +963,7 @@ class Tracer:
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call_interpreted(fn, args, kwargs)
         frame = Frame(fn.code, fn.globals)
+        frame.gen = gen
         if self.root_frame is None:
             self.root_frame = frame
         self.files[relative_file(fn.code.co_filename)] = fn.code.co_filename
@@ -1066,6 +1074,8 @@ def _native(val: Val) -> Any:
         return iter([item.value for item in items])
     if isinstance(value, Interpreted):
         return _native_function(value)
+    if isinstance(value, regions.GenState):
+        return value.native()
     return value
 
 
@@ -1436,7 +1446,28 @@ def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
         raise GraphBreak("runtime-loop", "return inside a loop over runtime data", t.loc)
     if t.depth == 1 and not t.scopes:
         t.remember("", "return", f)
+    if f.gen is not None:  # a generator expression ends: its value is the list of what it yielded
+        f.stack.pop()
+        return f.gen
     return f.stack.pop()
+
+
+@handles("RETURN_GENERATOR")
+def _return_generator(t: Tracer, f: Frame, arg: Any) -> None:
+    if f.gen is None:
+        raise GraphBreak("unsupported-bytecode", "a generator is not modelled by the capture", t.loc)
+    f.stack.append(Val(None, Const(None)))  # popped at once
+
+
+@handles("YIELD_VALUE")
+def _yield_value(t: Tracer, f: Frame, arg: Any) -> None:
+    """A generator expression's ``yield``: appends to its list, as a comprehension's LIST_APPEND."""
+    if f.gen is None:
+        raise GraphBreak("unsupported-bytecode", "yield is not modelled by the capture", t.loc)
+    item = f.stack.pop()
+    f.stack += [f.gen, item]
+    _list_append(t, f, 1)
+    f.stack[-1] = Val(None, Const(None))  # the value sent in
 
 
 @handles("POP_TOP")
@@ -1487,6 +1518,9 @@ def _jump_if(t: Tracer, f: Frame, arg: tuple) -> Val | None:
 @handles("GET_ITER")
 def _get_iter(t: Tracer, f: Frame, arg: Any) -> None:
     val = f.stack.pop()
+    if isinstance(val.raw, regions.GenState):
+        t.breaks("unsupported-bytecode", "a loop over a generator expression")
+        val = Val(list(val.raw.native()))
     if isinstance(val.raw, (IterState, regions.MapIter)):
         f.stack.append(val)
     elif t.abstract and t.kind(val) != STATIC and val.box is None and not isinstance(val.raw, Mapping):

@@ -160,8 +160,9 @@ def _canon(operand: Any, made: dict, nodes: dict, items: tuple = ()) -> Any:
     if isinstance(node, Glue):
         return ("glue", node.op, node.detail, node.keys, tuple(_canon(o, made, nodes, items) for o in node.operands))
     if isinstance(node, MapRegion) and not is_step(node):
-        result = None if node.result is None else _canon(node.result, made, nodes, items + (node.item,))
-        return ("map", _canon(node.over, made, nodes, items), result)
+        inner = items + (node.item,)
+        result, keep = (None if o is None else _canon(o, made, nodes, inner) for o in (node.result, node.keep))
+        return ("map", _canon(node.over, made, nodes, items), result, keep, node.generator)
     if isinstance(node, Branch) and not is_step(node):
         sides = (tuple(_canon(o, made, nodes, items) for o in outs) for outs in (node.then_out, node.else_out))
         return ("branch", _canon(node.cond, made, nodes, items), *sides)
