@@ -209,13 +209,14 @@ class Emitter:
         self.index = {c.name: i for i, c in enumerate(self.calls)}
         regions = [n for n in self.nodes.values() if isinstance(n, MapRegion) and is_step(n)]
         self.uses_map = any(n.batch is None for n in regions)
+        self.uses_skip = any(n.keep is not None for n in regions)
         self.uses_batch = any(n.batch is not None for n in regions)
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
         # verbatim glue: the names its binds may not take, the current function's assignments
         # (name -> text; None where no statement can precede the expression) and the statement's prelude
         globals_ = {o.module.split(".")[0] for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)}
-        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch"}
+        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch", "SKIP"}
         # a module whose name a step took (a step ``random`` of ``random.random()``): imported under an alias
         modules = sorted({o.module for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)})
         self.alias: dict[str, str] = {}
@@ -273,8 +274,8 @@ class Emitter:
         node = self.nodes.get(operand.name)
         if isinstance(node, MapRegion) and not is_step(node):  # pure glue per element: a comprehension
             with self.scope(None):  # no statement can run per element here
-                result = self.expr(node.result) if node.result is not None else "None"
-                keep = f" if {self.condition(node.keep)}" if node.keep is not None else ""
+                result, keep = self.kept(node)
+                keep = f" if {keep}" if keep else ""
             text = f"{result} for {node.item} in {self.expr(node.over)}{keep}"
             return (f"({text})" if node.generator else f"[{text}]"), ATOM
         if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch)) or (node.hoisted and not self.guarding):
@@ -408,8 +409,10 @@ class Emitter:
             lines = [f"{indent}def {fn}({node.item}):"]
             with self.scope(self.inner()):
                 lines += self.statements(node.body, inner)
-                result = node.result
-                lines += self.line(inner, lambda: f"return {self.expr(result) if result is not None else 'None'}")
+                if node.keep is not None:  # a filter: an element whose condition is false is left out
+                    lines += self.line(inner, lambda: "return {} if {} else SKIP".format(*self.kept(node)))
+                else:
+                    lines += self.line(inner, lambda: f"return {self.kept(node)[0]}")
             if node.batch is not None:
                 return lines + self.line(
                     indent, lambda: f"{target} map_batch({fn}, {self.expr(node.over)}, {batch_options(node.batch)})"
@@ -426,6 +429,27 @@ class Emitter:
             lines += self.statements(node.else_body, side)
             lines += self.line(side, lambda: f"{target} {self.tuple(node.else_out)}")
         return lines
+
+    def kept(self, node: MapRegion) -> tuple[str, str]:
+        """A map region's per-element value and, for a filter, its condition ("" when it keeps every
+        element). A filter's branch whose sides only choose the value is written as the comprehension's
+        ``if``: ``[c for c in chunks if c.strip()]``."""
+        result = node.result
+        if node.keep is None:
+            return (self.expr(result) if result is not None else "None"), ""
+        flag, value = (self.nodes.get(o.name) if isinstance(o, Ref) else None for o in (node.keep, result))
+        if isinstance(flag, Glue) and flag.op == "getitem" and not flag.hoisted:
+            chosen = self.nodes.get(flag.operands[0].name) if isinstance(flag.operands[0], Ref) else None
+            if isinstance(chosen, Branch) and not is_step(chosen):
+                i = flag.operands[1].value
+                side = {(Const(True), Const(False)): 0, (Const(False), Const(True)): 1}.get(
+                    (chosen.then_out[i], chosen.else_out[i]))
+                same = isinstance(value, Glue) and value.op == "getitem" and value.operands[0] == flag.operands[0]
+                if side is not None and same and not value.hoisted:
+                    j = value.operands[1].value
+                    cond = self.condition(chosen.cond, 1) if side == 0 else f"not {self.condition(chosen.cond, NOT)}"
+                    return self.expr((chosen.then_out, chosen.else_out)[side][j], 1), cond
+        return self.expr(result, 1), self.condition(node.keep, 1)
 
     def condition(self, operand, need: int = 0) -> str:
         """``operand`` in a boolean context: ``bool(x)`` is written ``x``."""
@@ -522,7 +546,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         ),
         "from xcs.runtime.plan import Plan, Step",
         *(["from xcs.runtime.batching import map_batch"] if em.uses_batch else []),
-        *(["from xcs.runtime.regions import map_each"] if em.uses_map else []),
+        *([f"from xcs.runtime.regions import {'SKIP, ' if em.uses_skip else ''}map_each"] if em.uses_map else []),
         *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),
     ]

@@ -82,17 +82,18 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
         raise GraphBreak("runtime-loop", "break, continue or return in a branch inside a loop over runtime data", t.loc)
     if len(scope.appends) > 1:
         raise GraphBreak("runtime-loop", "a loop over runtime data appends more than once per element", scope.loc)
-    result = None
+    result = keep = None
     target = None
-    if scope.appends:
-        target, item = scope.appends[0]
+    if scope.appends:  # (list, value[, whether this element appends: a filter])
+        target, item, *cond = scope.appends[0]
         result = t.operand(item)
+        keep = t.operand(cond[0]) if cond else None
     nodes = t.builder.nodes
     body = tuple(nodes[scope.start:])
     del nodes[scope.start:]
     t.scopes.pop()
     name = t.builder.fresh(f"map_{scope.item}")
-    nodes.append(MapRegion(name, t.operand(state.over), scope.item, body, result, scope.loc))
+    nodes.append(MapRegion(name, t.operand(state.over), scope.item, body, result, scope.loc, keep=keep))
     for local, val in list(frame.locals.items()):
         if scope.locals_before.get(local) is not val:
             frame.locals[local] = Val(PENDING, LoopCarried(local), STEP)
@@ -158,6 +159,12 @@ def record_mutation(t: Any, target: Any, op: str, item: Any = None) -> bool:
         return False
     scope = t.scopes[-1]
     if scope.kind == "map" and op == "append" and target.scope == len(t.scopes) - 1:
+        scope.appends.append((target, item))
+        return True
+    if (  # a filter: one side of a branch directly inside the loop appends the element's value
+        scope.kind == "side" and op == "append" and not scope.appends and len(t.scopes) > 1
+        and t.scopes[-2].kind == "map" and target.scope == len(t.scopes) - 2
+    ):
         scope.appends.append((target, item))
         return True
     raise GraphBreak(
@@ -258,7 +265,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     # ``test`` is true exactly when the jump is NOT taken: "then" is the fall-through side.
     stack0, locals0, pc0 = list(frame.stack), dict(frame.locals), frame.pc
     cells0 = {name: cell.val for name, cell in frame.cells.items()}  # variables closures capture
-    sides, side_cells = [], []
+    sides, side_cells, side_appends = [], [], []
     for jumped in (False, True):
         frame.stack, frame.locals = list(stack0), dict(locals0)
         for name, cell in frame.cells.items():
@@ -272,6 +279,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         sides.append((returned, list(frame.stack), dict(frame.locals), outs))
         side_cells.append({name: cell.val for name, cell in frame.cells.items()})
         scope = t.scopes.pop()
+        side_appends.append(scope.appends)
         body = tuple(t.builder.nodes[scope.start:])
         del t.builder.nodes[scope.start:]
         sides[-1] = (*sides[-1], body)
@@ -289,6 +297,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         cells_a, cells_b = side_cells
         cell_names = sorted(n for n in cells_a if cells_a[n] is not cells_b[n])
         values += [(cells_a[n], cells_b[n]) for n in cell_names]
+    filtered = _filter(t, side_appends, values, loc)
     # Outputs are rendered by re-entering each side's scope, so glue they need lands in that side.
     outs_a, outs_b = [], []
     for side, (body, outs, pick) in enumerate(((body_a, outs_a, 0), (body_b, outs_b, 1))):
@@ -311,6 +320,9 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=loc)) for i in range(len(values))
     ]
     result_vals = [Val(PENDING, ref, kind) for ref in merged]
+    if filtered is not None:  # the loop's append: the merged value and whether the element appends
+        target, both = filtered
+        t.scopes[-1].appends.append((target, result_vals[-1]) if both else (target, *result_vals[-2:]))
     if ret_a is not None:
         return result_vals[0]
     merged_vals = iter(result_vals)
@@ -395,3 +407,20 @@ def consume(t: Any, fn: Any, args: list, kwargs: dict) -> list:
             return args
         out.append(made)
     return out
+
+
+def _filter(t: Any, appends: list, values: list, loc: Any) -> Any:
+    """When a side of a branch appended an element's value to the list its loop builds (a filter), the
+    list (and whether both sides append); ``values`` gets the value (None on a side that does not append) and, when only one side
+    appends, whether the element appends, as the branch's last outputs. None when no side appended."""
+    if not any(appends):
+        return None
+    targets = [a[0][0] for a in appends if a]
+    if len(targets) == 2 and targets[0] is not targets[1]:
+        raise GraphBreak("runtime-loop", "the two sides of a branch in a loop append to different lists", loc)
+    none = Val(None, Const(None))
+    values.append(tuple(a[0][1] if a else none for a in appends))
+    if all(appends):
+        return targets[0], True
+    values.append(tuple(Val(bool(a), Const(bool(a))) for a in appends))
+    return targets[0], False
