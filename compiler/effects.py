@@ -8,7 +8,8 @@ through an attribute, a closure or a module global is state, read when the plan 
 like eager Python:
 
 - every ``Call`` (an effect: a call the capture cannot prove pure) follows the previous one, so
-  effects happen once, in program order;
+  effects happen once, in program order; a region holding one (an effect under a runtime condition)
+  is an effect, and its body runs in program order;
 - a step that reads state (through glue it inlines) runs after the effect that precedes the read in
   program order, and before the effect that follows it;
 - glue that reads state but is consumed only after a later effect is hoisted into a step of its own,
@@ -74,19 +75,24 @@ def frozen(value: Any, is_operator: Callable[[Any], bool], depth: int = 0) -> bo
     return is_literal(value)
 
 
+def is_effect(node: Any) -> bool:
+    """A ``Call``, or a region whose body holds one."""
+    return isinstance(node, Call) or (isinstance(node, (Branch, MapRegion)) and any(isinstance(n, Call) for n in walk((node,))))
+
+
 def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool], shared: frozenset[str] = frozenset()) -> tuple:
     """``nodes`` (a captured graph's top level, in program order) with ``after`` edges and hoisted
     state reads, as the module docstring describes. ``readers`` names the glue that reads state;
     ``shared`` the glue (steps) whose object an effect receives and may change: a step that reads it
     after that effect follows the effect."""
-    calls = [n.name for n in nodes if isinstance(n, Call)]
+    calls = [n.name for n in nodes if is_effect(n)]
     if not calls:
         return nodes
     epoch: dict[str, int] = {}
     seen = 0
     for node in nodes:
         epoch[node.name] = seen
-        seen += isinstance(node, Call)
+        seen += is_effect(node)
     by_name = {n.name: n for n in nodes}
     hoisted: set[str] = set()
 
@@ -140,12 +146,12 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
         add(name, calls[k - 1])
     barrier = None
     for node in nodes:  # steps after a call that may raise wait for it
-        if barrier is not None and (is_step(node) or node.name in hoisted) and not isinstance(node, Call):
+        if barrier is not None and (is_step(node) or node.name in hoisted) and not is_effect(node):
             add(node.name, barrier)
-        if isinstance(node, Call) and node.barrier:
+        if is_effect(node) and (not isinstance(node, Call) or node.barrier):
             barrier = node.name
     for step in steps():
-        if isinstance(step, Call):
+        if is_effect(step):
             continue
         k = epoch[step.name]
         if isinstance(step, Output):

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from xcs.compiler.breaks import GraphBreak
 from xcs.compiler.codegen import is_step
-from xcs.compiler.ir import Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static, is_literal
+from xcs.compiler.ir import Batching, Branch, Call, Const, Glue, MapRegion, OperatorCall, Ref, Static, is_literal, walk
 from xcs.compiler.values import INPUT, PENDING, STATIC, STEP, IterState, Val, instructions, step_name
 
 EXIT = -1
@@ -312,9 +312,11 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
             body_a = body + extra
         else:
             body_b = body + extra
-    has_steps = any(isinstance(n, (OperatorCall, MapRegion, Branch)) for n in body_a + body_b)
+    has_steps = any(isinstance(n, (OperatorCall, Call, MapRegion, Branch)) for n in body_a + body_b)
     name = t.builder.fresh("branch" if has_steps else "choice")
     t.node(Branch(name, t.operand(test), body_a, tuple(outs_a), body_b, tuple(outs_b), loc))
+    if not t.scopes and any(isinstance(n, Call) for n in walk(body_a + body_b)):
+        t.effects.append(name)  # an effect under a runtime condition: the branch is the effect
     kind = STEP if has_steps else max(test.kind, *(v.kind for pair in values for v in pair if v is not None), 0)
     merged = [
         t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=loc)) for i in range(len(values))

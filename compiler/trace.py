@@ -791,8 +791,8 @@ class Tracer:
     def effect(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
         """A call the capture cannot prove pure: one ``Call`` step, after the previous effect."""
         name = _call_name(fn)
-        if self.scopes:
-            self.breaks("effect-in-region", f"a call of {name} inside a loop or branch on runtime data")
+        if any(scope.kind != "side" for scope in self.scopes):
+            self.breaks("effect-in-region", f"a call of {name} inside a loop over runtime data")
             return self.call(fn, args, kwargs)
         try:
             for val in (*args, *kwargs.values(), *((fn.receiver,) if fn.receiver is not None else ())):
@@ -800,13 +800,14 @@ class Tracer:
             node = Call(
                 self.builder.fresh(name), self.operand(fn), tuple(self.operand(a) for a in args),
                 tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
-                (self.effects[-1],) if self.effects else (), barrier=not _cannot_fail(fn.value),
+                (self.effects[-1],) if self.effects and not self.scopes else (), barrier=not _cannot_fail(fn.value),
             )
         except GraphBreak as exc:  # an argument the plan could not rebuild: this call runs natively
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call(fn, args, kwargs)
         self.builder.nodes.append(node)
-        self.effects.append(node.name)
+        if not self.scopes:  # under a branch, the branch is the effect (``regions.branch``)
+            self.effects.append(node.name)
         self.stepped = True
         if self.dry:
             return Val(PENDING, Ref(node.name), STEP)
