@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 from xcs.compiler import analysis
 from xcs.compiler.glue import ATOM, COMPARE, CONVERSIONS, NOT, RULES, UNARY
 from xcs.compiler.ir import (
-    Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static,
+    Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static,
     is_literal, operands, walk,
 )
 from xcs.runtime.errors import JitError
@@ -124,6 +124,9 @@ def check_graph(graph: Graph) -> None:
             if node.batch is not None:
                 for f in fields(node.batch):
                     literal(getattr(node.batch, f.name))
+        elif isinstance(node, Function):
+            for param in node.params:
+                identifier(param)
         elif isinstance(node, Guard):
             literal(node.expected)
         elif isinstance(node, Glue):
@@ -204,7 +207,8 @@ class Emitter:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.nodes = {n.name: n for n in walk(graph.nodes)}
-        self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)}
+        self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)} | {
+            p for n in self.nodes.values() if isinstance(n, Function) for p in n.params}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
         regions = [n for n in self.nodes.values() if isinstance(n, MapRegion) and is_step(n)]
@@ -246,7 +250,7 @@ class Emitter:
             node = self.nodes.get(name)
             if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch)):  # glue, or a region's inside
+            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Function)):  # glue, or a region's inside
                 result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
@@ -278,6 +282,9 @@ class Emitter:
                 keep = f" if {keep}" if keep else ""
             text = f"{result} for {node.item} in {self.expr(node.over)}{keep}"
             return (f"({text})" if node.generator else f"[{text}]"), ATOM
+        if isinstance(node, Function):  # a lambda: its body's glue, inline
+            with self.scope(None):
+                return f"lambda {', '.join(node.params)}: {self.expr(node.result)}", 0
         if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch)) or (node.hoisted and not self.guarding):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)

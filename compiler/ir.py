@@ -9,7 +9,8 @@ A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed se
 - ``Output``: the value ``forward`` returns (always the last node);
 - ``MapRegion``: a body of nodes run once per element of a runtime sequence (concurrently);
 - ``Branch``: two bodies, of which only the side the runtime condition selects runs;
-- ``Call``: a call the capture cannot prove pure (an effect): a step of its own, in program order.
+- ``Call``: a call the capture cannot prove pure (an effect): a step of its own, in program order;
+- ``Function``: a function made in forward (a ``lambda``) used as a value, written as a ``lambda``.
 
 Steps carry ``after``: the steps they must follow without reading their values (the previous effect,
 and the steps that read state an effect may change), so effects happen once, in eager's order, and
@@ -212,8 +213,21 @@ class Branch:
     after: tuple[str, ...] = ()
 
 
-Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch]
-REGIONS = (MapRegion, Branch)
+@dataclass(frozen=True)
+class Function:
+    """A function made in forward (a ``lambda``) passed as a value (``sorted(xs, key=lambda r: ...)``):
+    its ``params``, the glue of its ``body`` (nothing else: it runs wherever its caller calls it) and
+    the value it returns. The plan writes it as a ``lambda``; it reads what it closes over when called."""
+
+    name: str
+    params: tuple[str, ...]
+    body: tuple = ()
+    result: Operand = Const(None)
+    loc: Loc = Loc()
+
+
+Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch, Function]
+REGIONS = (MapRegion, Branch, Function)
 
 
 @dataclass(frozen=True)
@@ -249,7 +263,7 @@ def walk(nodes: tuple) -> Iterator[Node]:
     """Every node, region bodies included (depth first, in order)."""
     for node in nodes:
         yield node
-        if isinstance(node, MapRegion):
+        if isinstance(node, (MapRegion, Function)):
             yield from walk(node.body)
         elif isinstance(node, Branch):
             yield from walk(node.then_body)
@@ -260,7 +274,7 @@ def rebuild(nodes: tuple, change: Any) -> tuple:
     """``nodes`` with ``change(node)`` for every node, region bodies included (None drops the node)."""
     out = []
     for node in nodes:
-        if isinstance(node, MapRegion):
+        if isinstance(node, (MapRegion, Function)):
             node = replace(node, body=rebuild(node.body, change))
         elif isinstance(node, Branch):
             node = replace(node, then_body=rebuild(node.then_body, change), else_body=rebuild(node.else_body, change))
@@ -287,6 +301,8 @@ def operands(node: Node) -> tuple[Operand, ...]:
         return (node.over, *inner, *after)
     if isinstance(node, Branch):
         return (node.cond, *_free(node.then_body, node.then_out, set()), *_free(node.else_body, node.else_out, set()), *after)
+    if isinstance(node, Function):
+        return _free(node.body, (node.result,), set(node.params))
     return ()
 
 
@@ -339,6 +355,13 @@ def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
         if isinstance(node, MapRegion):
             _lint_body(node.body, seen | {node.item}) if node.item not in seen else _dup(node.item)
             _lint_outs(node.name, _region_outs(node), seen | {node.item} | _names(node.body))
+        if isinstance(node, Function):
+            if seen & set(node.params):
+                _dup(sorted(seen & set(node.params))[0])
+            _lint_body(node.body, seen | set(node.params))
+            if any(isinstance(n, (OperatorCall, Call)) for n in walk(node.body)):
+                raise LintError(f"{node.name}: a function value's body holds only glue")
+            _lint_outs(node.name, (node.result,), seen | set(node.params) | _names(node.body))
         if isinstance(node, Branch):
             _lint_body(node.then_body, set(seen))
             _lint_body(node.else_body, set(seen))
@@ -346,7 +369,7 @@ def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
             _lint_outs(node.name, node.else_out, seen | _names(node.else_body))
         if isinstance(node, Glue) and node.op not in GLUE_OPS:
             raise LintError(f"{node.name}: unknown glue op {node.op!r}")
-        for operand in (operands(node) if not isinstance(node, REGIONS) else (node.over if isinstance(node, MapRegion) else node.cond,)):
+        for operand in (operands(node) if not isinstance(node, REGIONS) else () if isinstance(node, Function) else (node.over if isinstance(node, MapRegion) else node.cond,)):
             if isinstance(operand, Ref) and operand.name not in seen:
                 raise LintError(f"{node.name} uses {operand.name!r} before it is defined")
         seen.add(node.name)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Glue, Global, Graph, Guard, Input, LintError, MapRegion, Operand, OperatorCall, Output, Ref,
+    Branch, Call, Const, Function, Glue, Global, Graph, Guard, Input, LintError, MapRegion, Operand, OperatorCall, Output, Ref,
     Static, resolve_static,
 )
 from xcs.runtime.batching import map_batch
@@ -71,6 +71,8 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
                     if node.keep is None or value(node.keep):
                         results.append(value(node.result) if node.result is not None else None)
                 env[node.name] = results
+            elif isinstance(node, Function):
+                env[node.name] = _function(node, run, value, env)
             elif isinstance(node, Branch):
                 taken = bool(value(node.cond))
                 run(node.then_body if taken else node.else_body)
@@ -83,6 +85,15 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
     if not isinstance(graph.nodes[-1], Output):
         raise LintError("graph has no Output")
     return result
+
+
+def _function(node: Function, run: Any, value: Any, env: dict) -> Any:
+    def call(*args: Any) -> Any:
+        env.update(zip(node.params, args))
+        run(node.body)
+        return value(node.result)
+
+    return call
 
 
 def _interpret_batch(node: MapRegion, over: Any, run: Any, value: Any, env: dict) -> Any:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, is_literal, operands,
+    Branch, Call, Const, Function, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, is_literal, operands,
     rebuild, resolve_static, walk,
 )
 from xcs.compiler.verbatim import verbatim_glue
@@ -65,7 +65,7 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
             return mapping.get(value.name, value)
         if isinstance(value, tuple):
             return tuple(sub(v) for v in value)
-        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Guard, Output)):
+        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Function, Guard, Output)):
             return _sub_node(value)
         return value
 
@@ -183,6 +183,8 @@ def _reads(node) -> tuple:
         return (node.over, *(o for o in (node.keep, node.result) if o is not None)) + after
     if isinstance(node, Branch):
         return (node.cond, *node.then_out, *node.else_out, *after)
+    if isinstance(node, Function):
+        return (node.result,)
     return operands(node)
 
 
@@ -239,7 +241,7 @@ def hoist_input_glue(graph: Graph, variables: dict[str, str]) -> tuple[Graph, st
         found: set[str] = set()
         for operand in operands(node):
             glue_reached(operand, found)
-        weight = 2 if isinstance(node, MapRegion) else 1  # a map region reads it once per element
+        weight = 2 if isinstance(node, (MapRegion, Function)) else 1  # read once per element, or per call
         for name in found:
             readers[name] = readers.get(name, 0) + weight
     hoist = {

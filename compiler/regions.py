@@ -8,7 +8,8 @@ comprehension over a runtime sequence is interpreted once with an abstract eleme
 records become the body of a ``MapRegion`` that the plan runs once per element, concurrently. A
 conditional jump on a runtime value interprets both sides up to their join point (the jump's immediate
 post-dominator) and merges them into a ``Branch``: the plan evaluates the condition and runs only the
-chosen side. A generator expression is interpreted like a list comprehension when its caller consumes
+chosen side. A lambda used as a value is interpreted once on abstract parameters into a ``Function``
+(``function``). A generator expression is interpreted like a list comprehension when its caller consumes
 it as it would that list (``GenState``, ``consume``). Everything these regions cannot express is a
 graph break with a stable code.
 """
@@ -24,7 +25,9 @@ from typing import Any, Callable
 
 from xcs.compiler.breaks import GraphBreak
 from xcs.compiler.codegen import is_step
-from xcs.compiler.ir import Batching, Branch, Call, Const, Glue, MapRegion, OperatorCall, Ref, Static, is_literal, walk
+from xcs.compiler.ir import (
+    Batching, Branch, Call, Const, Function, Glue, MapRegion, OperatorCall, Ref, Static, is_literal, walk,
+)
 from xcs.compiler.values import INPUT, PENDING, STATIC, STEP, IterState, Val, instructions, step_name
 
 EXIT = -1
@@ -426,3 +429,28 @@ def _filter(t: Any, appends: list, values: list, loc: Any) -> Any:
         return targets[0], True
     values.append(tuple(Val(bool(a), Const(bool(a))) for a in appends))
     return targets[0], False
+
+
+# ---------------------------------------------------------------------- functions as values
+def function(t: Any, fn: Any) -> Ref:
+    """A lambda made in forward and used as a value (``key=lambda r: r["score"]``): its body
+    interpreted once on abstract parameters into a ``Function`` (glue only: a lambda that calls an
+    operator or a function with effects is a break), which the plan writes as a ``lambda``."""
+    code, loc = fn.code, t.loc
+    if code.co_flags & 0x0C or code.co_kwonlyargcount or fn.defaults or fn.kwdefaults or not t.dry:
+        raise GraphBreak("unrenderable-value", "a function made during the call is used as a value", loc)
+    params = tuple(t.builder.fresh(n) for n in code.co_varnames[:code.co_argcount])
+    scope = Scope("function", len(t.builder.nodes), loc=loc, depth=t.depth)
+    t.scopes.append(scope)
+    try:
+        result = t.operand(t.call_interpreted(fn, [Val(PENDING, Ref(p), INPUT) for p in params], {}))
+    finally:
+        if t.scopes and t.scopes[-1] is scope:
+            t.scopes.pop()
+    t.loc = loc
+    nodes = t.builder.nodes
+    body = tuple(nodes[scope.start:])
+    del nodes[scope.start:]
+    if any(isinstance(n, (OperatorCall, Call)) for n in walk(body)):
+        raise GraphBreak("unrenderable-value", "a function made during the call, and used as a value, calls an operator", loc)
+    return t.node(Function(t.builder.fresh("function"), params, body, result, loc))

@@ -138,6 +138,7 @@ PURE_BUILTINS = frozenset(
         "frozenset isinstance range divmod pow ord chr format hex oct bin zip enumerate reversed"
     ).split()
 )
+PURE_BOUND = frozenset({"get", "count", "index", "keys", "values", "items", "__getitem__", "__contains__"})
 PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch})
 
 
@@ -501,6 +502,11 @@ class Tracer:
         """The IR operand that recomputes ``val`` in a plan."""
         if isinstance(val.raw, regions.GenState):
             raise GraphBreak("unsupported-bytecode", "a generator expression kept as a value", self.loc)
+        if isinstance(val.raw, Interpreted) and val.raw.code.co_name == "<lambda>":
+            return regions.function(self, val.raw)
+        if val.expr is None and val.receiver is not None and val.receiver.box is not None and val.attr in PURE_BOUND:
+            # a pure method of a container built in forward, as a value: ``max(votes, key=votes.count)``
+            return self.node(Glue(self.builder.fresh(val.attr), "getattr", (self.operand(val.receiver),), val.attr, loc=self.loc))
         if val.box is not None:
             if isinstance(val.box, dict):
                 flat = []
@@ -1422,7 +1428,8 @@ def _make_function(t: Tracer, f: Frame, flags: Any) -> None:
     for bit in (0x08, 0x04, 0x02, 0x01):
         if flags & bit:
             _set_attribute(fn, bit, f.stack.pop())
-    f.stack.append(Val(fn))
+    # a lambda is never folded by a static capture: it may read what it closes over when called
+    f.stack.append(Val(fn, None, INPUT if t.dry and code.co_name == "<lambda>" else STATIC))
 
 
 def _set_attribute(fn: Interpreted, bit: int, val: Val) -> None:

@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from xcs.compiler.codegen import is_step
-from xcs.compiler.ir import Branch, Call, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
+from xcs.compiler.ir import Branch, Call, Function, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
 from xcs.compiler.source import assigned_value, call_site, returned_value
 from xcs.compiler.trace import Builder, Origin, Tracer
 from xcs.compiler.values import Val
@@ -163,6 +163,8 @@ def _canon(operand: Any, made: dict, nodes: dict, items: tuple = ()) -> Any:
         inner = items + (node.item,)
         result, keep = (None if o is None else _canon(o, made, nodes, inner) for o in (node.result, node.keep))
         return ("map", _canon(node.over, made, nodes, items), result, keep, node.generator)
+    if isinstance(node, Function):
+        return ("function", len(node.params), _canon(node.result, made, nodes, items + node.params))
     if isinstance(node, Branch) and not is_step(node):
         sides = (tuple(_canon(o, made, nodes, items) for o in outs) for outs in (node.then_out, node.else_out))
         return ("branch", _canon(node.cond, made, nodes, items), *sides)

@@ -25,7 +25,6 @@ SCHEDULERS = ("sequential", "topological", "wave", "parallel")
 STATIC_OPAQUE = {
     "select_tool": "runtime-value",
     "try_except": "unsupported-bytecode",
-    "lambda_key": "unrenderable-value",
 }
 STATIC_BREAKS = {"global_try": "unsupported-bytecode"}
 STATIC = [p for p in corpus.PROGRAMS if p.name not in STATIC_BREAKS]
