@@ -9,7 +9,8 @@ records become the body of a ``MapRegion`` that the plan runs once per element, 
 conditional jump on a runtime value interprets both sides up to their join point (the jump's immediate
 post-dominator) and merges them into a ``Branch``: the plan evaluates the condition and runs only the
 chosen side. A lambda used as a value is interpreted once on abstract parameters into a ``Function``
-(``function``). A generator expression is interpreted like a list comprehension when its caller consumes
+(``function``). An operator picked from a static dict or list by a runtime key becomes a chain of
+branches, one per operator, each compiled (``switch``). A generator expression is interpreted like a list comprehension when its caller consumes
 it as it would that list (``GenState``, ``consume``). Everything these regions cannot express is a
 graph break with a stable code.
 """
@@ -454,3 +455,79 @@ def function(t: Any, fn: Any) -> Ref:
     if any(isinstance(n, (OperatorCall, Call)) for n in walk(body)):
         raise GraphBreak("unrenderable-value", "a function made during the call, and used as a value, calls an operator", loc)
     return t.node(Function(t.builder.fresh("function"), params, body, result, loc))
+
+
+# ---------------------------------------------------------------------- switch
+def _choices(t: Any, container: Any) -> list | None:
+    """The (key, operator Val) pairs of a static dict/list/tuple of operators reachable by attribute
+    paths (or of a literal container built in forward holding such), in order; None otherwise."""
+    if container.box is not None:
+        pairs = list(container.box.items()) if isinstance(container.box, dict) else list(enumerate(container.box))
+    elif isinstance(container.raw, dict):
+        pairs = [(k, t.glue("getitem", [container, Val(k, Const(k))])) for k in container.raw]
+    elif isinstance(container.raw, (list, tuple)):
+        pairs = [(i, t.glue("getitem", [container, Val(i, Const(i))])) for i in range(len(container.raw))]
+    else:
+        return None
+    keys = [k for k, _ in pairs]
+    if not pairs or not (all(type(k) is str for k in keys) or all(type(k) is int for k in keys)):
+        return None
+    if not all(isinstance(v.expr, Static) and v.expr.path and v.kind == STATIC and t.is_operator(v.raw) for _, v in pairs):
+        return None
+    return pairs
+
+
+def pick(t: Any, container: Any, key: Any) -> Any:
+    """``container[key]`` for a runtime ``key``: an operator of a static collection (called later:
+    ``switch``), or an item of a dict literal built in forward (glue); None when neither."""
+    if _choices(t, container) is not None:
+        val = t.glue("getitem", [container, key])
+        val.options = (container, key)
+        return val
+    if isinstance(container.box, dict) and all(is_literal(k) for k in container.box):
+        return t.glue("getitem", [container, key])
+    return None
+
+
+def switch(t: Any, fn: Any, args: list, kwargs: dict) -> Any:
+    """A call of an operator picked by a runtime key (``self.tools[route](...)``): one branch per
+    operator, tested in order (``route == 'search'``); each side calls its operator (compiled like any
+    call); a key none matches takes the lookup itself, which raises as eager Python does."""
+    container, key = fn.options
+    pairs = _choices(t, container)
+    loc, nodes, size = t.loc, t.builder.nodes, len(pairs)
+    sequence = isinstance(container.raw, (list, tuple))
+
+    def chain(i: int) -> tuple[tuple, Any]:
+        start = len(nodes)
+        if i == size:  # no operator's key: the lookup raises (KeyError, IndexError, TypeError)
+            return (), t.operand(t.glue("getitem", [container, key]))
+        k, op = pairs[i]
+        if sequence:  # ``models[-1]`` is ``models[2]``
+            test = t.glue("contains", [Val((k, k - size), Const((k, k - size))), key])
+        else:
+            test = t.glue("compare", [key, Val(k, Const(k))], "==")
+        cond = t.operand(test)
+        side = len(nodes)
+        t.scopes.append(Scope("side", side, loc=loc, depth=t.depth))
+        try:
+            out = t.operand(t.call(op, args, kwargs))
+        finally:
+            t.scopes.pop()
+        then_body = tuple(nodes[side:])
+        del nodes[side:]
+        else_body, else_out = chain(i + 1)
+        t.loc = loc
+        name = t.builder.fresh("switch")
+        nodes.append(Branch(name, cond, then_body, (out,), else_body, (else_out,), loc))
+        picked = t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(0)), loc=loc))
+        body = tuple(nodes[start:])
+        del nodes[start:]
+        return body, picked
+
+    body, out = chain(0)
+    nodes.extend(body)
+    if not t.scopes and any(isinstance(n, Call) for n in walk(body)):
+        t.effects.append(next(n.name for n in body if isinstance(n, Branch)))
+    t.stepped = True
+    return Val(PENDING, out, STEP)

@@ -730,6 +730,8 @@ class Tracer:
             if fn.attr not in PURE_METHOD_NAMES:
                 return self.effect(fn, args, kwargs)
             return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
+        if fn.options is not None and self.recording:
+            return regions.switch(self, fn, args, kwargs)
         if self.recording and any(isinstance(a.raw, regions.GenState) for a in (*args, *kwargs.values())):
             args = regions.consume(self, fn, args, kwargs)
         target = fn.value
@@ -1701,6 +1703,10 @@ def subscript(t: Tracer, container: Val, key: Val) -> Val:
             indexes = range(len(container.value))[key.value]
             return t.make_box([t.glue("getitem", [container, Val(i, Const(i))]) for i in indexes], tuple if isinstance(container.value, tuple) else list)
         return t.glue("slice", [container, *key.box])
+    if t.dry and t.kind(key) != STATIC and key.box is None and (container.box is not None or t.kind(container) == STATIC):
+        picked = regions.pick(t, container, key)  # an operator chosen by a runtime key, or an item of a literal
+        if picked is not None:
+            return picked
     if t.recording and container.box is not None:
         index = t.concretize(key)
         if not t.recording:

@@ -47,7 +47,7 @@ class Val:
     """A value in the traced program: the concrete value, its provenance and, for containers
     built inside forward, the traced items (``box``: list of Val, or dict key -> Val)."""
 
-    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver", "attr", "scope", "saved")
+    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver", "attr", "scope", "saved", "options")
 
     def __init__(self, value: Any, expr: Any = None, kind: int = STATIC, box: Any = None):
         self.raw = value  # PENDING for an operator output in a dry capture; containers may hold it
@@ -59,6 +59,7 @@ class Val:
         self.attr = ""
         self.scope = 0  # for containers: how many regions were open when it was built
         self.saved: Any = None  # the checkpoint that saved this container before changing it
+        self.options: Any = None  # an operator picked by a runtime key: (container, key) (``regions.switch``)
 
     @property
     def value(self) -> Any:

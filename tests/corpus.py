@@ -357,7 +357,7 @@ class IterateInput(Operator):
 
 
 class SelectTool(Operator):
-    """Selects a tool by an input key: guarded on the key."""
+    """Selects a tool by an input key: one plan switches between the tools when it runs."""
 
     def __init__(self):
         self.tools = {"search": Echo("st-search"), "calc": Echo("st-calc")}
@@ -614,7 +614,7 @@ PROGRAMS: tuple[Program, ...] = (
     ), plans=3),
     Program("select_tool", SelectTool, (
         {"tool": "search", "query": "a"}, {"tool": "calc", "query": "b"}, {"tool": "search", "query": "c"},
-    ), plans=2),
+    )),
     Program("branch_on_output", BranchOnOutput, Q, opaque="branch-on-output"),
     Program("try_except", TryExcept, Q, opaque="unsupported-bytecode"),
     Program("random_call", RandomCall, Q, opaque="branch-on-output"),
