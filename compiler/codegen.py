@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 from xcs.compiler import analysis
 from xcs.compiler.glue import ATOM, COMPARE, CONVERSIONS, NOT, RULES, UNARY
 from xcs.compiler.ir import (
-    Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static,
+    Batching, Branch, Call, Const, Function, Global, With, Glue, Graph, Guard, Input, MapRegion, OperatorCall, Ref, Static,
     is_literal, operands, walk,
 )
 from xcs.runtime.errors import JitError
@@ -127,6 +127,8 @@ def check_graph(graph: Graph) -> None:
         elif isinstance(node, Function):
             for param in node.params:
                 identifier(param)
+        elif isinstance(node, With):
+            identifier(node.entered)
         elif isinstance(node, Guard):
             literal(node.expected)
         elif isinstance(node, Glue):
@@ -168,10 +170,10 @@ class Header:
 
 def is_step(node) -> bool:
     """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
-    if isinstance(node, (OperatorCall, Call)) or (isinstance(node, Glue) and node.hoisted):
+    if isinstance(node, (OperatorCall, Call, With)) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
-        return node.batch is not None or any(is_step(n) for n in node.body)
+        return node.batch is not None or node.hoisted or any(is_step(n) for n in node.body)
     return isinstance(node, Branch) and any(is_step(n) for n in node.then_body + node.else_body)
 
 
@@ -208,12 +210,14 @@ class Emitter:
         self.graph = graph
         self.nodes = {n.name: n for n in walk(graph.nodes)}
         self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)} | {
-            p for n in self.nodes.values() if isinstance(n, Function) for p in n.params}
+            p for n in self.nodes.values() if isinstance(n, Function) for p in n.params} | {
+            n.entered for n in self.nodes.values() if isinstance(n, With)}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
         regions = [n for n in self.nodes.values() if isinstance(n, MapRegion) and is_step(n)]
-        self.uses_map = any(n.batch is None for n in regions)
-        self.uses_skip = any(n.keep is not None for n in regions)
+        mapped = [n for n in regions if n.batch is None and any(is_step(b) for b in n.body)]  # run by map_each
+        self.uses_map = bool(mapped)
+        self.uses_skip = any(n.keep is not None for n in mapped)
         self.uses_batch = any(n.batch is not None for n in regions)
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
@@ -250,7 +254,7 @@ class Emitter:
             node = self.nodes.get(name)
             if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Function)):  # glue, or a region's inside
+            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Function, With)):  # glue, or a region's inside
                 result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
@@ -277,17 +281,21 @@ class Emitter:
             return ".".join(p for p in (module, operand.qualname) if p), ATOM
         node = self.nodes.get(operand.name)
         if isinstance(node, MapRegion) and not is_step(node):  # pure glue per element: a comprehension
-            with self.scope(None):  # no statement can run per element here
-                result, keep = self.kept(node)
-                keep = f" if {keep}" if keep else ""
-            text = f"{result} for {node.item} in {self.expr(node.over)}{keep}"
-            return (f"({text})" if node.generator else f"[{text}]"), ATOM
+            return self.comprehension(node, node.generator), ATOM
         if isinstance(node, Function):  # a lambda: its body's glue, inline
             with self.scope(None):
                 return f"lambda {', '.join(node.params)}: {self.expr(node.result)}", 0
-        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch)) or (node.hoisted and not self.guarding):
+        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, With)) or (node.hoisted and not self.guarding):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
+
+    def comprehension(self, node: MapRegion, generator: bool) -> str:
+        """A map region whose elements run no step, as a list comprehension or generator expression."""
+        with self.scope(None):  # no statement can run per element here
+            result, keep = self.kept(node)
+            keep = f" if {keep}" if keep else ""
+        text = f"{result} for {node.item} in {self.expr(node.over)}{keep}"
+        return f"({text})" if generator else f"[{text}]"
 
     # -------------------------------------------------------------- verbatim glue
     def glue_text(self, node: Glue) -> tuple[str, int]:
@@ -403,14 +411,23 @@ class Emitter:
                 lines += self.line(indent, lambda: f"{node.name} = {self.call(node)}")
             elif isinstance(node, Glue) and node.hoisted:
                 lines += self.line(indent, lambda: f"{node.name} = {self.glue_text(node)[0]}")
-            elif isinstance(node, (MapRegion, Branch)) and is_step(node):
+            elif isinstance(node, (MapRegion, Branch, With)) and is_step(node):
                 lines += self.region(node, indent, assign=node.name)
         return lines
 
     def region(self, node, indent: str, assign: str = "", returns: bool = False) -> list[str]:
-        """A map region (a per-element function and ``map_each``) or a branch (``if``/``else``)."""
+        """A map region (a per-element function and ``map_each``), a branch (``if``/``else``) or a
+        ``with`` statement."""
         target = "return" if returns else f"{assign} ="
         inner = indent + "    "
+        if isinstance(node, With):  # the user's with statement around the body's steps
+            lines = self.line(indent, lambda: f"with {self.expr(node.manager)} as {node.entered}:")
+            with self.scope(self.inner()):
+                lines += self.statements(node.body, inner)
+                lines += self.line(inner, lambda: f"{target} {self.tuple(node.outs)}")
+            return lines
+        if isinstance(node, MapRegion) and node.batch is None and not any(is_step(n) for n in node.body):
+            return self.line(indent, lambda: f"{target} {self.comprehension(node, False)}")  # hoisted: a list now
         if isinstance(node, MapRegion):
             fn = f"{node.name}_body"
             lines = [f"{indent}def {fn}({node.item}):"]
@@ -586,8 +603,8 @@ def step_dependencies(graph: Graph, em: Emitter | None = None) -> dict[str, tupl
 
 
 def _effectful(node) -> bool:
-    """Whether a step runs code with effects (a ``Call``, or a region holding one)."""
-    return any(isinstance(n, Call) for n in walk((node,)))
+    """Whether a step runs code with effects (a ``Call``, a ``with`` block, or a region holding one)."""
+    return any(isinstance(n, (Call, With)) for n in walk((node,)))
 
 
 def _step_operands(node):

@@ -36,7 +36,7 @@ import types
 from dataclasses import replace
 from typing import Any, Callable
 
-from xcs.compiler.ir import Branch, Call, Glue, MapRegion, Output, Ref, is_literal, operands, walk
+from xcs.compiler.ir import Branch, Call, Glue, MapRegion, Output, Ref, With, is_literal, operands, walk
 
 CALLABLES = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,
@@ -76,8 +76,8 @@ def frozen(value: Any, is_operator: Callable[[Any], bool], depth: int = 0) -> bo
 
 
 def is_effect(node: Any) -> bool:
-    """A ``Call``, or a region whose body holds one."""
-    return isinstance(node, Call) or (isinstance(node, (Branch, MapRegion)) and any(isinstance(n, Call) for n in walk((node,))))
+    """A ``Call``, a ``With``, or a region whose body holds one."""
+    return any(isinstance(n, (Call, With)) for n in walk((node,)))
 
 
 def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool], shared: frozenset[str] = frozenset()) -> tuple:
@@ -113,10 +113,16 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
                 found.add(name)  # an object an effect since may have changed: read after it
                 continue
             glue = by_name.get(name)
-            if isinstance(glue, (MapRegion, Branch)) and not is_step(glue):  # a pure region: inlined too
-                if name not in regions_seen:
-                    regions_seen.add(name)
-                    stack += [o.name for o in operands(glue) if isinstance(o, Ref)]
+            if isinstance(glue, (MapRegion, Branch)) and not is_step(glue) and name not in hoisted:  # inlined too
+                if name in regions_seen:
+                    continue
+                regions_seen.add(name)
+                if name in readers:  # a loop over state: it reads the state where it runs
+                    if epoch[name] < epoch[node.name]:
+                        late.add(name)
+                        continue
+                    found.add(name)
+                stack += [o.name for o in operands(glue) if isinstance(o, Ref)]
                 continue
             if not isinstance(glue, Glue) or glue.hoisted or name in hoisted or name in found or name in late:
                 continue

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Function, Glue, Global, Graph, Guard, Input, LintError, MapRegion, Operand, OperatorCall, Output, Ref,
+    Branch, Call, Const, Function, Glue, Global, With, Graph, Guard, Input, LintError, MapRegion, Operand, OperatorCall, Output, Ref,
     Static, resolve_static,
 )
 from xcs.runtime.batching import map_batch
@@ -73,6 +73,11 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
                 env[node.name] = results
             elif isinstance(node, Function):
                 env[node.name] = _function(node, run, value, env)
+            elif isinstance(node, With):
+                with value(node.manager) as entered:
+                    env[node.entered] = entered
+                    run(node.body)
+                    env[node.name] = tuple(value(o) for o in node.outs)
             elif isinstance(node, Branch):
                 taken = bool(value(node.cond))
                 run(node.then_body if taken else node.else_body)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Function, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, is_literal, operands,
+    Branch, Call, Const, Function, Glue, Graph, Guard, MapRegion, With, OperatorCall, Output, Ref, Static, is_literal, operands,
     rebuild, resolve_static, walk,
 )
 from xcs.compiler.verbatim import verbatim_glue
@@ -65,7 +65,7 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
             return mapping.get(value.name, value)
         if isinstance(value, tuple):
             return tuple(sub(v) for v in value)
-        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Function, Guard, Output)):
+        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Function, With, Guard, Output)):
             return _sub_node(value)
         return value
 
@@ -185,6 +185,8 @@ def _reads(node) -> tuple:
         return (node.cond, *node.then_out, *node.else_out, *after)
     if isinstance(node, Function):
         return (node.result,)
+    if isinstance(node, With):
+        return (node.manager, *node.outs, *after)
     return operands(node)
 
 

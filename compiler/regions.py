@@ -10,7 +10,8 @@ conditional jump on a runtime value interprets both sides up to their join point
 post-dominator) and merges them into a ``Branch``: the plan evaluates the condition and runs only the
 chosen side. A lambda used as a value is interpreted once on abstract parameters into a ``Function``
 (``function``). An operator picked from a static dict or list by a runtime key becomes a chain of
-branches, one per operator, each compiled (``switch``). A generator expression is interpreted like a list comprehension when its caller consumes
+branches, one per operator, each compiled (``switch``). A ``with`` block on a runtime context manager
+becomes a ``With`` around the steps of its body (``open_with``, ``close_with``). A generator expression is interpreted like a list comprehension when its caller consumes
 it as it would that list (``GenState``, ``consume``). Everything these regions cannot express is a
 graph break with a stable code.
 """
@@ -27,9 +28,9 @@ from typing import Any, Callable
 from xcs.compiler.breaks import GraphBreak
 from xcs.compiler.codegen import is_step
 from xcs.compiler.ir import (
-    Batching, Branch, Call, Const, Function, Glue, MapRegion, OperatorCall, Ref, Static, is_literal, walk,
+    Batching, Branch, Call, Const, Function, Glue, Guard, MapRegion, OperatorCall, Ref, Static, With, is_literal, walk,
 )
-from xcs.compiler.values import INPUT, PENDING, STATIC, STEP, IterState, Val, instructions, step_name
+from xcs.compiler.values import INPUT, PENDING, STATE, STATIC, STEP, IterState, Val, instructions, step_name
 
 EXIT = -1
 MAX_REENTRY = 64  # sides of one conditional jump open at once (a static loop with a runtime exit)
@@ -67,6 +68,37 @@ class LoopCarried:
         self.name = name
 
 
+def unguarded(body: tuple, loc: Any) -> tuple:
+    """``body``, when the capture did not specialise it on an input (a trace's guard holds for a whole
+    plan, not for a region's body); else a break."""
+    if any(isinstance(n, Guard) for n in walk(body)):
+        raise GraphBreak("runtime-value", "a region's body specialises on an input value", loc)
+    return body
+
+
+def in_order(t: Any, body: tuple) -> tuple:
+    """A body that runs in program order (a branch side, a with block) holding an effect: its glue
+    that reads state, or an object an effect receives, is computed where the program reads it (a
+    statement of its own), not where its value is used, which may come after a later effect."""
+    if not any(isinstance(n, (Call, With)) for n in walk(body)):
+        return body
+    reads = t.readers | t.shared
+
+    def hoist(nodes: tuple) -> tuple:  # not into a map's elements or a lambda: those run elsewhere
+        out = []
+        for n in nodes:
+            if isinstance(n, Glue) and n.name in reads:
+                n = replace(n, hoisted=True)
+            elif isinstance(n, Branch) and is_step(n):  # a pure branch is one expression
+                n = replace(n, then_body=hoist(n.then_body), else_body=hoist(n.else_body))
+            elif isinstance(n, With):
+                n = replace(n, body=hoist(n.body))
+            out.append(n)
+        return tuple(out)
+
+    return hoist(body)
+
+
 # ---------------------------------------------------------------------- map regions
 def open_map(t: Any, frame: Any, state: MapIter) -> Any:
     """Start a map region at the loop's first FOR_ITER; return the abstract element."""
@@ -98,6 +130,8 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
     t.scopes.pop()
     name = t.builder.fresh(f"map_{scope.item}")
     nodes.append(MapRegion(name, t.operand(state.over), scope.item, body, result, scope.loc, keep=keep))
+    if state.over.kind == STATE:  # it iterates over state: read where the program reads it
+        t.readers.add(name)
     for local, val in list(frame.locals.items()):
         if scope.locals_before.get(local) is not val:
             frame.locals[local] = Val(PENDING, LoopCarried(local), STEP)
@@ -318,8 +352,9 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
             body_b = body + extra
     has_steps = any(isinstance(n, (OperatorCall, Call, MapRegion, Branch)) for n in body_a + body_b)
     name = t.builder.fresh("branch" if has_steps else "choice")
+    body_a, body_b = in_order(t, body_a), in_order(t, body_b)
     t.node(Branch(name, t.operand(test), body_a, tuple(outs_a), body_b, tuple(outs_b), loc))
-    if not t.scopes and any(isinstance(n, Call) for n in walk(body_a + body_b)):
+    if not t.scopes and any(isinstance(n, (Call, With)) for n in walk(body_a + body_b)):
         t.effects.append(name)  # an effect under a runtime condition: the branch is the effect
     kind = STEP if has_steps else max(test.kind, *(v.kind for pair in values for v in pair if v is not None), 0)
     merged = [
@@ -452,7 +487,7 @@ def function(t: Any, fn: Any) -> Ref:
     nodes = t.builder.nodes
     body = tuple(nodes[scope.start:])
     del nodes[scope.start:]
-    if any(isinstance(n, (OperatorCall, Call)) for n in walk(body)):
+    if any(isinstance(n, (OperatorCall, Call)) for n in walk(unguarded(body, loc))):
         raise GraphBreak("unrenderable-value", "a function made during the call, and used as a value, calls an operator", loc)
     return t.node(Function(t.builder.fresh("function"), params, body, result, loc))
 
@@ -514,7 +549,7 @@ def switch(t: Any, fn: Any, args: list, kwargs: dict) -> Any:
             out = t.operand(t.call(op, args, kwargs))
         finally:
             t.scopes.pop()
-        then_body = tuple(nodes[side:])
+        then_body = in_order(t, unguarded(tuple(nodes[side:]), loc))
         del nodes[side:]
         else_body, else_out = chain(i + 1)
         t.loc = loc
@@ -527,7 +562,59 @@ def switch(t: Any, fn: Any, args: list, kwargs: dict) -> Any:
 
     body, out = chain(0)
     nodes.extend(body)
-    if not t.scopes and any(isinstance(n, Call) for n in walk(body)):
+    if not t.scopes and any(isinstance(n, (Call, With)) for n in walk(body)):
         t.effects.append(next(n.name for n in body if isinstance(n, Branch)))
     t.stepped = True
     return Val(PENDING, out, STEP)
+
+
+# ---------------------------------------------------------------------- with
+class WithExit:
+    """The ``__exit__`` a ``with`` block pushes (``open_with``): calling it ends the block (``close_with``)."""
+
+    def __init__(self, scope: Scope, manager: Any, entered: str):
+        self.scope, self.manager, self.entered = scope, manager, entered
+
+
+def open_with(t: Any, frame: Any) -> None:
+    """``BEFORE_WITH`` in a static capture: open a ``with`` scope; push its exit and the value the
+    block enters (what ``as`` names)."""
+    manager = frame.stack.pop()
+    if any(s.kind == "map" for s in t.scopes):
+        raise GraphBreak("unsupported-bytecode", "a with block inside a loop over runtime data", t.loc)
+    nxt = frame.ins[frame.pc] if frame.pc < len(frame.ins) else None
+    entered = t.builder.fresh(nxt.arg if nxt is not None and nxt.op == "STORE_FAST" else "entered")
+    scope = Scope("with", len(t.builder.nodes), locals_before=dict(frame.locals), loc=t.loc, depth=t.depth)
+    scope.cells_before = {name: cell.val for name, cell in frame.cells.items()}
+    t.scopes.append(scope)
+    frame.stack += [Val(WithExit(scope, manager, entered)), Val(PENDING, Ref(entered), STEP)]
+
+
+def close_with(t: Any, frame: Any, exit: WithExit, args: list) -> Any:
+    """The block's normal exit (``__exit__(None, None, None)``): emit the ``With`` node; the variables
+    its body assigned are read from it after."""
+    scope = exit.scope
+    if not t.scopes or t.scopes[-1] is not scope or len(args) != 3 or any(a.raw is not None for a in args):
+        raise GraphBreak("unsupported-bytecode", "a with block left other than at its end", scope.loc)
+    names = sorted(n for n, v in frame.locals.items() if scope.locals_before.get(n) is not v)
+    cells = sorted(n for n, c in frame.cells.items() if scope.cells_before.get(n) is not c.val)
+    values = [frame.locals[n] for n in names] + [frame.cells[n].val for n in cells]
+    outs = tuple(t.operand(v) for v in values)
+    nodes = t.builder.nodes
+    body = tuple(nodes[scope.start:])
+    del nodes[scope.start:]
+    t.scopes.pop()
+    t.loc = scope.loc
+    name = t.builder.fresh("with_block")
+    nodes.append(With(name, t.operand(exit.manager), exit.entered, in_order(t, unguarded(body, scope.loc)), outs, scope.loc))
+    if not t.scopes:
+        t.effects.append(name)
+    t.stepped = True
+    picked = [Val(PENDING, t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=scope.loc)), STEP)
+              for i in range(len(values))]
+    for n, val in zip(names + cells, picked):
+        if n in names:
+            frame.locals[n] = val
+        else:
+            frame.cells[n].val = val
+    return Val(None, Const(None))

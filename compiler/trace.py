@@ -291,7 +291,7 @@ class Tracer:
         try:
             if self.statements is None or not all(
                 s.ok and all(p.ok for p in (self.statements.tail(s) if s.returns else ()))
-                for s in self.statements.items if _unmodelled_in(func.__code__, s.first, s.last)
+                for s in self.statements.items if _unmodelled_in(func.__code__, s.first, s.last, self.dry)
             ):  # else a construct the capture does not model costs the statement it is in
                 self.prescan(func.__code__)
         except GraphBreak as exc:
@@ -325,7 +325,7 @@ class Tracer:
 
     def prescan(self, code: types.CodeType) -> None:
         for ins in instructions(code):
-            if ins.op not in HANDLED:
+            if ins.op not in HANDLED or (ins.op in STATIC_ONLY and not self.dry):
                 what = CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
                 raise GraphBreak(
                     "unsupported-bytecode", f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line)
@@ -370,7 +370,7 @@ class Tracer:
             return
         if frame.stack or self.scopes:
             self.cp = None
-            what = _unmodelled_in(frame.code, stmt.first, stmt.last)
+            what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.dry)
             if what:
                 raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture", self.loc)
             return
@@ -380,7 +380,7 @@ class Tracer:
             frame.locals, {name: cell.val for name, cell in frame.cells.items()},
             usable=all(p.ok for p in parts),
         )
-        what = _unmodelled_in(frame.code, stmt.first, stmt.last)
+        what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.dry)
         if what:  # the statement holds a construct the capture does not model: it runs as it is
             where = _loc(frame.code.co_filename, stmt.first)
             raise Resume(Break("unsupported-bytecode", f"{what} is not modelled by the capture", where))
@@ -389,7 +389,7 @@ class Tracer:
         """A statement of forward reached inside a region holds a construct the capture does not model:
         the statement around the region runs as written, or the capture stops."""
         stmt = self.statements.by_line.get(line) if self.statements is not None else None
-        what = _unmodelled_in(frame.code, stmt.first, stmt.last) if stmt is not None else ""
+        what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.dry) if stmt is not None else ""
         if what:
             raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture",
                              _loc(frame.code.co_filename, stmt.first))
@@ -732,6 +732,8 @@ class Tracer:
             return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
         if fn.options is not None and self.recording:
             return regions.switch(self, fn, args, kwargs)
+        if isinstance(fn.raw, regions.WithExit):
+            return regions.close_with(self, self.frame, fn.raw, args)
         if self.recording and any(isinstance(a.raw, regions.GenState) for a in (*args, *kwargs.values())):
             args = regions.consume(self, fn, args, kwargs)
         target = fn.value
@@ -799,7 +801,7 @@ class Tracer:
     def effect(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
         """A call the capture cannot prove pure: one ``Call`` step, after the previous effect."""
         name = _call_name(fn)
-        if any(scope.kind != "side" for scope in self.scopes):
+        if any(scope.kind not in ("side", "with") for scope in self.scopes):  # a map's elements overlap
             self.breaks("effect-in-region", f"a call of {name} inside a loop over runtime data")
             return self.call(fn, args, kwargs)
         try:
@@ -1462,6 +1464,13 @@ def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
     return f.stack.pop()
 
 
+@handles("BEFORE_WITH")
+def _before_with(t: Tracer, f: Frame, arg: Any) -> None:
+    if not t.dry:  # rejected before anything ran (``STATIC_ONLY``)
+        raise GraphBreak("unsupported-bytecode", "a with statement is not modelled by the capture", t.loc)
+    regions.open_with(t, f)
+
+
 @handles("RETURN_GENERATOR")
 def _return_generator(t: Tracer, f: Frame, arg: Any) -> None:
     if f.gen is None:
@@ -1845,13 +1854,15 @@ def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
 
 HANDLERS["UNREACHABLE"] = lambda t, f, arg: None
 HANDLED = frozenset(HANDLERS)
+STATIC_ONLY = frozenset({"BEFORE_WITH"})  # modelled only by a capture that runs nothing (a trace leaves it to Python)
 
 
 @lru_cache(maxsize=4096)
-def _unmodelled_in(code: types.CodeType, first: int, last: int) -> str:
-    """The construct the capture does not model on lines ``first``..``last`` of ``code`` ("" if none)."""
+def _unmodelled_in(code: types.CodeType, first: int, last: int, dry: bool = False) -> str:
+    """The construct the capture (``dry``: one that runs nothing) does not model on lines
+    ``first``..``last`` of ``code`` ("" if none)."""
     for ins in instructions(code):
-        if ins.op not in HANDLED and ins.line and first <= ins.line <= last:
+        if (ins.op not in HANDLED or (ins.op in STATIC_ONLY and not dry)) and ins.line and first <= ins.line <= last:
             return CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
     return ""
 
