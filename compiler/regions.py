@@ -434,6 +434,10 @@ def consume(t: Any, fn: Any, args: list, kwargs: dict) -> list:
             t.breaks("unsupported-bytecode", "a generator expression consumed twice")
             return args
         gen.consumed = True
+        over = gen.over.raw
+        if t.abstract and isinstance(over, IterState) and not over.index and any(v.kind != STATIC for v in over.items):
+            # over a list built in forward of runtime values (operator outputs): one region over that list
+            gen.over = Val(MapIter(t.make_box(list(over.items), list)))
         acc = t.make_box([], list)
         made = t.call_interpreted(gen.fn, [gen.over], {}, gen=acc)
         t.loc = loc

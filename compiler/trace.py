@@ -1672,6 +1672,13 @@ def _map_add(t: Tracer, f: Frame, i: int) -> None:
 def _dict_update(t: Tracer, f: Frame, i: int) -> None:
     src = f.stack.pop()
     target = f.stack[-i]
+    runtime = src.box is None and t.kind(src) != STATIC
+    if t.dry and f.ins[f.pc - 1].op == "DICT_UPDATE" and (runtime or target.box is None):
+        # ``{**a, **b}`` of a runtime mapping: the merged dict, built when the plan runs (``a | dict(b)``)
+        regions.record_mutation(t, target, "update")
+        merged = t.glue("binop", [target, t.glue("call", [Val(dict, Global("builtins", "dict")), src]) if runtime else src], "|")
+        target.box, target.expr, target.raw, target.kind = None, merged.expr, merged.raw, merged.kind
+        return
     if t.kind(src) == STEP and src.box is None:
         t.breaks("unpack-output", "** of a mapping an operator returned")
     regions.record_mutation(t, target, "update")
