@@ -543,7 +543,7 @@ def switch(t: Any, fn: Any, args: list, kwargs: dict) -> Any:
             return (), t.operand(t.glue("getitem", [container, key]))
         k, op = pairs[i]
         if sequence:  # ``models[-1]`` is ``models[2]``
-            test = t.glue("contains", [Val((k, k - size), Const((k, k - size))), key])
+            test = t.glue("contains", [key, Val((k, k - size), Const((k, k - size)))], "in")
         else:
             test = t.glue("compare", [key, Val(k, Const(k))], "==")
         cond = t.operand(test)
