@@ -1277,6 +1277,8 @@ def _load_fast_and_clear(t: Tracer, f: Frame, name: str) -> None:
 @handles("STORE_FAST")
 def _store_fast(t: Tracer, f: Frame, name: str) -> None:
     val = f.stack.pop()
+    if isinstance(val.raw, regions.GenState) and t.recording:  # consumed later, maybe more than once
+        t.breaks("unsupported-bytecode", "a generator expression kept in a variable")
     t.changed(f, name)
     if val.raw is UNBOUND:
         f.locals.pop(name, None)
