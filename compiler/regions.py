@@ -296,15 +296,18 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     again = [s for s in t.scopes if s.mark is not None and s.mark[:2] == mark[:2]]
     if any(s.mark == mark for s in again) or len(again) >= MAX_REENTRY:
         raise GraphBreak("runtime-loop", "a loop whose condition is a runtime value (a while loop on runtime data)", loc)
-    if when in ("none", "not_none"):
-        test = t.glue("is", [cond, Val(None, Const(None))], detail="is" if when == "not_none" else "is not")
-    else:
-        test = t.glue("truth", [cond]) if when == "false" else t.glue("not", [cond])
-    # ``test`` is true exactly when the jump is NOT taken: "then" is the fall-through side.
+    # "then" is the fall-through side, unless that side only jumps (3.12+ writes ``if c:`` inside a
+    # loop as "jump to the body if c, else jump back"): then the jumped side, so the IR is the same on
+    # every version.
     stack0, locals0, pc0 = list(frame.stack), dict(frame.locals), frame.pc
+    swap = pops and frame.ins[pc0].op == "JUMP"
+    if when in ("none", "not_none"):
+        test = t.glue("is", [cond, Val(None, Const(None))], detail="is" if (when == "not_none") != swap else "is not")
+    else:
+        test = t.glue("truth", [cond]) if (when == "false") != swap else t.glue("not", [cond])
     cells0 = {name: cell.val for name, cell in frame.cells.items()}  # variables closures capture
     sides, side_cells, side_appends = [], [], []
-    for jumped in (False, True):
+    for jumped in ((True, False) if swap else (False, True)):
         frame.stack, frame.locals = list(stack0), dict(locals0)
         for name, cell in frame.cells.items():
             cell.val = cells0[name]
