@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from xcs.compiler import effects, regions, segments
+from xcs.compiler import constructs, effects, regions, segments
 from xcs.compiler.breaks import Break, GraphBreak
 from xcs.compiler.codegen import RESERVED, is_step as _is_step
 from xcs.compiler.glue import RULES
@@ -500,10 +500,10 @@ class Tracer:
     # ------------------------------------------------------------------ IR helpers
     def operand(self, val: Val) -> Any:
         """The IR operand that recomputes ``val`` in a plan."""
-        if isinstance(val.raw, regions.GenState):
+        if isinstance(val.raw, constructs.GenState):
             raise GraphBreak("unsupported-bytecode", "a generator expression kept as a value", self.loc)
         if isinstance(val.raw, Interpreted) and val.raw.code.co_name == "<lambda>":
-            return regions.function(self, val.raw)
+            return constructs.function(self, val.raw)
         if val.expr is None and val.receiver is not None and val.receiver.box is not None and val.attr in PURE_BOUND:
             # a pure method of a container built in forward, as a value: ``max(votes, key=votes.count)``
             return self.node(Glue(self.builder.fresh(val.attr), "getattr", (self.operand(val.receiver),), val.attr, loc=self.loc))
@@ -731,15 +731,15 @@ class Tracer:
                 return self.effect(fn, args, kwargs)
             return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
         if fn.options is not None and self.recording:
-            return regions.switch(self, fn, args, kwargs)
-        if isinstance(fn.raw, regions.WithExit):
-            return regions.close_with(self, self.frame, fn.raw, args)
-        if self.recording and any(isinstance(a.raw, regions.GenState) for a in (*args, *kwargs.values())):
-            args = regions.consume(self, fn, args, kwargs)
+            return constructs.switch(self, fn, args, kwargs)
+        if isinstance(fn.raw, constructs.WithExit):
+            return constructs.close_with(self, self.frame, fn.raw, args)
+        if self.recording and any(isinstance(a.raw, constructs.GenState) for a in (*args, *kwargs.values())):
+            args = constructs.consume(self, fn, args, kwargs)
         target = fn.value
         if isinstance(target, Interpreted):
             if self.recording and target.code.co_name == "<genexpr>":  # made now, consumed by its caller
-                return Val(regions.GenState(target, args[0], lambda: _native_function(target)(_native(args[0]))))
+                return Val(constructs.GenState(target, args[0], lambda: _native_function(target)(_native(args[0]))))
             return self.call_interpreted(target, args, kwargs)
         if target is super and not args and not kwargs and self.frame is not None:
             return _super(self, fn, self.frame)  # 3.11's zero-argument super()
@@ -1085,7 +1085,7 @@ def _native(val: Val) -> Any:
         return iter([item.value for item in items])
     if isinstance(value, Interpreted):
         return _native_function(value)
-    if isinstance(value, regions.GenState):
+    if isinstance(value, constructs.GenState):
         return value.native()
     return value
 
@@ -1277,7 +1277,7 @@ def _load_fast_and_clear(t: Tracer, f: Frame, name: str) -> None:
 @handles("STORE_FAST")
 def _store_fast(t: Tracer, f: Frame, name: str) -> None:
     val = f.stack.pop()
-    if isinstance(val.raw, regions.GenState) and t.recording:  # consumed later, maybe more than once
+    if isinstance(val.raw, constructs.GenState) and t.recording:  # consumed later, maybe more than once
         t.breaks("unsupported-bytecode", "a generator expression kept in a variable")
     t.changed(f, name)
     if val.raw is UNBOUND:
@@ -1470,7 +1470,7 @@ def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
 def _before_with(t: Tracer, f: Frame, arg: Any) -> None:
     if not t.dry:  # rejected before anything ran (``STATIC_ONLY``)
         raise GraphBreak("unsupported-bytecode", "a with statement is not modelled by the capture", t.loc)
-    regions.open_with(t, f)
+    constructs.open_with(t, f)
 
 
 @handles("RETURN_GENERATOR")
@@ -1539,7 +1539,7 @@ def _jump_if(t: Tracer, f: Frame, arg: tuple) -> Val | None:
 @handles("GET_ITER")
 def _get_iter(t: Tracer, f: Frame, arg: Any) -> None:
     val = f.stack.pop()
-    if isinstance(val.raw, regions.GenState):
+    if isinstance(val.raw, constructs.GenState):
         t.breaks("unsupported-bytecode", "a loop over a generator expression")
         val = Val(list(val.raw.native()))
     if isinstance(val.raw, (IterState, regions.MapIter)):
@@ -1722,7 +1722,7 @@ def subscript(t: Tracer, container: Val, key: Val) -> Val:
             return t.make_box([t.glue("getitem", [container, Val(i, Const(i))]) for i in indexes], tuple if isinstance(container.value, tuple) else list)
         return t.glue("slice", [container, *key.box])
     if t.dry and t.kind(key) != STATIC and key.box is None and (container.box is not None or t.kind(container) == STATIC):
-        picked = regions.pick(t, container, key)  # an operator chosen by a runtime key, or an item of a literal
+        picked = constructs.pick(t, container, key)  # an operator chosen by a runtime key, or an item of a literal
         if picked is not None:
             return picked
     if t.recording and container.box is not None:

@@ -416,7 +416,7 @@ class LabelCounts(Operator):
         return {"labels": labels, "positive": positives, "mixed": len(set(labels)) > 1}
 
 
-@program("reg_label_counts", "dspy", [{"reviews": ["good", "bad", "fine", "great"]}, {"reviews": []}])
+@program("reg_label_counts", "dspy", [{"reviews": ["good", "bad", "fine", "great"]}, {"reviews": []}, {"reviews": ["ok"]}])
 def label_counts():
     return LabelCounts()
 
