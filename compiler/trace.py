@@ -291,7 +291,7 @@ class Tracer:
         try:
             if self.statements is None or not all(
                 s.ok and all(p.ok for p in (self.statements.tail(s) if s.returns else ()))
-                for s in self.statements.items if _unmodelled_in(func.__code__, s.first, s.last, self.dry)
+                for s in self.statements.items if _unmodelled_in(func.__code__, s.first, s.last, self.abstract)
             ):  # else a construct the capture does not model costs the statement it is in
                 self.prescan(func.__code__)
         except GraphBreak as exc:
@@ -325,7 +325,7 @@ class Tracer:
 
     def prescan(self, code: types.CodeType) -> None:
         for ins in instructions(code):
-            if ins.op not in HANDLED or (ins.op in STATIC_ONLY and not self.dry):
+            if ins.op not in HANDLED or (ins.op in STATIC_ONLY and not self.abstract):
                 what = CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
                 raise GraphBreak(
                     "unsupported-bytecode", f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line)
@@ -370,7 +370,7 @@ class Tracer:
             return
         if frame.stack or self.scopes:
             self.cp = None
-            what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.dry)
+            what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.abstract)
             if what:
                 raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture", self.loc)
             return
@@ -380,7 +380,7 @@ class Tracer:
             frame.locals, {name: cell.val for name, cell in frame.cells.items()},
             usable=all(p.ok for p in parts),
         )
-        what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.dry)
+        what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.abstract)
         if what:  # the statement holds a construct the capture does not model: it runs as it is
             where = _loc(frame.code.co_filename, stmt.first)
             raise Resume(Break("unsupported-bytecode", f"{what} is not modelled by the capture", where))
@@ -389,7 +389,7 @@ class Tracer:
         """A statement of forward reached inside a region holds a construct the capture does not model:
         the statement around the region runs as written, or the capture stops."""
         stmt = self.statements.by_line.get(line) if self.statements is not None else None
-        what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.dry) if stmt is not None else ""
+        what = _unmodelled_in(frame.code, stmt.first, stmt.last, self.abstract) if stmt is not None else ""
         if what:
             raise GraphBreak("unsupported-bytecode", f"{what} is not modelled by the capture",
                              _loc(frame.code.co_filename, stmt.first))
@@ -1468,7 +1468,7 @@ def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
 
 @handles("BEFORE_WITH")
 def _before_with(t: Tracer, f: Frame, arg: Any) -> None:
-    if not t.dry:  # rejected before anything ran (``STATIC_ONLY``)
+    if not t.abstract:  # rejected before anything ran (``STATIC_ONLY``)
         raise GraphBreak("unsupported-bytecode", "a with statement is not modelled by the capture", t.loc)
     constructs.open_with(t, f)
 
@@ -1863,15 +1863,15 @@ def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
 
 HANDLERS["UNREACHABLE"] = lambda t, f, arg: None
 HANDLED = frozenset(HANDLERS)
-STATIC_ONLY = frozenset({"BEFORE_WITH"})  # modelled only by a capture that runs nothing (a trace leaves it to Python)
+STATIC_ONLY = frozenset({"BEFORE_WITH"})  # modelled only by the static capture (a trace leaves it to Python)
 
 
 @lru_cache(maxsize=4096)
-def _unmodelled_in(code: types.CodeType, first: int, last: int, dry: bool = False) -> str:
-    """The construct the capture (``dry``: one that runs nothing) does not model on lines
+def _unmodelled_in(code: types.CodeType, first: int, last: int, static: bool = False) -> str:
+    """The construct the capture (``static``: the static capture) does not model on lines
     ``first``..``last`` of ``code`` ("" if none)."""
     for ins in instructions(code):
-        if (ins.op not in HANDLED or (ins.op in STATIC_ONLY and not dry)) and ins.line and first <= ins.line <= last:
+        if (ins.op not in HANDLED or (ins.op in STATIC_ONLY and not static)) and ins.line and first <= ins.line <= last:
             return CONSTRUCTS.get(ins.op, f"the {ins.op} instruction")
     return ""
 

@@ -187,3 +187,22 @@ REPRESENTATIVE = (
 def test_region_plan_snapshot(name, plan_snapshot):
     program = next(p for p in harness.programs() if p.name == name)
     assert dump(jit(program.factory()), program.inputs[0]) == plan_snapshot
+
+
+class RaisingWithAfterSwitch(Operator):
+    """Found by the property generator: a trace of a with block whose body raises on some input must
+    leave the block to Python (the switch before it still calls its tool, as in eager)."""
+
+    def __init__(self):
+        self.tools = {"a": Echo("ta"), "b": Echo("tb")}
+        self.guard = Suppressing()
+
+    def forward(self, *, inputs):
+        v1 = self.tools["a" if len(inputs["query"]) % 2 else "b"](query=inputs["query"])["answer"]
+        with self.guard:
+            v2 = [10, 20, 30][inputs["n"] % 4]
+        return {"v1": v1, "v2": v2, "seen": list(self.guard.seen)}
+
+
+def test_a_with_block_that_raises_after_a_switch():
+    check(RaisingWithAfterSwitch, [{"query": "", "n": 0}, {"query": "", "n": 0}, {"query": "a", "n": -1}])
