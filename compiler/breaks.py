@@ -18,13 +18,13 @@ CODES: dict[str, str] = {
     "unknown-call": "a call of a function or class the compiler cannot prove pure",
     "mutation": "an attribute assignment, or an in-place change of an input, an operator's output "
     "or a non-local value",
-    "unsupported-bytecode": "a construct the capture does not model (try, with, yield, await, "
-    "global/nonlocal writes, ...)",
+    "unsupported-bytecode": "a construct the capture does not model (try, match, yield, await, "
+    "global/nonlocal writes, a generator expression it cannot consume as a list, ...)",
     "unrenderable-value": "a value used by the graph that is neither a literal, an attribute path of "
     "the operator, nor a module-level name",
     "raise": "forward raised an exception on the captured path",
-    "effect-in-region": "a call with effects (or one the compiler cannot prove pure) inside a loop or "
-    "branch on runtime data",
+    "effect-in-region": "a call with effects (or one the compiler cannot prove pure) inside a loop over "
+    "runtime data (its elements run concurrently)",
     "state-after-step": "a decision on (or a loop over) state the operator holds, made after a call that "
     "may have changed it",
     "recursion": "helper functions nest deeper than the capture follows",

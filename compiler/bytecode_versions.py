@@ -179,8 +179,10 @@ def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
     """Replace code reached only through the exception table by ``UNREACHABLE``.
 
     Inlined comprehensions (3.12+) carry a handler that restores shadowed names and re-raises: pure
-    bookkeeping. A handler that starts with ``PUSH_EXC_INFO`` is the user's try/except/finally or with:
-    it becomes ``TRY`` (at the line of the ``try``/``with`` statement) so that the capture reports it.
+    bookkeeping. So does a ``with`` block (``PUSH_EXC_INFO; WITH_EXCEPT_START``): the capture models
+    the block as a whole (``BEFORE_WITH``). A handler that starts with ``PUSH_EXC_INFO`` is the user's
+    try/except/finally: it becomes ``TRY`` (at the line of the ``try`` statement) so that the capture
+    reports it.
     """
     reachable: set[int] = set()
     todo = [0]
@@ -194,7 +196,10 @@ def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
             todo.append(pc + 1)
         if ins.op in ("JUMP", "JUMP_IF", "FOR_ITER"):
             todo.append(ins.arg if ins.op == "JUMP" else ins.arg[0])
-    user_handlers = {h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"}
+    user_handlers = {
+        h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"
+        and not (h + 1 < len(out) and out[h + 1].op == "WITH_EXCEPT_START")
+    }
     return [
         ins if pc in reachable
         else Ins("TRY", None, handlers[pc] or ins.line, ins.col) if pc in user_handlers

@@ -28,8 +28,8 @@ from typing import Callable, Iterator
 from xcs.compiler import analysis
 from xcs.compiler.glue import ATOM, COMPARE, CONVERSIONS, NOT, RULES, UNARY
 from xcs.compiler.ir import (
-    Batching, Branch, Call, Const, Global, Glue, Graph, Guard, Input, Kernel, MapRegion, OperatorCall, Ref,
-    Static, is_literal, operands, walk,
+    Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, Kernel, MapRegion, OperatorCall,
+    Ref, Static, With, is_literal, operands, walk,
 )
 from xcs.runtime.errors import JitError
 
@@ -124,6 +124,11 @@ def check_graph(graph: Graph) -> None:
             if node.batch is not None:
                 for f in fields(node.batch):
                     literal(getattr(node.batch, f.name))
+        elif isinstance(node, Function):
+            for param in node.params:
+                identifier(param)
+        elif isinstance(node, With):
+            identifier(node.entered)
         elif isinstance(node, Guard):
             literal(node.expected)
         elif isinstance(node, Glue):
@@ -170,10 +175,10 @@ class Header:
 
 def is_step(node) -> bool:
     """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
-    if isinstance(node, (OperatorCall, Call, Kernel)) or (isinstance(node, Glue) and node.hoisted):
+    if isinstance(node, (OperatorCall, Call, Kernel, With)) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
-        return node.batch is not None or any(is_step(n) for n in node.body)
+        return node.batch is not None or node.hoisted or any(is_step(n) for n in node.body)
     return isinstance(node, Branch) and any(is_step(n) for n in node.then_body + node.else_body)
 
 
@@ -209,18 +214,22 @@ class Emitter:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.nodes = {n.name: n for n in walk(graph.nodes)}
-        self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)}
+        self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)} | {
+            p for n in self.nodes.values() if isinstance(n, Function) for p in n.params} | {
+            n.entered for n in self.nodes.values() if isinstance(n, With)}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
         regions = [n for n in self.nodes.values() if isinstance(n, MapRegion) and is_step(n)]
-        self.uses_map = any(n.batch is None for n in regions)
+        mapped = [n for n in regions if n.batch is None and any(is_step(b) for b in n.body)]  # run by map_each
+        self.uses_map = bool(mapped)
+        self.uses_skip = any(n.keep is not None for n in mapped)
         self.uses_batch = any(n.batch is not None for n in regions)
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
         # verbatim glue: the names its binds may not take, the current function's assignments
         # (name -> text; None where no statement can precede the expression) and the statement's prelude
         globals_ = {o.module.split(".")[0] for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)}
-        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch"}
+        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch", "SKIP"}
         # a module whose name a step took (a step ``random`` of ``random.random()``): imported under an alias
         modules = sorted({o.module for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)})
         self.alias: dict[str, str] = {}
@@ -250,7 +259,7 @@ class Emitter:
             node = self.nodes.get(name)
             if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel)):  # glue, or a region's inside
+            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel, Function, With)):  # glue, or a region's inside
                 result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
@@ -277,14 +286,21 @@ class Emitter:
             return ".".join(p for p in (module, operand.qualname) if p), ATOM
         node = self.nodes.get(operand.name)
         if isinstance(node, MapRegion) and not is_step(node):  # pure glue per element: a comprehension
-            with self.scope(None):  # no statement can run per element here
-                result = self.expr(node.result) if node.result is not None else "None"
-            return f"[{result} for {node.item} in {self.expr(node.over)}]", ATOM
-        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel)) or (
-            node.hoisted and not self.guarding
-        ):
+            return self.comprehension(node, node.generator), ATOM
+        if isinstance(node, Function):  # a lambda: its body's glue, inline
+            with self.scope(None):
+                return f"lambda {', '.join(node.params)}: {self.expr(node.result)}", 0
+        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel, With)) or (node.hoisted and not self.guarding):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
+
+    def comprehension(self, node: MapRegion, generator: bool) -> str:
+        """A map region whose elements run no step, as a list comprehension or generator expression."""
+        with self.scope(None):  # no statement can run per element here
+            result, keep = self.kept(node)
+            keep = f" if {keep}" if keep else ""
+        text = f"{result} for {node.item} in {self.expr(node.over)}{keep}"
+        return f"({text})" if generator else f"[{text}]"
 
     # -------------------------------------------------------------- verbatim glue
     def glue_text(self, node: Glue) -> tuple[str, int]:
@@ -347,7 +363,12 @@ class Emitter:
         return rule.render(self, node), rule.binds(node.detail)
 
     def arguments(self, args, values, keys) -> str:
-        """A call's argument list: ``args`` positionally, then ``values`` as keywords named by ``keys``."""
+        """A call's argument list: ``args`` positionally, then ``values`` as keywords named by ``keys``
+        (a generator expression alone needs no parentheses of its own: ``sum(x for x in xs)``)."""
+        if len(args) == 1 and not values:
+            text = self.expr(args[0])
+            node = self.nodes.get(args[0].name) if isinstance(args[0], Ref) else None
+            return text[1:-1] if isinstance(node, MapRegion) and node.generator and not is_step(node) else text
         return ", ".join([self.expr(a) for a in args] + [keyword_argument(k, self.expr(v)) for k, v in zip(keys, values)])
 
     def fstring(self, node: Glue) -> str:
@@ -395,21 +416,32 @@ class Emitter:
                 lines += self.line(indent, lambda: f"{node.name} = {self.call(node)}")
             elif isinstance(node, Glue) and node.hoisted:
                 lines += self.line(indent, lambda: f"{node.name} = {self.glue_text(node)[0]}")
-            elif isinstance(node, (MapRegion, Branch)) and is_step(node):
+            elif isinstance(node, (MapRegion, Branch, With)) and is_step(node):
                 lines += self.region(node, indent, assign=node.name)
         return lines
 
     def region(self, node, indent: str, assign: str = "", returns: bool = False) -> list[str]:
-        """A map region (a per-element function and ``map_each``) or a branch (``if``/``else``)."""
+        """A map region (a per-element function and ``map_each``), a branch (``if``/``else``) or a
+        ``with`` statement."""
         target = "return" if returns else f"{assign} ="
         inner = indent + "    "
+        if isinstance(node, With):  # the user's with statement around the body's steps
+            lines = self.line(indent, lambda: f"with {self.expr(node.manager)} as {node.entered}:")
+            with self.scope(self.inner()):
+                lines += self.statements(node.body, inner)
+                lines += self.line(inner, lambda: f"{target} {self.tuple(node.outs)}")
+            return lines
+        if isinstance(node, MapRegion) and node.batch is None and not any(is_step(n) for n in node.body):
+            return self.line(indent, lambda: f"{target} {self.comprehension(node, False)}")  # hoisted: a list now
         if isinstance(node, MapRegion):
             fn = f"{node.name}_body"
             lines = [f"{indent}def {fn}({node.item}):"]
             with self.scope(self.inner()):
                 lines += self.statements(node.body, inner)
-                result = node.result
-                lines += self.line(inner, lambda: f"return {self.expr(result) if result is not None else 'None'}")
+                if node.keep is not None:  # a filter: an element whose condition is false is left out
+                    lines += self.line(inner, lambda: "return {} if {} else SKIP".format(*self.kept(node)))
+                else:
+                    lines += self.line(inner, lambda: f"return {self.kept(node)[0]}")
             if node.batch is not None:
                 return lines + self.line(
                     indent, lambda: f"{target} map_batch({fn}, {self.expr(node.over)}, {batch_options(node.batch)})"
@@ -426,6 +458,27 @@ class Emitter:
             lines += self.statements(node.else_body, side)
             lines += self.line(side, lambda: f"{target} {self.tuple(node.else_out)}")
         return lines
+
+    def kept(self, node: MapRegion) -> tuple[str, str]:
+        """A map region's per-element value and, for a filter, its condition ("" when it keeps every
+        element). A filter's branch whose sides only choose the value is written as the comprehension's
+        ``if``: ``[c for c in chunks if c.strip()]``."""
+        result = node.result
+        if node.keep is None:
+            return (self.expr(result) if result is not None else "None"), ""
+        flag, value = (self.nodes.get(o.name) if isinstance(o, Ref) else None for o in (node.keep, result))
+        if isinstance(flag, Glue) and flag.op == "getitem" and not flag.hoisted:
+            chosen = self.nodes.get(flag.operands[0].name) if isinstance(flag.operands[0], Ref) else None
+            if isinstance(chosen, Branch) and not is_step(chosen):
+                i = flag.operands[1].value
+                side = {(Const(True), Const(False)): 0, (Const(False), Const(True)): 1}.get(
+                    (chosen.then_out[i], chosen.else_out[i]))
+                same = isinstance(value, Glue) and value.op == "getitem" and value.operands[0] == flag.operands[0]
+                if side is not None and same and not value.hoisted:
+                    j = value.operands[1].value
+                    cond = self.condition(chosen.cond, 1) if side == 0 else f"not {self.condition(chosen.cond, NOT)}"
+                    return self.expr((chosen.then_out, chosen.else_out)[side][j], 1), cond
+        return self.expr(result, 1), self.condition(node.keep, 1)
 
     def condition(self, operand, need: int = 0) -> str:
         """``operand`` in a boolean context: ``bool(x)`` is written ``x``."""
@@ -532,7 +585,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         ),
         "from xcs.runtime.plan import Plan, Step",
         *(["from xcs.runtime.batching import map_batch"] if em.uses_batch else []),
-        *(["from xcs.runtime.regions import map_each"] if em.uses_map else []),
+        *([f"from xcs.runtime.regions import {'SKIP, ' if em.uses_skip else ''}map_each"] if em.uses_map else []),
         *([f"from xcs.runtime.kernels import njit{', numpy_function' if functions else ''}"] if kernels else []),
         *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),
@@ -566,8 +619,8 @@ def step_dependencies(graph: Graph, em: Emitter | None = None) -> dict[str, tupl
 
 
 def _effectful(node) -> bool:
-    """Whether a step runs code with effects (a ``Call``, or a region holding one)."""
-    return any(isinstance(n, Call) for n in walk((node,)))
+    """Whether a step runs code with effects (a ``Call``, a ``with`` block, or a region holding one)."""
+    return any(isinstance(n, (Call, With)) for n in walk((node,)))
 
 
 def _step_operands(node):

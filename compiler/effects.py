@@ -8,7 +8,8 @@ through an attribute, a closure or a module global is state, read when the plan 
 like eager Python:
 
 - every ``Call`` (an effect: a call the capture cannot prove pure) follows the previous one, so
-  effects happen once, in program order;
+  effects happen once, in program order; a region holding one (an effect under a runtime condition)
+  is an effect, and its body runs in program order;
 - a step that reads state (through glue it inlines) runs after the effect that precedes the read in
   program order, and before the effect that follows it;
 - glue that reads state but is consumed only after a later effect is hoisted into a step of its own,
@@ -41,7 +42,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from xcs.compiler.breaks import GraphBreak
-from xcs.compiler.ir import Branch, Call, Glue, MapRegion, Output, Ref, is_literal, operands, walk
+from xcs.compiler.ir import Branch, Call, Glue, MapRegion, Output, Ref, With, is_literal, operands, walk
 
 CALLABLES = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType,
@@ -80,6 +81,11 @@ def frozen(value: Any, is_operator: Callable[[Any], bool], depth: int = 0) -> bo
     return is_literal(value)
 
 
+def is_effect(node: Any) -> bool:
+    """A ``Call``, a ``With``, or a region whose body holds one."""
+    return any(isinstance(n, (Call, With)) for n in walk((node,)))
+
+
 def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool], shared: frozenset[str] = frozenset(),
           writers: frozenset[str] = frozenset()) -> tuple:
     """``nodes`` (a captured graph's top level, in program order) with ``after`` edges and hoisted
@@ -88,7 +94,7 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
     a step that reads it after that effect follows the effect; ``writers`` the leaf operator calls that
     may change state other operators hold: effects like ``Call`` steps (``compiler.sharing``)."""
     def effect(node: Any) -> bool:
-        return isinstance(node, Call) or node.name in writers
+        return is_effect(node) or node.name in writers
 
     calls = [n.name for n in nodes if effect(n)]
     if not calls:
@@ -118,15 +124,20 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
                 found.add(name)  # an object an effect since may have changed: read after it
                 continue
             glue = by_name.get(name)
-            if isinstance(glue, (MapRegion, Branch)) and not is_step(glue):  # a pure region: inlined too
-                if name not in regions_seen:
-                    regions_seen.add(name)
-                    stack += [o.name for o in operands(glue) if isinstance(o, Ref)]
-                    inner = {n.name for n in walk((glue,)) if n.name in readers}
-                    if inner and epoch[name] < epoch[node.name]:  # a region is not hoisted: it stays inline
-                        raise GraphBreak("state-after-step", "a decision or loop that reads state is used only "
-                                         "after a call that may change that state", glue.loc)
+            if isinstance(glue, (MapRegion, Branch)) and not is_step(glue) and name not in hoisted:  # inlined too
+                if name in regions_seen:
+                    continue
+                regions_seen.add(name)
+                inner = {n.name for n in walk((glue,)) if n.name in readers}
+                if inner:  # a region that reads state (a loop over it, a read in its body) reads it where it runs
+                    if epoch[name] < epoch[node.name]:
+                        if not isinstance(glue, MapRegion):  # a branch is not hoisted: it stays inline
+                            raise GraphBreak("state-after-step", "a decision that reads state is used only after "
+                                             "a call that may change that state", glue.loc)
+                        late.add(name)
+                        continue
                     found |= inner
+                stack += [o.name for o in operands(glue) if isinstance(o, Ref)]
                 continue
             if not isinstance(glue, Glue) or glue.hoisted or name in hoisted or name in found or name in late:
                 continue
@@ -156,9 +167,9 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
         add(name, calls[k - 1])
     barrier = None
     for node in nodes:  # steps after a call that may raise wait for it
-        if barrier is not None and (is_step(node) or node.name in hoisted) and not isinstance(node, Call):
+        if barrier is not None and (is_step(node) or node.name in hoisted) and not is_effect(node):
             add(node.name, barrier)
-        if isinstance(node, Call) and node.barrier:
+        if is_effect(node) and (not isinstance(node, Call) or node.barrier):
             barrier = node.name
     for step in steps():
         if effect(step):

@@ -10,6 +10,8 @@ A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed se
 - ``MapRegion``: a body of nodes run once per element of a runtime sequence (concurrently);
 - ``Branch``: two bodies, of which only the side the runtime condition selects runs;
 - ``Call``: a call the capture cannot prove pure (an effect): a step of its own, in program order;
+- ``Function``: a function made in forward (a ``lambda``) used as a value, written as a ``lambda``;
+- ``With``: a body of nodes run inside a ``with`` statement on a context manager;
 - ``Kernel``: a numeric segment, steps fused into one function of arrays and scalars
   (``compiler.numeric``).
 
@@ -181,7 +183,14 @@ class Batching:
 class MapRegion:
     """Runs ``body`` once per element of ``over`` (the element is ``Ref(item)`` inside the body); the
     region's value is the list of the per-element ``result`` values, in order (``None`` when the loop
-    only has effects), or, for a ``vmap`` (``batch`` set), the batch's assembled output."""
+    only has effects), or, for a ``vmap`` (``batch`` set), the batch's assembled output.
+
+    A filter (``keep`` set: ``[x for x in xs if c]``, an ``append`` under a condition) keeps only the
+    elements whose ``keep`` is true, in order; ``result`` is read only for them. A ``generator``
+    region is a generator expression: when it runs no step, the plan writes it as one, so its consumer
+    (``any``, ``"".join``) computes the elements as eager Python does, one at a time. A ``hoisted``
+    region (one that reads state an effect after it may change) is a step of its own, computed where
+    the program computes it (a generator region then gives its consumer the list of its elements)."""
 
     name: str
     over: Operand
@@ -191,6 +200,9 @@ class MapRegion:
     loc: Loc = Loc()
     batch: Batching | None = None
     after: tuple[str, ...] = ()
+    keep: Operand | None = None
+    generator: bool = False
+    hoisted: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,8 +238,36 @@ class Kernel:
     loc: Loc = Loc()
 
 
-Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch, Kernel]
-REGIONS = (MapRegion, Branch)
+@dataclass(frozen=True)
+class Function:
+    """A function made in forward (a ``lambda``) passed as a value (``sorted(xs, key=lambda r: ...)``):
+    its ``params``, the glue of its ``body`` (nothing else: it runs wherever its caller calls it) and
+    the value it returns. The plan writes it as a ``lambda``; it reads what it closes over when called."""
+
+    name: str
+    params: tuple[str, ...]
+    body: tuple = ()
+    result: Operand = Const(None)
+    loc: Loc = Loc()
+
+
+@dataclass(frozen=True)
+class With:
+    """Runs ``body`` inside ``with manager as entered:`` (entered and exited when the plan runs, the
+    body's exception passed to ``__exit__`` as Python does); its value is the ``outs`` tuple (the
+    variables the body assigns). Always an effect: entering and exiting are calls."""
+
+    name: str
+    manager: Operand
+    entered: str
+    body: tuple = ()
+    outs: tuple = ()
+    loc: Loc = Loc()
+    after: tuple[str, ...] = ()
+
+
+Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch, Kernel, Function, With]
+REGIONS = (MapRegion, Branch, Function, With)
 
 
 @dataclass(frozen=True)
@@ -263,7 +303,7 @@ def walk(nodes: tuple) -> Iterator[Node]:
     """Every node, region bodies included (depth first, in order)."""
     for node in nodes:
         yield node
-        if isinstance(node, MapRegion):
+        if isinstance(node, (MapRegion, Function, With)):
             yield from walk(node.body)
         elif isinstance(node, Branch):
             yield from walk(node.then_body)
@@ -274,7 +314,7 @@ def rebuild(nodes: tuple, change: Any) -> tuple:
     """``nodes`` with ``change(node)`` for every node, region bodies included (None drops the node)."""
     out = []
     for node in nodes:
-        if isinstance(node, MapRegion):
+        if isinstance(node, (MapRegion, Function, With)):
             node = replace(node, body=rebuild(node.body, change))
         elif isinstance(node, Branch):
             node = replace(node, then_body=rebuild(node.then_body, change), else_body=rebuild(node.else_body, change))
@@ -299,11 +339,20 @@ def operands(node: Node) -> tuple[Operand, ...]:
     if isinstance(node, Output):
         return (node.value, *after)
     if isinstance(node, MapRegion):
-        inner = _free(node.body, (node.result,) if node.result is not None else (), {node.item})
+        inner = _free(node.body, _region_outs(node), {node.item})
         return (node.over, *inner, *after)
     if isinstance(node, Branch):
         return (node.cond, *_free(node.then_body, node.then_out, set()), *_free(node.else_body, node.else_out, set()), *after)
+    if isinstance(node, Function):
+        return _free(node.body, (node.result,), set(node.params))
+    if isinstance(node, With):
+        return (node.manager, *_free(node.body, node.outs, {node.entered}), *after)
     return ()
+
+
+def _region_outs(node: MapRegion) -> tuple[Operand, ...]:
+    """What a map region reads after its body, per element: its ``keep`` condition and ``result``."""
+    return tuple(o for o in (node.keep, node.result) if o is not None)
 
 
 def _free(body: tuple, outs: tuple, bound: set[str]) -> tuple[Operand, ...]:
@@ -349,7 +398,17 @@ def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
             raise LintError("more than one Output")
         if isinstance(node, MapRegion):
             _lint_body(node.body, seen | {node.item}) if node.item not in seen else _dup(node.item)
-            _lint_outs(node.name, (node.result,) if node.result is not None else (), seen | {node.item} | _names(node.body))
+            _lint_outs(node.name, _region_outs(node), seen | {node.item} | _names(node.body))
+        if isinstance(node, Function):
+            if seen & set(node.params):
+                _dup(sorted(seen & set(node.params))[0])
+            _lint_body(node.body, seen | set(node.params))
+            if any(isinstance(n, (OperatorCall, Call)) for n in walk(node.body)):
+                raise LintError(f"{node.name}: a function value's body holds only glue")
+            _lint_outs(node.name, (node.result,), seen | set(node.params) | _names(node.body))
+        if isinstance(node, With):
+            _lint_body(node.body, seen | {node.entered}) if node.entered not in seen else _dup(node.entered)
+            _lint_outs(node.name, node.outs, seen | {node.entered} | _names(node.body))
         if isinstance(node, Branch):
             _lint_body(node.then_body, set(seen))
             _lint_body(node.else_body, set(seen))
@@ -357,7 +416,7 @@ def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
             _lint_outs(node.name, node.else_out, seen | _names(node.else_body))
         if isinstance(node, Glue) and node.op not in GLUE_OPS:
             raise LintError(f"{node.name}: unknown glue op {node.op!r}")
-        for operand in (operands(node) if not isinstance(node, REGIONS) else (node.over if isinstance(node, MapRegion) else node.cond,)):
+        for operand in (operands(node) if not isinstance(node, REGIONS) else () if isinstance(node, Function) else (node.manager,) if isinstance(node, With) else (node.over if isinstance(node, MapRegion) else node.cond,)):
             if isinstance(operand, Ref) and operand.name not in seen:
                 raise LintError(f"{node.name} uses {operand.name!r} before it is defined")
         seen.add(node.name)

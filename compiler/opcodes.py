@@ -53,6 +53,11 @@ def _b(name: str, versions: tuple[int, ...], construct: str, *becomes: str) -> O
     return Op(name, versions, "break", becomes, UNSUPPORTED, construct)
 
 
+def _p(name: str, versions: tuple[int, ...], construct: str) -> Op:
+    """Modelled in some places only: where it is not, its handler raises a break naming ``construct``."""
+    return Op(name, versions, "modelled", (name,), UNSUPPORTED, construct)
+
+
 def _a(name: str, versions: tuple[int, ...], why: str) -> Op:
     return Op(name, versions, "absent", why=why)
 
@@ -60,7 +65,7 @@ def _a(name: str, versions: tuple[int, ...], why: str) -> Op:
 TABLE: dict[str, Op] = {op.name: op for op in (
     _b("ASYNC_GEN_WRAP", V11, "an async generator"),
     _b("BEFORE_ASYNC_WITH", ALL, "async with"),
-    _b("BEFORE_WITH", ALL, "a with statement"),
+    _p("BEFORE_WITH", ALL, "a with statement"),  # the static capture only: a trace leaves it to Python
     _m("BINARY_OP", ALL, "BINARY_OP"),
     _m("BINARY_SLICE", V12, "BUILD_SLICE", "BINARY_SUBSCR"),
     _m("BINARY_SUBSCR", ALL, "BINARY_SUBSCR"),
@@ -214,7 +219,7 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _a("RESERVED", V12, INTERNAL),
     _d("RESUME", ALL),
     _m("RETURN_CONST", V12, "LOAD_CONST", "RETURN_VALUE"),
-    _b("RETURN_GENERATOR", ALL, "a generator"),
+    _p("RETURN_GENERATOR", ALL, "a generator"),  # a generator expression only
     _m("RETURN_VALUE", ALL),
     _b("SEND", ALL, "await/yield from"),
     _b("SETUP_ANNOTATIONS", ALL, "annotations"),
@@ -243,7 +248,7 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _m("UNPACK_EX", ALL),
     _m("UNPACK_SEQUENCE", ALL),
     _b("WITH_EXCEPT_START", ALL, "a with statement"),
-    _b("YIELD_VALUE", ALL, "yield"),
+    _p("YIELD_VALUE", ALL, "yield"),  # a generator expression's only
 
 )}
 
@@ -254,9 +259,9 @@ BREAKS = {name: op for op in TABLE.values() if op.kind == "break" for name in (o
 def breaking(op: str) -> tuple[str, str]:
     """(graph-break code, what the user wrote) for a normalised instruction the interpreter has no
     handler for: the table's break, or for anything else (an opcode of a later Python) its name."""
-    entry = BREAKS.get(op)
-    if entry is not None:
-        return entry.code, entry.why
+    entry = BREAKS.get(op) or TABLE.get(op)
+    if entry is not None and entry.why:
+        return entry.code or UNSUPPORTED, entry.why
     return UNSUPPORTED, f"the {op} instruction"
 
 
@@ -280,7 +285,9 @@ def markdown() -> str:
         op = TABLE[name]
         marks = " | ".join("yes" if v in op.versions else "" for v in (11, 12, 13))
         if op.kind == "modelled":
-            detail = ", ".join(f"`{b}`" for b in op.becomes) or op.why
+            detail = ", ".join(f"`{b}`" for b in op.becomes) + (
+                f" in some constructs only (a `with` in the static capture, a generator expression); "
+                f"elsewhere `{op.code}`: {op.why}" if op.why else "")
         elif op.kind == "break":
             detail = f"`{op.code}`: {op.why}" + "".join(f" (as `{b}`)" for b in op.becomes)
         else:

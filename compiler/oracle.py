@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Glue, Global, Graph, Guard, Input, Kernel, LintError, MapRegion, Operand, OperatorCall,
-    Output, Ref, Static, resolve_static,
+    Branch, Call, Const, Function, Glue, Global, Graph, Guard, Input, Kernel, LintError, MapRegion, Operand,
+    OperatorCall, Output, Ref, Static, With, resolve_static,
 )
 from xcs.runtime.batching import map_batch
 from xcs.runtime.kernels import numpy_function
@@ -74,8 +74,16 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
                 for element in value(node.over):
                     env[node.item] = element
                     run(node.body)
-                    results.append(value(node.result) if node.result is not None else None)
+                    if node.keep is None or value(node.keep):
+                        results.append(value(node.result) if node.result is not None else None)
                 env[node.name] = results
+            elif isinstance(node, Function):
+                env[node.name] = _function(node, run, value, env)
+            elif isinstance(node, With):
+                with value(node.manager) as entered:
+                    env[node.entered] = entered
+                    run(node.body)
+                    env[node.name] = tuple(value(o) for o in node.outs)
             elif isinstance(node, Branch):
                 taken = bool(value(node.cond))
                 run(node.then_body if taken else node.else_body)
@@ -88,6 +96,15 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
     if not isinstance(graph.nodes[-1], Output):
         raise LintError("graph has no Output")
     return result
+
+
+def _function(node: Function, run: Any, value: Any, env: dict) -> Any:
+    def call(*args: Any) -> Any:
+        env.update(zip(node.params, args))
+        run(node.body)
+        return value(node.result)
+
+    return call
 
 
 def _interpret_batch(node: MapRegion, over: Any, run: Any, value: Any, env: dict) -> Any:

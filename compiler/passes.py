@@ -23,7 +23,7 @@ from xcs.compiler.effects import is_iterator
 from xcs.compiler.extensions import run_custom_passes
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Glue, Graph, Guard, MapRegion, OperatorCall, Output, Ref, Static, is_literal, operands,
+    Branch, Call, Const, Function, Glue, Graph, Guard, MapRegion, With, OperatorCall, Output, Ref, Static, is_literal, operands,
     rebuild, resolve_static, walk,
 )
 from xcs.compiler.verbatim import verbatim_glue
@@ -71,7 +71,7 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
         if isinstance(value, tuple):
             items = tuple(sub(v) for v in value)
             return value if all(a is b for a, b in zip(items, value)) else items
-        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Guard, Output)):
+        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Function, With, Guard, Output)):
             return _sub_node(value)
         return value
 
@@ -197,9 +197,13 @@ def _reads(node) -> tuple:
     """What a node reads directly; a region reads its condition or sequence and its bodies' outputs."""
     after = tuple(Ref(name) for name in getattr(node, "after", ()))
     if isinstance(node, MapRegion):
-        return ((node.over,) if node.result is None else (node.over, node.result)) + after
+        return (node.over, *(o for o in (node.keep, node.result) if o is not None)) + after
     if isinstance(node, Branch):
         return (node.cond, *node.then_out, *node.else_out, *after)
+    if isinstance(node, Function):
+        return (node.result,)
+    if isinstance(node, With):
+        return (node.manager, *node.outs, *after)
     return operands(node)
 
 
@@ -256,7 +260,7 @@ def hoist_input_glue(graph: Graph, variables: dict[str, str]) -> tuple[Graph, st
         found: set[str] = set()
         for operand in operands(node):
             glue_reached(operand, found)
-        weight = 2 if isinstance(node, MapRegion) else 1  # a map region reads it once per element
+        weight = 2 if isinstance(node, (MapRegion, Function)) else 1  # read once per element, or per call
         for name in found:
             readers[name] = readers.get(name, 0) + weight
     hoist = {

@@ -8,7 +8,10 @@ comprehension over a runtime sequence is interpreted once with an abstract eleme
 records become the body of a ``MapRegion`` that the plan runs once per element, concurrently. A
 conditional jump on a runtime value interprets both sides up to their join point (the jump's immediate
 post-dominator) and merges them into a ``Branch``: the plan evaluates the condition and runs only the
-chosen side. Everything these regions cannot express is a graph break with a stable code.
+chosen side; a side that appends an element's value to the loop's list makes the map a filter
+(``_filter``). ``compiler.constructs`` builds the other regions (switch, with, generator expressions,
+functions as values) on these scopes. Everything these regions cannot express is a graph break with a
+stable code.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from types import CodeType
 from typing import Any
 
 from xcs.compiler.breaks import GraphBreak
+from xcs.compiler.codegen import is_step
 from xcs.compiler.ir import (
-    Batching, Branch, Const, Glue, MapRegion, OperatorCall, Ref, Static, is_literal, output_keys,
+    Batching, Branch, Call, Const, Glue, Guard, MapRegion, OperatorCall, Ref, Static, With, is_literal, output_keys,
+    walk,
 )
-from xcs.compiler.values import INPUT, PENDING, STATIC, STEP, IterState, Val, instructions, step_name
+from xcs.compiler.values import INPUT, PENDING, STATE, STATIC, STEP, IterState, Val, instructions, step_name
 
 EXIT = -1
 MAX_REENTRY = 64  # sides of one conditional jump open at once (a static loop with a runtime exit)
@@ -60,6 +65,37 @@ class LoopCarried:
         self.name = name
 
 
+def unguarded(body: tuple, loc: Any) -> tuple:
+    """``body``, when the capture did not specialise it on an input (a trace's guard holds for a whole
+    plan, not for a region's body); else a break."""
+    if any(isinstance(n, Guard) for n in walk(body)):
+        raise GraphBreak("runtime-value", "a region's body specialises on an input value", loc)
+    return body
+
+
+def in_order(t: Any, body: tuple) -> tuple:
+    """A body that runs in program order (a branch side, a with block) holding an effect: its glue
+    that reads state, or an object an effect receives, is computed where the program reads it (a
+    statement of its own), not where its value is used, which may come after a later effect."""
+    if not any(isinstance(n, (Call, With)) for n in walk(body)):
+        return body
+    reads = t.readers | t.shared
+
+    def hoist(nodes: tuple) -> tuple:  # not into a map's elements or a lambda: those run elsewhere
+        out = []
+        for n in nodes:
+            if isinstance(n, Glue) and n.name in reads:
+                n = replace(n, hoisted=True)
+            elif isinstance(n, Branch) and is_step(n):  # a pure branch is one expression
+                n = replace(n, then_body=hoist(n.then_body), else_body=hoist(n.else_body))
+            elif isinstance(n, With):
+                n = replace(n, body=hoist(n.body))
+            out.append(n)
+        return tuple(out)
+
+    return hoist(body)
+
+
 # ---------------------------------------------------------------------- map regions
 def open_map(t: Any, frame: Any, state: MapIter) -> Any:
     """Start a map region at the loop's first FOR_ITER; return the abstract element."""
@@ -79,17 +115,20 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
         raise GraphBreak("runtime-loop", "break, continue or return in a branch inside a loop over runtime data", t.loc)
     if len(scope.appends) > 1:
         raise GraphBreak("runtime-loop", "a loop over runtime data appends more than once per element", scope.loc)
-    result = None
+    result = keep = None
     target = None
-    if scope.appends:
-        target, item = scope.appends[0]
+    if scope.appends:  # (list, value[, whether this element appends: a filter])
+        target, item, *cond = scope.appends[0]
         result = t.operand(item)
+        keep = t.operand(cond[0]) if cond else None
     nodes = t.builder.nodes
     body = tuple(nodes[scope.start:])
     del nodes[scope.start:]
     t.scopes.pop()
     name = t.builder.fresh(f"map_{scope.item}")
-    nodes.append(MapRegion(name, t.operand(state.over), scope.item, body, result, scope.loc))
+    nodes.append(MapRegion(name, t.operand(state.over), scope.item, body, result, scope.loc, keep=keep))
+    if state.over.kind == STATE:  # it iterates over state: read where the program reads it
+        t.readers.add(name)
     for local, val in list(frame.locals.items()):
         if scope.locals_before.get(local) is not val:
             frame.locals[local] = Val(PENDING, LoopCarried(local), STEP)
@@ -157,6 +196,12 @@ def record_mutation(t: Any, target: Any, op: str, item: Any = None) -> bool:
         return False
     scope = t.scopes[-1]
     if scope.kind == "map" and op == "append" and target.scope == len(t.scopes) - 1:
+        scope.appends.append((target, item))
+        return True
+    if (  # a filter: one side of a branch directly inside the loop appends the element's value
+        scope.kind == "side" and op == "append" and not scope.appends and len(t.scopes) > 1
+        and t.scopes[-2].kind == "map" and target.scope == len(t.scopes) - 2
+    ):
         scope.appends.append((target, item))
         return True
     raise GraphBreak(
@@ -250,15 +295,18 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     again = [s for s in t.scopes if s.mark is not None and s.mark[:2] == mark[:2]]
     if any(s.mark == mark for s in again) or len(again) >= MAX_REENTRY:
         raise GraphBreak("runtime-loop", "a loop whose condition is a runtime value (a while loop on runtime data)", loc)
-    if when in ("none", "not_none"):
-        test = t.glue("is", [cond, Val(None, Const(None))], detail="is" if when == "not_none" else "is not")
-    else:
-        test = t.glue("truth", [cond]) if when == "false" else t.glue("not", [cond])
-    # ``test`` is true exactly when the jump is NOT taken: "then" is the fall-through side.
+    # "then" is the fall-through side, unless that side only jumps (3.12+ writes ``if c:`` inside a
+    # loop as "jump to the body if c, else jump back"): then the jumped side, so the IR is the same on
+    # every version.
     stack0, locals0, pc0 = list(frame.stack), dict(frame.locals), frame.pc
+    swap = pops and frame.ins[pc0].op == "JUMP"
+    if when in ("none", "not_none"):
+        test = t.glue("is", [cond, Val(None, Const(None))], detail="is" if (when == "not_none") != swap else "is not")
+    else:
+        test = t.glue("truth", [cond]) if (when == "false") != swap else t.glue("not", [cond])
     cells0 = {name: cell.val for name, cell in frame.cells.items()}  # variables closures capture
-    sides, side_cells = [], []
-    for jumped in (False, True):
+    sides, side_cells, side_appends = [], [], []
+    for jumped in ((True, False) if swap else (False, True)):
         frame.stack, frame.locals = list(stack0), dict(locals0)
         for name, cell in frame.cells.items():
             cell.val = cells0[name]
@@ -271,6 +319,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         sides.append((returned, list(frame.stack), dict(frame.locals), outs))
         side_cells.append({name: cell.val for name, cell in frame.cells.items()})
         scope = t.scopes.pop()
+        side_appends.append(scope.appends)
         body = tuple(t.builder.nodes[scope.start:])
         del t.builder.nodes[scope.start:]
         sides[-1] = (*sides[-1], body)
@@ -288,6 +337,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         cells_a, cells_b = side_cells
         cell_names = sorted(n for n in cells_a if cells_a[n] is not cells_b[n])
         values += [(cells_a[n], cells_b[n]) for n in cell_names]
+    filtered = _filter(t, side_appends, values, loc)
     # Outputs are rendered by re-entering each side's scope, so glue they need lands in that side.
     outs_a, outs_b = [], []
     for side, (body, outs, pick) in enumerate(((body_a, outs_a, 0), (body_b, outs_b, 1))):
@@ -302,14 +352,20 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
             body_a = body + extra
         else:
             body_b = body + extra
-    has_steps = any(isinstance(n, (OperatorCall, MapRegion, Branch)) for n in body_a + body_b)
+    has_steps = any(isinstance(n, (OperatorCall, Call, MapRegion, Branch)) for n in body_a + body_b)
     name = t.builder.fresh("branch" if has_steps else "choice")
+    body_a, body_b = in_order(t, body_a), in_order(t, body_b)
     t.node(Branch(name, t.operand(test), body_a, tuple(outs_a), body_b, tuple(outs_b), loc))
+    if not t.scopes and any(isinstance(n, (Call, With)) for n in walk(body_a + body_b)):
+        t.effects.append(name)  # an effect under a runtime condition: the branch is the effect
     kind = STEP if has_steps else max(test.kind, *(v.kind for pair in values for v in pair if v is not None), 0)
     merged = [
         t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=loc)) for i in range(len(values))
     ]
     result_vals = [Val(PENDING, ref, kind) for ref in merged]
+    if filtered is not None:  # the loop's append: the merged value and whether the element appends
+        target, both = filtered
+        t.scopes[-1].appends.append((target, result_vals[-1]) if both else (target, *result_vals[-2:]))
     if ret_a is not None:
         return result_vals[0]
     merged_vals = iter(result_vals)
@@ -323,3 +379,20 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         frame.cells[n].val = a if a is b else next(merged_vals)
     frame.pc = join
     return None
+
+
+def _filter(t: Any, appends: list, values: list, loc: Any) -> Any:
+    """When a side of a branch appended an element's value to the list its loop builds (a filter), the
+    list (and whether both sides append); ``values`` gets the value (None on a side that does not append) and, when only one side
+    appends, whether the element appends, as the branch's last outputs. None when no side appended."""
+    if not any(appends):
+        return None
+    targets = [a[0][0] for a in appends if a]
+    if len(targets) == 2 and targets[0] is not targets[1]:
+        raise GraphBreak("runtime-loop", "the two sides of a branch in a loop append to different lists", loc)
+    none = Val(None, Const(None))
+    values.append(tuple(a[0][1] if a else none for a in appends))
+    if all(appends):
+        return targets[0], True
+    values.append(tuple(Val(bool(a), Const(bool(a))) for a in appends))
+    return targets[0], False

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from xcs.compiler import effects, regions, segments
-from xcs.compiler.sharing import Holdings
+from xcs.compiler import constructs, effects, regions, segments
 from xcs.compiler.opcodes import breaking
+from xcs.compiler.sharing import Holdings
 from xcs.compiler.breaks import Break, GraphBreak
 from xcs.compiler.codegen import RESERVED, is_step as _is_step
 from xcs.compiler.glue import RULES
@@ -140,6 +140,7 @@ PURE_BUILTINS = frozenset(
         "frozenset isinstance range divmod pow ord chr format hex oct bin zip enumerate reversed"
     ).split()
 )
+PURE_BOUND = frozenset({"get", "count", "index", "keys", "values", "items", "__getitem__", "__contains__"})
 PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch})
 
 
@@ -233,7 +234,7 @@ class Seen:
 
 
 class Frame:
-    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames", "user", "seen")
+    __slots__ = ("code", "ins", "locals", "cells", "stack", "globals", "pc", "kwnames", "user", "seen", "gen")
 
     def __init__(self, code: types.CodeType, globals_: dict):
         self.code = code
@@ -246,6 +247,7 @@ class Frame:
         self.kwnames: tuple = ()
         self.user = not library_file(code.co_filename)  # locations point at user code, not libraries
         self.seen = Seen()
+        self.gen: Val | None = None  # a generator expression's frame: the list its yields append to
 
 
 class Tracer:
@@ -295,7 +297,7 @@ class Tracer:
         args = [Val(self.root, Static(""))] if isinstance(forward, types.MethodType) else []
         in_val = Val(_shape(inputs) if self.abstract else inputs, Ref("inputs"), INPUT)
         self.statements = segments.statements(func.__code__)
-        self.unmodelled_lines = _unmodelled_lines(func.__code__)
+        self.unmodelled_lines = _unmodelled_lines(func.__code__, self.abstract)
         try:
             if self.statements is None or not all(
                 s.ok and all(p.ok for p in (self.statements.tail(s) if s.returns else ()))
@@ -352,7 +354,7 @@ class Tracer:
 
     def prescan(self, code: types.CodeType) -> None:
         for ins in instructions(code):
-            if ins.op not in HANDLED:
+            if ins.op not in HANDLED or (ins.op in STATIC_ONLY and not self.abstract):
                 code_, what = breaking(ins.op)
                 raise GraphBreak(code_, f"{what} is not modelled by the capture", _loc(code.co_filename, ins.line))
 
@@ -543,6 +545,13 @@ class Tracer:
         if isinstance(val.raw, slice) and isinstance(val.box, list):  # ``BUILD_SLICE``'s parts
             parts = (Global("builtins", "slice"), *(self.operand(p) for p in val.box))
             return self.node(Glue(self.builder.fresh("slice"), "call", parts, loc=self.loc))
+        if isinstance(val.raw, constructs.GenState):
+            raise GraphBreak("unsupported-bytecode", "a generator expression kept as a value", self.loc)
+        if isinstance(val.raw, Interpreted) and val.raw.code.co_name == "<lambda>":
+            return constructs.function(self, val.raw)
+        if val.expr is None and val.receiver is not None and val.receiver.box is not None and val.attr in PURE_BOUND:
+            # a pure method of a container built in forward, as a value: ``max(votes, key=votes.count)``
+            return self.node(Glue(self.builder.fresh(val.attr), "getattr", (self.operand(val.receiver),), val.attr, loc=self.loc))
         if val.box is not None:
             if isinstance(val.box, dict):
                 flat = []
@@ -777,8 +786,16 @@ class Tracer:
             if fn.attr not in PURE_METHOD_NAMES:
                 return self.effect(fn, args, kwargs)
             return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
+        if fn.options is not None and self.recording:
+            return constructs.switch(self, fn, args, kwargs)
+        if isinstance(fn.raw, constructs.WithExit):
+            return constructs.close_with(self, self.frame, fn.raw, args)
+        if self.recording and any(isinstance(a.raw, constructs.GenState) for a in (*args, *kwargs.values())):
+            args = constructs.consume(self, fn, args, kwargs)
         target = fn.value
         if isinstance(target, Interpreted):
+            if self.recording and target.code.co_name == "<genexpr>":  # made now, consumed by its caller
+                return Val(constructs.GenState(target, args[0], lambda: _native_function(target)(_native(args[0]))))
             return self.call_interpreted(target, args, kwargs)
         if target is super and not args and not kwargs and self.frame is not None:
             return _super(self, fn, self.frame)  # 3.11's zero-argument super()
@@ -840,8 +857,8 @@ class Tracer:
     def effect(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
         """A call the capture cannot prove pure: one ``Call`` step, after the previous effect."""
         name = _call_name(fn)
-        if self.scopes:
-            self.breaks("effect-in-region", f"a call of {name} inside a loop or branch on runtime data")
+        if any(scope.kind not in ("side", "with") for scope in self.scopes):  # a map's elements overlap
+            self.breaks("effect-in-region", f"a call of {name} inside a loop over runtime data")
             return self.call(fn, args, kwargs)
         try:
             for val in (*args, *kwargs.values(), *((fn.receiver,) if fn.receiver is not None else ())):
@@ -849,13 +866,14 @@ class Tracer:
             node = Call(
                 self.builder.fresh(name), self.operand(fn), tuple(self.operand(a) for a in args),
                 tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
-                (self.effects[-1],) if self.effects else (), barrier=not _cannot_fail(fn.value),
+                (self.effects[-1],) if self.effects and not self.scopes else (), barrier=not _cannot_fail(fn.value),
             )
         except GraphBreak as exc:  # an argument the plan could not rebuild: this call runs natively
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call(fn, args, kwargs)
         self.builder.nodes.append(node)
-        self.effects.append(node.name)
+        if not self.scopes:  # under a branch, the branch is the effect (``regions.branch``)
+            self.effects.append(node.name)
         self.stepped = True
         if self.dry:
             return Val(PENDING, Ref(node.name), STEP)
@@ -1011,7 +1029,7 @@ class Tracer:
         """A default argument's value: a literal, or state (a mutable default is shared between calls)."""
         return Val(value, Const(value)) if is_literal(value) else self.state(value, None)
 
-    def call_interpreted(self, fn: Interpreted, args: list[Val], kwargs: dict[str, Val]) -> Val:
+    def call_interpreted(self, fn: Interpreted, args: list[Val], kwargs: dict[str, Val], gen: Val | None = None) -> Val:
         if not self.recording:
             return Val(_native_function(fn)(*map(_native, args), **{k: _native(v) for k, v in kwargs.items()}))
         if self.depth >= MAX_DEPTH:
@@ -1024,6 +1042,7 @@ class Tracer:
             self.breaks(exc.brk.code, exc.brk.reason)
             return self.call_interpreted(fn, args, kwargs)
         frame = Frame(fn.code, fn.globals)
+        frame.gen = gen
         if self.root_frame is None:
             self.root_frame = frame
         self.files[relative_file(fn.code.co_filename)] = fn.code.co_filename
@@ -1136,6 +1155,8 @@ def _native(val: Val) -> Any:
         return iter([item.value for item in items])
     if isinstance(value, Interpreted):
         return _native_function(value)
+    if isinstance(value, constructs.GenState):
+        return value.native()
     return value
 
 
@@ -1332,6 +1353,8 @@ def _load_fast_and_clear(t: Tracer, f: Frame, name: str) -> None:
 @handles("STORE_FAST")
 def _store_fast(t: Tracer, f: Frame, name: str) -> None:
     val = f.stack.pop()
+    if isinstance(val.raw, constructs.GenState) and t.recording:  # consumed later, maybe more than once
+        t.breaks("unsupported-bytecode", "a generator expression kept in a variable")
     t.changed(f, name)
     if val.raw is UNBOUND:
         f.locals.pop(name, None)
@@ -1501,7 +1524,8 @@ def _make_function(t: Tracer, f: Frame, flags: Any) -> None:
     for bit in (0x08, 0x04, 0x02, 0x01):
         if flags & bit:
             _set_attribute(fn, bit, f.stack.pop())
-    f.stack.append(Val(fn))
+    # a lambda is never folded by a static capture: it may read what it closes over when called
+    f.stack.append(Val(fn, None, INPUT if t.dry and code.co_name == "<lambda>" else STATIC))
 
 
 def _set_attribute(fn: Interpreted, bit: int, val: Val) -> None:
@@ -1526,7 +1550,35 @@ def _return_value(t: Tracer, f: Frame, arg: Any) -> Val:
         raise GraphBreak("runtime-loop", "return inside a loop over runtime data", t.loc)
     if t.depth == 1 and not t.scopes:
         t.remember("", "return", f)
+    if f.gen is not None:  # a generator expression ends: its value is the list of what it yielded
+        f.stack.pop()
+        return f.gen
     return f.stack.pop()
+
+
+@handles("BEFORE_WITH")
+def _before_with(t: Tracer, f: Frame, arg: Any) -> None:
+    if not t.abstract:  # rejected before anything ran (``STATIC_ONLY``)
+        raise GraphBreak("unsupported-bytecode", "a with statement is not modelled by the capture", t.loc)
+    constructs.open_with(t, f)
+
+
+@handles("RETURN_GENERATOR")
+def _return_generator(t: Tracer, f: Frame, arg: Any) -> None:
+    if f.gen is None:
+        raise GraphBreak("unsupported-bytecode", "a generator is not modelled by the capture", t.loc)
+    f.stack.append(Val(None, Const(None)))  # popped at once
+
+
+@handles("YIELD_VALUE")
+def _yield_value(t: Tracer, f: Frame, arg: Any) -> None:
+    """A generator expression's ``yield``: appends to its list, as a comprehension's LIST_APPEND."""
+    if f.gen is None:
+        raise GraphBreak("unsupported-bytecode", "yield is not modelled by the capture", t.loc)
+    item = f.stack.pop()
+    f.stack += [f.gen, item]
+    _list_append(t, f, 1)
+    f.stack[-1] = Val(None, Const(None))  # the value sent in
 
 
 @handles("POP_TOP")
@@ -1577,6 +1629,9 @@ def _jump_if(t: Tracer, f: Frame, arg: tuple) -> Val | None:
 @handles("GET_ITER")
 def _get_iter(t: Tracer, f: Frame, arg: Any) -> None:
     val = f.stack.pop()
+    if isinstance(val.raw, constructs.GenState):
+        t.breaks("unsupported-bytecode", "a loop over a generator expression")
+        val = Val(list(val.raw.native()))
     if isinstance(val.raw, (IterState, regions.MapIter)):
         f.stack.append(val)
     elif t.abstract and t.kind(val) != STATIC and val.box is None and not isinstance(val.raw, Mapping):
@@ -1721,6 +1776,13 @@ def _map_add(t: Tracer, f: Frame, i: int) -> None:
 def _dict_update(t: Tracer, f: Frame, i: int) -> None:
     src = f.stack.pop()
     target = f.stack[-i]
+    runtime = src.box is None and t.kind(src) != STATIC
+    if t.dry and f.ins[f.pc - 1].op == "DICT_UPDATE" and (runtime or target.box is None):
+        # ``{**a, **b}`` of a runtime mapping: the merged dict, built when the plan runs (``a | dict(b)``)
+        regions.record_mutation(t, target, "update")
+        merged = t.glue("binop", [target, t.glue("call", [Val(dict, Global("builtins", "dict")), src]) if runtime else src], "|")
+        target.box, target.expr, target.raw, target.kind = None, merged.expr, merged.raw, merged.kind
+        return
     if t.kind(src) == STEP and src.box is None:
         t.breaks("unpack-output", "** of a mapping an operator returned")
     regions.record_mutation(t, target, "update")
@@ -1754,6 +1816,10 @@ def subscript(t: Tracer, container: Val, key: Val) -> Val:
             indexes = range(len(container.value))[key.value]
             return t.make_box([t.glue("getitem", [container, Val(i, Const(i))]) for i in indexes], tuple if isinstance(container.value, tuple) else list)
         return t.glue("slice", [container, *key.box])
+    if t.dry and t.kind(key) != STATIC and key.box is None and (container.box is not None or t.kind(container) == STATIC):
+        picked = constructs.pick(t, container, key)  # an operator chosen by a runtime key, or an item of a literal
+        if picked is not None:
+            return picked
     if t.recording and container.box is not None:
         index = t.concretize(key)
         if not t.recording:
@@ -1886,15 +1952,17 @@ def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
 
 HANDLERS["UNREACHABLE"] = lambda t, f, arg: None
 HANDLED = frozenset(HANDLERS)
+STATIC_ONLY = frozenset({"BEFORE_WITH"})  # modelled only by the static capture (a trace leaves it to Python)
 
 
 @lru_cache(maxsize=4096)
-def _unmodelled_lines(code: types.CodeType) -> dict[int, tuple[int, str]]:
-    """line -> the construct of its first instruction the interpreter has no handler for, with the
-    instruction's index (``Tracer.unmodelled_in`` reports the first one of a statement)."""
-    lines: dict[int, str] = {}
+def _unmodelled_lines(code: types.CodeType, static: bool) -> dict[int, tuple[int, str]]:
+    """line -> the construct of its first instruction the interpreter (``static``: the static capture)
+    has no handler for, with the instruction's index (``Tracer.unmodelled_in`` reports the first one of
+    a statement)."""
+    lines: dict[int, tuple[int, str]] = {}
     for index, ins in enumerate(instructions(code)):
-        if ins.op not in HANDLED and ins.line:
+        if (ins.op not in HANDLED or (ins.op in STATIC_ONLY and not static)) and ins.line:
             lines.setdefault(ins.line, (index, breaking(ins.op)[1]))
     return lines
 

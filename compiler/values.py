@@ -47,7 +47,7 @@ class Val:
     """A value in the traced program: the concrete value, its provenance and, for containers
     built inside forward, the traced items (``box``: list of Val, or dict key -> Val)."""
 
-    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver", "attr", "scope", "saved", "once")
+    __slots__ = ("raw", "expr", "kind", "box", "conv", "receiver", "attr", "scope", "saved", "once", "options")
 
     def __init__(self, value: Any, expr: Any = None, kind: int = STATIC, box: Any = None):
         self.raw = value  # PENDING for an operator output in a dry capture; containers may hold it
@@ -60,6 +60,7 @@ class Val:
         self.scope = 0  # for containers: how many regions were open when it was built
         self.saved: Any = None  # the checkpoint that saved this container before changing it
         self.once = 0  # an iterator's items (``zip``, ``enumerate``, ``reversed``): 1 fresh, 2 read
+        self.options: Any = None  # an operator picked by a runtime key: (container, key) (``regions.switch``)
 
     @property
     def value(self) -> Any:

@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from xcs.compiler.codegen import is_step
-from xcs.compiler.ir import Branch, Call, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
+from xcs.compiler.ir import Branch, Call, Function, Glue, Graph, MapRegion, OperatorCall, Ref, rebuild, walk
 from xcs.compiler.source import assigned_value, call_site, returned_value
 from xcs.compiler.trace import Builder, Origin, Tracer
 from xcs.compiler.values import PENDING, STEP, Val
@@ -235,8 +235,11 @@ def _canon(operand: Any, made: dict, nodes: dict, items: tuple = ()) -> Any:
     if isinstance(node, Glue):
         return ("glue", node.op, node.detail, node.keys, tuple(_canon(o, made, nodes, items) for o in node.operands))
     if isinstance(node, MapRegion) and not is_step(node):
-        result = None if node.result is None else _canon(node.result, made, nodes, items + (node.item,))
-        return ("map", _canon(node.over, made, nodes, items), result)
+        inner = items + (node.item,)
+        result, keep = (None if o is None else _canon(o, made, nodes, inner) for o in (node.result, node.keep))
+        return ("map", _canon(node.over, made, nodes, items), result, keep, node.generator)
+    if isinstance(node, Function):
+        return ("function", len(node.params), _canon(node.result, made, nodes, items + node.params))
     if isinstance(node, Branch) and not is_step(node):
         sides = (tuple(_canon(o, made, nodes, items) for o in outs) for outs in (node.then_out, node.else_out))
         return ("branch", _canon(node.cond, made, nodes, items), *sides)

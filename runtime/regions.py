@@ -4,6 +4,7 @@ Elements run on the per-element runner (``runtime.pool.run_each``) under the cur
 (``sequential`` and ``topological`` run them one at a time, in order); results keep the input order;
 the first failure (by index) raises once no element is starting, and elements not yet started never
 start. Nor do they once the call the region runs in has ended: an abandoned region starts nothing more.
+An element whose function returns ``SKIP`` (a filter's condition was false) is left out of the result.
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ from typing import Any, Callable, Iterable
 
 from xcs.runtime.executor import CALL
 from xcs.runtime.pool import run_each, worker_bound
+
+
+class Skip:
+    """What a filter's per-element function returns for an element it leaves out."""
+
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+SKIP = Skip()
 
 
 def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
@@ -36,4 +47,4 @@ def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     run_each(element, len(items), worker_bound(len(items)), stop, "map")
     if errors:
         raise errors[min(errors)]
-    return out
+    return [v for v in out if v is not SKIP]

@@ -360,26 +360,26 @@ class Held:
 
 
 class WithBlock(Operator):
-    """A with statement: 'unsupported-bytecode'."""
-
+    """A with statement in a loop over runtime data (its elements overlap): 'unsupported-bytecode'."""
     def __init__(self):
-        self.echo = Echo("wb")
+        self.echo, self.held = Echo("wb"), Held()
 
     def forward(self, *, inputs):
-        with Held():  # graph break
-            r = self.echo(query=inputs["query"])
-        return {"answer": r["answer"]}
+        for word in inputs["query"].split():
+            with self.held:  # graph break
+                self.echo(query=word)
+        return {"answer": inputs["query"]}
 
 
 class YieldInside(Operator):
-    """A generator expression (``yield`` in its body): 'unsupported-bytecode'."""
+    """A generator expression consumed by ``next``, which may stop early: 'unsupported-bytecode'."""
 
     def __init__(self):
         self.echo = Echo("yi")
 
     def forward(self, *, inputs):
         r = self.echo(query=inputs["query"])
-        total = sum(len(w) for w in r["answer"].split())  # graph break
+        total = next(len(w) for w in r["answer"].split())  # graph break
         return {"answer": r["answer"], "total": total}
 
 

@@ -80,6 +80,7 @@ class Generated(Operator):
         self.add = Add("g-add", 3)
         self.ret = Retriever("g-ret")
         self.members = [Echo("g-m0"), Echo("g-m1")]
+        self.tools = {"a": Echo("g-ta"), "b": Echo("g-tb")}
         self.styles = ["x", "yy", "zzz"]
         self.k = 4
 
@@ -209,6 +210,7 @@ class Generated(Operator):
         self.add = Add("g-add", 3)
         self.ret = Retriever("g-ret")
         self.members = [Echo("g-m0"), Echo("g-m1")]
+        self.tools = {"a": Echo("g-ta"), "b": Echo("g-tb")}
         self.styles = ["x", "yy", "zzz"]
         self.k = 4
         self.state = State()
@@ -334,12 +336,14 @@ class Source:
         # statements the capture cannot express
         "try_call", "try_parse", "try_finally", "with_block", "with_raise", "genexpr", "while_loop",
         "opaque_helper", "may_raise", "raise_if",
+        # regions of issue 13: filters, switch, functions as values, merged outputs, effects in a with block
+        "region_filter", "region_keep", "region_switch", "region_lambda", "region_merge", "region_with_effect",
     )
 
     # statements that may change held state (over-approximated: a loop or branch that may)
     CHANGES_STATE = {
         "eff_append", "eff_bump", "eff_flag", "eff_store", "eff_record", "eff_if", "eff_loop", "eff_while",
-        "try_finally", "held_loop", "sub",
+        "try_finally", "held_loop", "sub", "region_with_effect",
     }
 
     def statement(self) -> None:
@@ -578,6 +582,25 @@ class Source:
                 ("str", f'"-".join(x for x in {a})'), ("str", f'"-".join(x.upper() for x in {a} if x)'),
                 ("int", f"sum(len(x) for x in {a})"), ("int", f"int(any(x.startswith('a') for x in {a}))"),
             ]))
+        elif kind == "region_filter":
+            d = self.fresh("d")
+            self.bind("list", f'[self.e1(query={d})["answer"] for {d} in {self.list_atom()} if len({d}) % 2]')
+        elif kind == "region_keep":  # an append under a condition on an output, per element
+            kept, d = self.fresh("list"), self.loop_var("d")
+            self.emit(f"{kept} = []", f"for {d} in {self.list_atom()}:", f'    a = self.e0(query={d})["answer"]',
+                      "    if len(a) % 3:", f"        {kept}.append(a)")
+            self.vars["list"].append(kept)
+        elif kind == "region_switch":
+            self.bind("str", f'self.tools["a" if len({s()}) % 2 else "b"](query={s()})["answer"]')
+        elif kind == "region_lambda":
+            self.bind(*self.pick([("list", f"sorted({self.list_atom()}, key=lambda x: (-len(x), x))"),
+                                  ("int", f"max([len(x) for x in {self.list_atom()}] or [0], key=lambda v: -v)")]))
+        elif kind == "region_merge":
+            self.bind("int", f'len({{**self.e0(query={s()}), "n": {i()}, **{{"k": 1}}}})')
+        elif kind == "region_with_effect":
+            name = self.fresh("int")
+            self.emit(f'with Logged("{name}"):', f"    self.state.items.append({s()})", f"    {name} = len(self.state.items)")
+            self.vars["int"].append(name)
         elif kind == "while_loop":
             c, name = self.fresh("int"), self.fresh("str")
             self.emit(f"{c} = 0", f"{name} = {self.unshared(s())}", f"while {c} < min({self.int_atom()}, 3):",

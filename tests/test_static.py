@@ -23,9 +23,7 @@ SCHEDULERS = ("sequential", "topological", "wave", "parallel")
 # The statements the static capture runs as written (one opaque step each), and the programs it cannot
 # compile at all (auto then traces them).
 STATIC_OPAQUE = {
-    "select_tool": "runtime-value",
     "try_except": "unsupported-bytecode",
-    "lambda_key": "unrenderable-value",
 }
 STATIC_BREAKS = {"global_try": "unsupported-bytecode"}
 STATIC = [p for p in corpus.PROGRAMS if p.name not in STATIC_BREAKS]

@@ -17,7 +17,7 @@ import corpus
 from corpus import entries, run_counted
 from xcs.compiler import ir
 from xcs.compiler.signature import Signature
-from xcs.compiler.ir import Call, Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static
+from xcs.compiler.ir import Call, Const, Glue, Graph, Guard, Input, LintError, OperatorCall, Output, Ref, Static, walk
 from xcs.compiler.oracle import interpret
 from xcs.compiler.trace import Tracer
 from xcs.runtime.call import execute
@@ -207,14 +207,23 @@ def test_iterating_an_input_list_guards_its_length():
     assert compiled_for(op, {"queries": [1, 2, 3]}).plan.guard(op, {"queries": [1, 2]}) is False
 
 
-def test_selecting_a_tool_by_an_input_key_guards_the_key():
+def test_selecting_a_tool_by_an_input_key_switches_between_the_tools():
     op, eager = jit(corpus.SelectTool(), mode="trace"), corpus.SelectTool()
     for tool in ("search", "calc", "search", "calc"):
         inputs = {"tool": tool, "query": tool[::-1]}
         assert run_counted(op, inputs) == run_counted(eager, inputs)
-    assert len(entries(op, {"tool": "", "query": ""})) == 2
+    assert len(entries(op, {"tool": "", "query": ""})) == 1  # one plan: the key is read when it runs
     graph = compiled_for(op, {"tool": "calc", "query": ""}).graph
-    assert [c.target for c in graph.calls] == [Static("tools['calc']")]
+    targets = [n.target for n in walk(graph.nodes) if isinstance(n, OperatorCall)]
+    assert targets == [Static("tools['search']"), Static("tools['calc']")]
+    with pytest.raises(Exception) as got:  # a key no tool has: the lookup raises, as in eager Python
+        op(tool="nope", query="q")
+    root = got.value
+    while root.__cause__ is not None:
+        root = root.__cause__
+    assert type(root) is KeyError and root.args == ("nope",)
+    with pytest.raises(KeyError):
+        eager(tool="nope", query="q")
 
 
 # ---------------------------------------------------------------------- graph breaks

@@ -6,5 +6,4 @@ XFAIL = {
 }
 
 NO_OVERLAP = {
-    'vote_counter_genexpr': 'a generator expression of operator calls (`Counter(s(...) for s in self.samples)`) runs as one opaque statement: its calls do not overlap (generator expressions as map regions: a later issue)',
 }
