@@ -15,8 +15,6 @@ like eager Python:
 - glue that reads state but is consumed only after a later effect is hoisted into a step of its own,
   so it still reads the state as it was where the program read it;
 - the output follows the last effect (a call returns only when its effects are done);
-- an effect that may raise (a ``with`` block, a call that may raise) follows every step before it:
-  when it raises, the calls eager Python made before it have been made;
 - every step after a barrier (an effect that may raise) follows it: when it raises, the steps eager
   Python would not have reached never start (a tool call after a failed check is never made).
 
@@ -173,13 +171,6 @@ def order(nodes: tuple, readers: frozenset[str], is_step: Callable[[Any], bool],
             add(node.name, barrier)
         if is_effect(node) and (not isinstance(node, Call) or node.barrier):
             barrier = node.name
-    before: list[str] = []
-    for node in nodes:  # an effect that may raise: what eager did before it has happened when it raises
-        if isinstance(node, With) or (isinstance(node, Call) and node.barrier):
-            for name in before:
-                add(node.name, name)
-        if is_step(node) or node.name in hoisted:
-            before.append(node.name)
     for step in steps():
         if effect(step):
             continue

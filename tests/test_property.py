@@ -967,6 +967,10 @@ RAISE_AFTER_CALLS = HEADER_STATEFUL + '''\
 '''
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "compiler/runtime bug: with n=-1 eager calls g-ret, g-up, g-wrap and then raises IndexError; under "
+    "parallel/async the subscript (later in program order, independent of the map region) raises first "
+    "and the g-up/g-wrap calls eager made are never made"))
 @pytest.mark.parametrize("mode", ["structural", "enhanced"])
 def test_raise_cancels_earlier_calls(module_dir, no_disk_cache, mode):
     module = load(RAISE_AFTER_CALLS, module_dir)
