@@ -204,11 +204,13 @@ class _Fusion:
         done = []
         for members in groups:
             nodes, name = self.fuse_one(nodes, members, taken)
-            done.append((name, tuple(members)))
+            if name:
+                done.append((name, tuple(members)))
         return Graph(tuple(_live(nodes))), Report(tuple(done), tuple(self.left_out))
 
     def fuse_one(self, nodes: list, members: list[str], taken: set[str]) -> tuple[list, str]:
-        """``nodes`` with ``members`` replaced by one ``Kernel`` step, and that step's name."""
+        """``nodes`` with ``members`` replaced by one ``Kernel`` step, and that step's name; a group no
+        numpy array goes into stays as it is (name "")."""
         name = _fresh(f"segment_{members[0]}", taken)
         picked, whole = self.exports(set(members))
         builder = KernelBuilder(_fresh(f"kernel_{members[0]}", taken), self.leaves, self.nodes)
@@ -218,6 +220,10 @@ class _Fusion:
             builder.add(member, self.forwards[member], self.reads[member], str(node.loc), op)
         exported = [pair for pair in sorted(picked, key=lambda p: (members.index(p[0]), p))]
         kernel = builder.finish(exported)
+        if not any(isinstance(self.leaves.get(key), tuple) for key in builder.params):
+            why = "no numpy array goes in: scalar work stays Python (numba would only add its compile time)"
+            self.left_out += [(m, str(self.nodes[m].loc), why) for m in members]
+            return nodes, ""
         params = []
         for key in builder.params:
             glue = _fresh(f"{name}_{_word(key)}", taken)

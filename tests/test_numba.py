@@ -363,3 +363,26 @@ def test_numpy_functions_give_numpys_bits(name, monkeypatch):
     arrays += [arrays[-1][::3], np.asfortranarray(rng.normal(size=(37, 11))), rng.normal(size=(5, 6))]
     for a in arrays:
         assert np.array_equal(kernel(a), getattr(np, name)(a))
+
+
+class Halve(Operator):
+    def forward(self, *, inputs):
+        return {"x": inputs["x"] * 0.5}
+
+
+@jit
+class ScalarChain(Operator):
+    """Numeric steps of scalars only: no kernel (numba would add its compile time for nothing)."""
+
+    def __init__(self):
+        self.first, self.second = Halve(), Halve()
+
+    def forward(self, *, inputs):
+        return self.second(inputs=self.first(inputs=inputs))
+
+
+def test_scalar_only_segments_stay_python(fresh_plans):
+    text = dump(ScalarChain(), {"x": 3.0})
+    assert "njit" not in text and "ops.first(" in text
+    assert ScalarChain()(inputs={"x": 3.0}) == {"x": 0.75}
+    assert "no numpy array goes in" in str(explain(ScalarChain(), {"x": 3.0}))
