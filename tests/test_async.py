@@ -347,7 +347,7 @@ def test_async_steps_see_the_callers_options_and_no_threads_leak():
     with execution_options(scheduler="async", max_workers=7):
         execute(plan, None, {})
     assert sorted(seen) == [7, 7]
-    assert settle(baseline) == baseline
+    assert settle(baseline) <= baseline
 
 
 def test_step_errors_under_async_name_the_step():
@@ -410,4 +410,4 @@ def test_acall_cancelled_by_wait_for_leaves_no_task_and_starts_nothing(member, w
         warnings.simplefilter("error", RuntimeWarning)
         count = asyncio.run(main())
     assert len(started) == count and count < 4, started
-    assert quiet() == baseline
+    assert quiet() <= baseline

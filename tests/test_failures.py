@@ -95,7 +95,7 @@ def test_first_failure_raises_promptly_and_nothing_else_starts(mode):
     statuses = {r.name: r.status for r in record.steps}
     assert statuses["boom"] == "failed" and statuses["after_boom"] == "skipped"
     assert statuses["busy"] in ("abandoned", "skipped")  # left to finish in the background
-    assert settle(baseline) == baseline  # then its thread exits
+    assert settle(baseline) <= baseline  # then its thread exits
     assert len(pending_futures()) == before
 
 
@@ -286,7 +286,7 @@ def test_call_timeout_raises_naming_the_running_steps_and_returns_on_time(mode):
     assert not stuck_ended  # returned on its timeout, while the blocking step was still running
     assert "after" not in rec.start
     assert last_run().status == "timeout" and last_run().step("stuck").status == "timeout"
-    assert settle(baseline) == baseline  # the blocking step finished in the background
+    assert settle(baseline) <= baseline  # the blocking step finished in the background
 
 
 @pytest.mark.parametrize("mode", EVERY)
@@ -392,7 +392,7 @@ def test_keyboard_interrupt_stops_the_call(mode, sigint):
     release.set()
     assert waited == []  # the interrupt stopped the call while "l" was still running (or before it started)
     assert current_options() == ExecutionOptions()
-    assert settle(baseline) == baseline
+    assert settle(baseline) <= baseline
 
 
 def test_keyboard_interrupt_inside_a_step_propagates():
@@ -420,7 +420,7 @@ def test_no_thread_task_or_future_outlives_a_call(mode):
             execute(failing_plan(rec, busy=0.3), None, {}, options)
         except (StepError, TimeoutError, ValueError):  # ValueError: sequential, no plan file
             pass
-    assert settle(baseline) == baseline
+    assert settle(baseline) <= baseline
     assert len(pending_futures()) == before
 
 
@@ -487,7 +487,7 @@ def test_failing_nested_plans_under_async_called_synchronously_leave_no_blocked_
                     op(inputs={"v": 1})
                 assert str(info.value.__cause__.__cause__) == "leaf failed"
         gc.collect()
-    assert quiet() == baseline
+    assert quiet() <= baseline
     assert not [t.name for t in threading.enumerate() if t.name.startswith("xcs-")]
 
 

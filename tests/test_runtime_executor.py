@@ -88,7 +88,8 @@ class Recorder:
 
 
 def settle(baseline, timeout=5.0):
-    """Poll until the thread count is back to ``baseline``; returns the last count seen."""
+    """Poll until the thread count is back to ``baseline`` (or below: a thread of an earlier test may
+    exit meanwhile; none of this one may stay); returns the last count seen."""
     deadline = time.monotonic() + timeout
     while threading.active_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -385,7 +386,7 @@ def test_after_a_failure_no_further_step_starts(mode):
     busy_ended = "busy" in rec.end
     release.set()
     assert not busy_ended  # promptly: raised while "busy" was still running, did not wait for it
-    assert settle(baseline) == baseline  # "busy" finished in the background, its thread exited
+    assert settle(baseline) <= baseline  # "busy" finished in the background, its thread exited
     assert {"boom"} <= set(rec.start) <= {"boom", "busy"}
 
 
@@ -395,11 +396,11 @@ def test_no_thread_outlives_a_call(mode):
     baseline = quiet()
     for _ in range(3):
         execute(plan, {"scale": 1}, {"x": 1}, ExecutionOptions(mode))
-    assert settle(baseline, timeout=1.0) == baseline
+    assert settle(baseline, timeout=1.0) <= baseline
     bad = make_plan("Bad", {"a": (lambda o, i: 1, ()), "b": (lambda o, i: 1 / 0, ())}, ("a", "b"), width=2)
     with pytest.raises((StepError, ZeroDivisionError)):
         execute(bad, None, {}, ExecutionOptions(mode))
-    assert settle(baseline) == baseline
+    assert settle(baseline) <= baseline
 
 
 def test_pool_threads_are_reused_by_the_next_call_then_exit_when_idle():
@@ -410,7 +411,7 @@ def test_pool_threads_are_reused_by_the_next_call_then_exit_when_idle():
     execute(plan, {"scale": 1}, {"x": 1}, ExecutionOptions("parallel"))
     again = {t.ident for t in threading.enumerate() if t.name.startswith("xcs-")}
     assert warm & again  # the second call ran on (some of) the first call's threads
-    assert settle(baseline, timeout=1.0) == baseline  # and they exit once idle
+    assert settle(baseline, timeout=1.0) <= baseline  # and they exit once idle
 
 
 @pytest.mark.parametrize("mode", ("topological", "wave", "parallel"))

@@ -356,4 +356,4 @@ def test_nesting_depth_5_with_two_workers_does_not_deadlock(mode, jit_children):
     assert all(r.status == "done" for r in record.steps)
     # jitted or not, sub-composites are inlined at capture: one flat graph of the 32 leaves
     assert max(r.depth for r in record.steps) == 0 and len(record.steps) >= 32
-    assert settle(baseline) == baseline
+    assert settle(baseline) <= baseline
