@@ -1,25 +1,14 @@
-"""The bridge between operators and the ``async`` scheduler (imported by ``xcs.operator``).
+"""The bridge between operators and the ``async`` scheduler (imported by ``xcs.operator``); three
+pieces of protocol, in ``contextvars`` so threads and tasks never see each other's:
 
-Three pieces of protocol, in ``contextvars`` so threads and tasks never see each other's:
-
-- Deferral. The async scheduler probes a generated step (pure glue around operator calls) on the
-  event loop with a ``Probe`` in ``DEFER``. Operator calls then do not run: ``Operator.__call__``
-  returns, and notes in the probe, an awaitable (an async ``forward``, or a nested jitted operator's
-  ``acall``) that the scheduler awaits natively, or a ``Deferred`` (a sync ``forward``) that it runs
-  in its thread pool. A step that does more than return one such call (a region with several calls,
-  or glue on a call's result) is discarded unrun (its glue is pure and no call ran) and runs in the
-  pool from then on.
-- The host loop. While an async call runs, ``HOST_LOOP`` is a ``Host``: its event loop as that call's
-  worker threads see it. Sync code running in such a worker that calls an async operator (``run_sync``)
-  runs the coroutine on the host loop and waits for it, so loop-bound clients keep working; outside any
-  call it uses ``asyncio.run``. In a thread that is itself running an event loop a sync call cannot
-  wait: it raises ``AsyncContextError`` pointing at ``await op.acall(...)``. When the call ends, the
-  host is closed (``Host.aclose``): what its workers started on the loop is cancelled and awaited,
-  workers still waiting wake up with ``CancelledError``, and nothing more starts there, so no thread is
-  left blocked on a loop that has stopped and no coroutine is left unawaited.
-- Fences. Work an awaiting call hands to a thread (``in_thread``) runs with a ``Fence`` in ``DEFER``;
-  when the awaiting call is cancelled, the fence stops what runs in that thread from starting anything
-  more: no operator call starts (``Fence.check``) and the plans running there stop (``Fence.attach``).
+- Deferral (``probe``): a generated step is run on the loop with a ``Probe`` in ``DEFER``; operator calls
+  then return (and note) an awaitable or a ``Deferred`` sync call instead of running. A step that does
+  more than return one such call is discarded unrun (its glue is pure) and runs in the pool from then on.
+- The host loop (``HOST_LOOP``): an async call's loop as its worker threads see it. Sync code in such a
+  worker that calls an async operator (``run_sync``) runs it there and waits; when the call ends the
+  ``Host`` is closed: what its workers started is cancelled and awaited, waiting workers wake.
+- Fences: work an awaiting call hands to a thread (``in_thread``) runs with a ``Fence`` in ``DEFER``;
+  once that call is cancelled, nothing more starts in the thread.
 """
 
 from __future__ import annotations
@@ -42,7 +31,7 @@ RERUN = object()  # what ``probe`` returns for a step that is not one plain oper
 
 
 class Probe:
-    """The operator calls a probed step made (none of them has run)."""
+    """The operator calls a probed step made (none of them ran)."""
 
     __slots__ = ("calls",)
     probing = True  # ``Operator.__call__`` defers its call (a ``Fence`` does not)
@@ -115,13 +104,8 @@ class Deferred:
 
 
 class Host:
-    """An event loop as the worker threads of one call see it (``HOST_LOOP``).
-
-    Workers run coroutines on it and wait for them (``wait``). Every coroutine started through the host
-    is a task it tracks; ``aclose`` (on the loop, when the call ends) refuses further work, closes the
-    coroutines not yet started, cancels and awaits the tasks, and so wakes every waiting worker (with
-    ``CancelledError``). Nothing waits on a loop that stopped; nothing starts after the call.
-    """
+    """An event loop as the worker threads of one call see it (``HOST_LOOP``): they run coroutines on
+    it and wait (``wait``); it tracks them, so ``aclose`` can end them all and wake every waiter."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
@@ -211,12 +195,9 @@ def run_sync(coro: Coroutine[Any, Any, Any], what: str) -> Any:
 
 
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """Await ``fn(*args)`` run in a fresh thread that sees this task's context and this loop as the host.
-
-    The thread is a warm pool's (``runtime.pool``). Cancelled, the call stops the thread's work from
-    starting anything more (a ``Fence``), and cancels and awaits what the thread started on this loop;
-    a sync step already running finishes in the background, its result dropped.
-    """
+    """Await ``fn(*args)`` run in a warm pool's thread that sees this task's context and this loop as the
+    host. Cancelled, it fences the thread's work and ends what it started on this loop; a sync step
+    already running finishes in the background, its result dropped."""
     loop = asyncio.get_running_loop()
     host = Host(loop)
     fence = Fence()

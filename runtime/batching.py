@@ -1,11 +1,8 @@
 """The batch engine behind ``vmap`` (also compiled into a plan: ``map_batch``), ``pmap``, ``pjit`` and
-``mesh_sharded``: resolving a call's batched keys (``resolve_batch`` -> ``Batch``: named by ``in_axes``,
-else every list, tuple or numpy array input), running elements on the per-element runner
-(``runtime.pool.run_each``) fail-fast (``RunState``) or collecting, and assembling the outcomes into a
-mapping of lists (arrays stacked) or a ``Collected``. Process shards are ``xcs.shards``.
-
-An element's outcome is its output mapping, the exception it raised, or ``NOT_RUN`` (a raise-mode
-batch stopped before it started).
+``mesh_sharded``: a call's batched keys (``resolve_batch`` -> ``Batch``: named by ``in_axes``, else every
+list, tuple or numpy array input), its elements run on ``runtime.pool.run_each`` fail-fast or collecting
+(``RunState``), and their outcomes (an output mapping, the exception raised, or ``NOT_RUN``) assembled
+into a mapping of lists (arrays stacked) or a ``Collected``. Process shards are ``xcs.shards``.
 """
 
 from __future__ import annotations
@@ -13,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from xcs.runtime.errors import (
@@ -22,23 +20,17 @@ from xcs.runtime.outcome import Collected, Failure
 from xcs.runtime.pool import run_each, worker_bound
 
 
-# ---------------------------------------------------------------------------------------- outcomes
 class _NotRun:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NOT_RUN"
-
     def __reduce__(self) -> str:
         return "NOT_RUN"  # pickled by name: the same object in every process
 
 
-NOT_RUN = _NotRun()
+NOT_RUN = _NotRun()  # the outcome of an element a raise-mode batch stopped before it started
 
 
 class RunState:
     """Shared by every level of one batched call: ``collect`` or fail-fast, the stop flag, and the
-    first failing element (raise mode)."""
+    first element that failed (raise mode)."""
 
     __slots__ = ("collect", "stop", "first", "lock")
 
@@ -57,7 +49,6 @@ class RunState:
         self.stop.set()
 
 
-# ---------------------------------------------------------------------------------------- batches
 def _numpy() -> Any:
     return sys.modules.get("numpy")  # loaded only if the user's code loaded it: never imported here
 
@@ -75,16 +66,14 @@ def batchable(value: Any) -> bool:
     return is_array(value) and value.ndim >= 1
 
 
+@dataclass(slots=True)
 class Batch:
     """A resolved batch: the call's inputs, its batched keys, their (sliceable) values and length."""
 
-    __slots__ = ("inputs", "keys", "values", "n")
-
-    def __init__(self, inputs: Mapping[str, Any], keys: tuple[str, ...], values: dict[str, Any], n: int):
-        self.inputs = inputs
-        self.keys = keys
-        self.values = values
-        self.n = n
+    inputs: Mapping[str, Any]
+    keys: tuple[str, ...]
+    values: dict[str, Any]
+    n: int
 
     def element(self, i: int) -> dict[str, Any]:
         """Element ``i``'s inputs: the broadcast inputs with each batched key's ``i``-th value."""
@@ -154,7 +143,6 @@ def resolve_batch(inputs: Any, axes: tuple[str, ...] | None, label: str) -> Batc
     return Batch(inputs, tuple(values), values, n)
 
 
-# ---------------------------------------------------------------------------------------- scheduling
 def run_batch(
     run: Callable[[Batch, RunState], list], inputs: Any, label: str, in_axes: tuple[str, ...] | None,
     collect: bool, out_keys: tuple[str, ...] | None,
@@ -207,7 +195,6 @@ def call_element(fn: Any, batch: Batch, out: list, i: int, state: RunState, base
         state.failed(base + i)
 
 
-# ---------------------------------------------------------------------------------------- outputs
 def assemble(
     out: list, batch: Batch, state: RunState, out_keys: tuple[str, ...] | None, label: str
 ) -> Mapping[str, Any]:

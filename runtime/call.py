@@ -1,11 +1,10 @@
 """One top-level call of a plan: the entries ``execute`` / ``aexecute`` and the call's lifetime.
 
 A plain top-level ``sequential`` call runs the plan's straight-line ``run``; every other call is a
-``runtime.executor.Walk``, driven sync or (``async``) on an event loop. A nested plan (a jitted
-operator called by a step) shares its top-level ``Call``: the options only the top applies
-(``timeout``, ``step_timeout``, ``on_error``, ``progress``), the thread budget (a step takes one of the
-``max_workers`` tokens or runs in the walk's own thread: never a deadlock), the pools, the record and
-the end (once it is over, nothing of the call starts: ``Call.stop``).
+``runtime.executor.Walk``, driven sync or (``async``) on an event loop. A nested plan (a jitted operator
+called by a step) shares its top-level ``Call``: the options only the top applies, the thread budget (a
+step takes one of ``max_workers`` tokens or runs in the walk's own thread: never a deadlock), the pools,
+the record and the end (``Call.stop``: once it is set, nothing of the call starts).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from xcs.runtime.executor import CALL, Walk, perf, step_error
 from xcs.runtime.options import ExecutionOptions, current_options
 from xcs.runtime.plan import Plan
 from xcs.runtime.pool import checkout, worker_bound
-from xcs.runtime.record import Progress, RunRecord, StepRecord, describe, last_run, set_last_run
+from xcs.runtime.record import LAST_RUN, Progress, RunRecord, StepRecord, describe
 from xcs.runtime.schedulers import Scheduler, resolve
 
 HEADROOM = 64  # async pool threads beyond max_workers: workers that gave their slot back (``Host.wait``)
@@ -85,15 +84,15 @@ def _relay() -> Iterator[list]:
         yield sink
     finally:
         if sink and sink[0] is not None:
-            set_last_run(sink[0])
+            LAST_RUN.set(sink[0])
 
 
 def _execute_into(sink: list, plan: Plan, ops: Any, inputs: Mapping[str, Any], options: ExecutionOptions) -> Any:
-    set_last_run(None)
+    LAST_RUN.set(None)
     try:
         return execute(plan, ops, inputs, options)
     finally:
-        sink.append(last_run())
+        sink.append(LAST_RUN.get())
 
 
 async def _top_async(plan: Plan, ops: Any, inputs: Mapping[str, Any], call: Call, sink: list | None) -> Any:
@@ -134,7 +133,7 @@ def _run_straight(plan: Plan, ops: Any, inputs: Mapping[str, Any]) -> Any:
         step = None if (in_run or in_file) is None else plan.step_at_line(in_run or in_file)
         if step is None or step_error(step, exc, plan) is exc:
             raise
-        raise StepError(step.name, step.location, step.source, exc) from exc
+        raise StepError(step.name, step.location, step.source, exc)
 
 
 class Call:
@@ -217,6 +216,6 @@ class Call:
                 name = self.scheduler.name
                 record = RunRecord(self.plan.name, name if name == self.label else f"{name} ({self.label})",
                                    status, perf() - self.origin, tuple(self.records), describe(error))
-                sink.append(record) if sink is not None else set_last_run(record)
+                sink.append(record) if sink is not None else LAST_RUN.set(record)
                 if callable(self.record):
                     self.record(record)

@@ -18,9 +18,8 @@ class OperatorInputError(XCSError, TypeError):
 class InputKeyError(OperatorInputError, KeyError):
     """The inputs lack a key the plan reads, at the top level or nested (``inputs['doc']['title']``).
 
-    Also a ``KeyError``, the error the same read raises eagerly, so ``except KeyError`` behaves as it
-    does without ``jit``; ``path`` is the key path read (``("doc", "title")``). The message is the text
-    itself (not ``KeyError``'s quoted repr)."""
+    Also a ``KeyError``, as eagerly; ``path`` is the key path read (``("doc", "title")``). Its text is
+    the message itself (not ``KeyError``'s quoted repr)."""
 
     def __init__(self, message: str, path: tuple = ()):
         self.path = tuple(path)
@@ -80,6 +79,11 @@ class OperatorCycleError(CycleError):
         )
 
 
+def _at(location: str, source: str) -> tuple[str, str]:
+    """How a step's message shows where it is: `` at file:line`` and its source line."""
+    return (f" at {location}" if location else ""), (f"\n    {source}" if source else "")
+
+
 class StepError(XCSError, RuntimeError):
     """A plan step raised. Names the step and the user's source line; chained to the original."""
 
@@ -87,11 +91,9 @@ class StepError(XCSError, RuntimeError):
         self.step = step
         self.location = location
         self.source = source
-        where = f" at {location}" if location else ""
-        text = f"\n    {source}" if source else ""
-        super().__init__(
-            f"step '{step}'{where} failed: {type(cause).__name__}: {cause}{text}"
-        )
+        self.__cause__ = cause
+        where, text = _at(location, source)
+        super().__init__(f"step '{step}'{where} failed: {type(cause).__name__}: {cause}{text}")
 
 
 class SchedulerError(XCSError, ValueError):
@@ -99,12 +101,9 @@ class SchedulerError(XCSError, ValueError):
 
 
 class TimeoutError(XCSError, builtins.TimeoutError):
-    """A call (``timeout``) or a step (``step_timeout``) ran out of time.
+    """A call (``timeout``) or a step (``step_timeout``) ran out of time; also a ``builtins.TimeoutError``.
 
-    ``steps`` names the steps still running when time ran out, ``seconds`` is the limit and ``scope``
-    is ``"call"`` or ``"step"``. Also a ``builtins.TimeoutError``, so ``except TimeoutError`` catches it
-    without importing ``xcs``. A blocking sync step cannot be pre-empted: it finishes in the background
-    and its result is dropped.
+    ``steps`` names the steps still running, ``seconds`` is the limit, ``scope`` ``"call"`` or ``"step"``.
     """
 
     def __init__(self, message: str, steps: tuple[str, ...] = (), seconds: float = 0.0, scope: str = "call"):
@@ -120,7 +119,7 @@ class TimeoutError(XCSError, builtins.TimeoutError):
 
     @classmethod
     def of_step(cls, step: Any, seconds: float) -> TimeoutError:
-        where, text = f" at {step.location}" if step.location else "", f"\n    {step.source}" if step.source else ""
+        where, text = _at(step.location, step.source)
         return cls(f"step '{step.name}'{where} timed out after {seconds:g} s (step_timeout){text}", (step.name,), seconds, "step")
 
 
@@ -169,7 +168,7 @@ class ElementError(XCSError, RuntimeError):
     def __init__(self, label: str, index: int, inputs: Mapping[str, Any], error: BaseException):
         self.index = index
         self.inputs = dict(inputs)
-        self.error = error
+        self.error = self.__cause__ = error
         shown = ", ".join(f"{k}={_short(v)}" for k, v in self.inputs.items())
         super().__init__(f"{label}: element {index} ({shown}) failed: {type(error).__name__}: {error}")
 

@@ -1,9 +1,8 @@
-"""What a call under ``on_error="collect"`` returns: ``Collected`` (a plan's call or a batch's).
+"""``Collected``: what a plan's call or a batch returns under ``on_error="collect"``, and its ``Failure``.
 
 A failure does not stop the call: what needs a failed step is skipped, everything else still runs.
-``Collected`` is a read-only mapping of the output when it could be computed (empty otherwise; a batch's
-``{key: [value per element]}`` with ``None`` where an element failed), so code written for the plain
-output keeps working, plus the detail: every result, the failures and the skipped steps.
+``Collected`` is a read-only mapping of the output when it could be computed (empty otherwise), so code
+written for the plain output keeps working, plus every result, the failures and the skipped steps.
 """
 
 from __future__ import annotations
@@ -32,11 +31,8 @@ class Failure:
         if isinstance(self.error, TimeoutError):
             return self.error
         if isinstance(self.step, int):
-            error: BaseException = ElementError(self.batch or "batch", self.step, self.inputs or {}, self.error)
-        else:
-            error = StepError(self.step, self.location, self.source, self.error)
-        error.__cause__ = self.error
-        return error
+            return ElementError(self.batch or "batch", self.step, self.inputs or {}, self.error)
+        return StepError(self.step, self.location, self.source, self.error)
 
     def __str__(self) -> str:
         where = f" at {self.location}" if self.location else ""
@@ -45,17 +41,10 @@ class Failure:
 
 
 class Collected(Mapping[str, Any]):
-    """The outcome of a call or a batch under ``on_error="collect"``.
-
-    - as a mapping: the output when it was computed, else empty;
-    - ``output``: that output, or ``None`` when a step it needs failed or was skipped;
-    - ``results``: ``{step name: result}`` for every step that finished (a batch: per element, its
-      output mapping or ``None``);
-    - ``failures``: a tuple of ``Failure`` (steps in the order they failed, elements by index);
-      ``failed`` / ``succeeded``: the steps (names or indices) that failed / finished;
-    - ``skipped``: the steps that never ran because a step they need failed (or time ran out);
-    - ``ok``: no failures; ``raise_first()`` raises the first failure as ``on_error="raise"`` would.
-    """
+    """``output``: the output, or ``None`` when a step it needs failed or was skipped (a batch's
+    ``{key: [value per element]}``, ``None`` where an element failed); ``results``: per finished step its
+    result (a batch: per element its output or ``None``); ``failures``: steps in the order they failed,
+    elements by index; ``skipped``: the steps a failure (or the timeout) kept from running."""
 
     __slots__ = ("output", "results", "failures", "skipped")
 
@@ -81,8 +70,7 @@ class Collected(Mapping[str, Any]):
         return tuple(i for i in range(len(self.results)) if i not in bad)
 
     def raise_first(self) -> None:
-        """Raise the first failure (``StepError``/``ElementError`` chained to the original, or
-        ``TimeoutError``)."""
+        """Raise the first failure as ``on_error="raise"`` would (chained to the original)."""
         if self.failures:
             error = self.failures[0].exception()
             raise error from error.__cause__

@@ -1,20 +1,17 @@
 """The one thread-pool mechanism: warm pools, and the per-element runner (``run_each``) built on them.
 
-The threads of one call are reused by the next, and exit when left idle.
-
-Starting threads costs milliseconds, which a fan-out of 50 ms steps notices. ``checkout(workers, name)``
-hands a call a ``WarmPool`` of its own (calls never share one, so each keeps its ``max_workers`` bound);
-``WarmPool.shutdown`` gives it back, cancelling what had not started. A pool's threads wait ``IDLE``
-seconds for more work and then exit, so no thread outlives a burst of calls by more than that.
+Starting threads costs milliseconds, which a fan-out of 50 ms steps notices, so the threads of one call
+are reused by the next: ``checkout(workers, name)`` hands a call a ``WarmPool`` of its own (each keeps
+its ``max_workers`` bound), ``shutdown`` gives it back. Threads idle for ``IDLE`` seconds exit.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
-from concurrent.futures import Executor, Future
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from queue import Empty, SimpleQueue
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from xcs.runtime.options import current_options
 from xcs.runtime.schedulers import DEFAULT_MAX_WORKERS, resolve
@@ -75,8 +72,7 @@ class WarmPool(Executor):
             del future, fn, args, kwargs
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Give the pool back for the next call; with ``cancel_futures`` nothing queued will start.
-        Running work finishes in the background (``wait`` is accepted for the Executor protocol)."""
+        """Give the pool back (``cancel_futures``: nothing queued starts; ``wait`` is not needed)."""
         if cancel_futures:
             while True:
                 with self._lock:
@@ -118,32 +114,25 @@ def worker_bound(tasks: int, options: Any = None) -> int:
 
 def run_each(task: Callable[[int], None], count: int, workers: int, stop: threading.Event, name: str = "batch") -> None:
     """The per-element runner of map regions, ``vmap``, ``pmap`` and meshes: ``task(0) .. task(count - 1)``
-    under the current scheduler, at most ``workers`` at once.
+    under the current scheduler, at most ``workers`` at once, each recording its own outcome.
 
     ``sequential`` / ``topological`` (or one worker) run them in order in this thread; ``wave`` runs
-    ``workers`` at a time and waits for the group; other modes keep ``workers`` threads busy, each taking
-    the next index when it is free. Threads run in copies of the caller's context, on a pool whose
-    threads ``name`` names: a batch's (``"batch"``) is the scheduler's executor when it has one, a map
-    region's (``"map"``) a warm pool. A task records its own outcome; once ``stop`` is set no task
-    starts and this returns without waiting for the tasks still running (they finish in the
-    background, on a pool that the next call does not get).
+    ``workers`` at a time, a group after another; other modes keep ``workers`` threads (in copies of this
+    context) busy. A batch's (``name="batch"``) pool is the scheduler's executor when it has one, else a
+    warm pool. Once ``stop`` is set no task starts and this returns, leaving running ones to finish.
     """
     scheduler = resolve(current_options().scheduler)
     mode = scheduler.mode
     if workers <= 1 or count <= 1 or mode in ("sequential", "topological"):
-        for i in range(count):
-            if stop.is_set():
-                return
-            task(i)
-        return
+        return _loop(task, iter(range(count)), threading.Lock(), stop)
     workers = min(workers, count)
     factory = scheduler.executor if name == "batch" else None
     pool = factory(workers) if factory is not None else checkout(workers, name)
     finished = False
     try:
-        groups = [range(lo, min(lo + workers, count)) for lo in range(0, count, workers)] if mode == "wave" else [range(count)]
-        for indices in groups:
-            if stop.is_set() or not _run_group(pool, task, indices, workers, stop):
+        size = workers if mode == "wave" else count
+        for lo in range(0, count, size):
+            if stop.is_set() or not _run_group(pool, task, range(lo, min(lo + size, count)), workers, stop):
                 break
         else:
             finished = True
@@ -156,30 +145,21 @@ def run_each(task: Callable[[int], None], count: int, workers: int, stop: thread
 
 def _run_group(pool: Any, task: Callable[[int], None], indices: range, helpers: int, stop: threading.Event) -> bool:
     """``indices`` on ``helpers`` loops submitted to ``pool``; True when every loop ended."""
-    helpers, it, lock, wake = min(helpers, len(indices)), iter(indices), threading.Lock(), threading.Event()
-    left, crashed = [helpers], []
+    it, lock = iter(indices), threading.Lock()
+    loops = {pool.submit(contextvars.copy_context().run, _loop, task, it, lock, stop)
+             for _ in range(min(helpers, len(indices)))}
+    while loops and not stop.is_set():
+        done, loops = wait(loops, return_when=FIRST_COMPLETED)
+        for future in done:
+            future.result()  # a loop crashed (a bug or an interrupt, not an element's failure): raise it
+    return not loops
 
-    def loop() -> None:
-        try:
-            while not stop.is_set():
-                with lock:
-                    i = next(it, None)
-                if i is None:
-                    break
-                task(i)
-        except BaseException as exc:  # a bug or an interrupt, not an element's failure: re-raised below
-            crashed.append(exc)
-            stop.set()
-        finally:
-            with lock:
-                left[0] -= 1
-                last = left[0] == 0
-            if last or stop.is_set():
-                wake.set()
 
-    for _ in range(helpers):
-        pool.submit(contextvars.copy_context().run, loop)
-    wake.wait()
-    if crashed:
-        raise crashed[0]
-    return left[0] == 0
+def _loop(task: Callable[[int], None], indices: Iterator[int], lock: threading.Lock, stop: threading.Event) -> None:
+    """``task(i)`` for the next of ``indices`` until none is left or ``stop`` is set."""
+    while not stop.is_set():
+        with lock:
+            i = next(indices, None)
+        if i is None:
+            return
+        task(i)

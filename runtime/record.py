@@ -1,20 +1,8 @@
-"""Run records (``execution_options(record=True)`` + ``last_run()``) and the text progress bar.
+"""Run records (``execution_options(record=True)``, ``last_run()``) and the text progress bar.
 
-A ``RunRecord`` describes one top-level call: the plan, the scheduler mode, its duration and status,
-and a ``StepRecord`` per step (nested plans' steps included, with their plan's name). Times are seconds
-since the call started (``time.perf_counter`` based). ``last_run()`` returns the record of the last
-call made with ``record`` on by this thread or asyncio task (a ``contextvars.ContextVar``, so threads
-and tasks never see each other's records); ``record=callable`` also hands every record to the callable.
-
-Step statuses:
-
-- ``done``: finished and its result was used;
-- ``failed``: raised (``error`` says what);
-- ``timeout``: still running when its ``step_timeout`` or the call's ``timeout`` ran out;
-- ``cancelled``: an async step cancelled because the call stopped (failure, timeout, interrupt);
-- ``abandoned``: a sync step still running when the call stopped: it finishes in the background and
-  its result is dropped;
-- ``skipped``: never started (the call stopped first, or a step it needs failed under ``collect``).
+A ``RunRecord`` is one top-level call: its plan, scheduler, status, duration and a ``StepRecord`` per
+step, nested plans' steps included (times in seconds since the call started; the step statuses are
+listed in docs/schedulers.md). ``last_run()`` is per thread or asyncio task (a ``ContextVar``).
 """
 
 from __future__ import annotations
@@ -76,16 +64,12 @@ class RunRecord:
         return "\n".join(lines)
 
 
-_LAST: contextvars.ContextVar[RunRecord | None] = contextvars.ContextVar("xcs_last_run", default=None)
+LAST_RUN: contextvars.ContextVar[RunRecord | None] = contextvars.ContextVar("xcs_last_run", default=None)
 
 
 def last_run() -> RunRecord | None:
     """The record of the last call made with ``record`` on by this thread or asyncio task."""
-    return _LAST.get()
-
-
-def set_last_run(record: RunRecord | None) -> None:
-    _LAST.set(record)
+    return LAST_RUN.get()
 
 
 class Progress:

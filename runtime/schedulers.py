@@ -1,26 +1,8 @@
-"""Schedulers: named configurations of the one executor (``runtime.executor``), not a class tower.
+"""Schedulers: named configurations of the one executor (``runtime.executor``), and their registry.
 
-A ``Scheduler`` is a name, a mode, an optional worker bound and an optional executor factory. The modes:
-
-- ``sequential``: call the plan's straight-line ``run``; no pool.
-- ``topological``: run the steps one at a time in dependency order, in the calling thread.
-- ``wave``: run every step of a wave concurrently in a thread pool, then the next wave.
-- ``parallel``: dataflow firing; a step is submitted the moment all its dependencies have finished.
-- ``async``: dataflow firing on an asyncio event loop: async steps are awaited on the loop, sync steps
-  run in a thread pool of at most ``max_workers`` threads.
-- ``auto``: ``parallel`` for a plan with more than one step in some wave, else ``sequential``
-  (``async`` under ``await op.acall(...)``).
-
-The protocol for custom schedulers (``register_scheduler(name, factory)``):
-
-- ``factory(**options)`` returns a ``Scheduler``; ``create_scheduler(name, **options)`` passes its
-  options through, ``execution_options(scheduler=name)`` uses ``factory()``, so every option needs a
-  default. The factory validates its own options (raise ``SchedulerError`` or ``TypeError``).
-- ``Scheduler.executor``, when set, is called as ``executor(max_workers)`` once per top-level call and
-  returns a ``concurrent.futures.Executor``: the walk calls its ``submit(fn, *args)`` (which must
-  return a ``concurrent.futures.Future``) for every step it hands off, and ``shutdown(wait=...,
-  cancel_futures=...)`` when the call ends. At most ``max_workers`` submitted steps are unfinished at
-  any time. The default is a warm pool (``runtime.pool``).
+A ``Scheduler`` is a name, a mode (``MODES``), an optional worker bound and an optional executor
+factory. The modes and the protocol for custom schedulers (``register_scheduler``) are in
+docs/schedulers.md.
 """
 
 from __future__ import annotations
@@ -39,15 +21,14 @@ DEFAULT_MAX_WORKERS = 32  # threads of a call (or a batch) when neither the opti
 
 
 def check_max_workers(value: Any) -> None:
-    """Raise ``SchedulerError`` unless ``value`` is None or a positive int."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise SchedulerError(f"max_workers must be a positive int or None, got {value!r}")
 
 
 @dataclass(frozen=True)
 class Scheduler:
-    """How the executor runs a plan: ``mode`` (one of ``MODES``) with at most ``max_workers`` threads
-    (None: one per step, at most ``DEFAULT_MAX_WORKERS``); ``executor``: see the module docstring."""
+    """How the executor runs a plan: ``mode`` with at most ``max_workers`` threads (None: one per step,
+    at most ``DEFAULT_MAX_WORKERS``); ``executor(max_workers)``, when set, makes each call's pool."""
 
     name: str
     mode: str
@@ -56,9 +37,7 @@ class Scheduler:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise SchedulerError(
-                f"scheduler {self.name!r}: unknown mode {self.mode!r}; valid modes: {', '.join(MODES)}"
-            )
+            raise SchedulerError(f"scheduler {self.name!r}: unknown mode {self.mode!r}; valid modes: {', '.join(MODES)}")
         check_max_workers(self.max_workers)
         if self.executor is not None and not callable(self.executor):
             raise SchedulerError(
@@ -83,11 +62,8 @@ SCHEDULERS: dict[str, Scheduler] = {mode: Scheduler(mode, mode) for mode in MODE
 
 
 def register_scheduler(name: str, factory: Callable[..., Scheduler], *, replace: bool = False) -> Scheduler:
-    """Register ``factory`` as the scheduler called ``name``; returns its default configuration.
-
-    ``factory(**options) -> Scheduler`` (see the module docstring). Built-in names cannot be replaced;
-    another registered name only with ``replace=True``.
-    """
+    """Register ``factory(**options) -> Scheduler`` as ``name`` (built-in names cannot be replaced,
+    another only with ``replace=True``); returns its default configuration."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
         raise SchedulerError(f"scheduler name must be an identifier-like string, got {name!r}")
     if not callable(factory):
@@ -103,7 +79,6 @@ def register_scheduler(name: str, factory: Callable[..., Scheduler], *, replace:
 
 
 def unregister_scheduler(name: str) -> None:
-    """Remove a custom scheduler (built-in ones stay)."""
     if name in MODES:
         raise SchedulerError(f"cannot remove the built-in scheduler {name!r}")
     with _LOCK:
@@ -122,8 +97,7 @@ def _make(name: str, factory: Callable[..., Scheduler], options: dict[str, Any])
 
 
 def resolve(scheduler: str | Scheduler) -> Scheduler:
-    """The ``Scheduler`` itself, or the one registered under a name; unknown names raise, listing the
-    valid ones."""
+    """The ``Scheduler`` itself, or the one registered under a name (an unknown name raises)."""
     if isinstance(scheduler, Scheduler):
         return scheduler
     try:
