@@ -31,7 +31,7 @@ from xcs.compiler.signature import MAX_SIGNATURE_DEPTH
 from xcs.compiler.ir import Const, Glue, Graph, Ref, is_literal, lint
 from xcs.compiler.trace import STATIC, NeedsValue, Tracer, subscript
 from xcs.compiler.reads import input_read_error
-from xcs.runtime.errors import JitError
+from xcs.compiler.errors import JitError
 
 _SUBSCRIPT = subscript.__code__
 

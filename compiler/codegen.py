@@ -31,7 +31,7 @@ from xcs.compiler.ir import (
     Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, Kernel, MapRegion, OperatorCall,
     Ref, Static, With, is_literal, operands, walk,
 )
-from xcs.runtime.errors import JitError
+from xcs.compiler.errors import JitError
 
 VERSION = "0.1.0"
 CODEGEN_VERSION = "7"  # bump whenever the generated text changes for the same graph

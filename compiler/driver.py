@@ -38,6 +38,7 @@ from xcs.compiler.codegen import Header, generate
 from xcs.compiler.disk_cache import DiskKey, disk_cache, review_file_name, write_review_file
 from xcs.compiler.extensions import extras
 from xcs.compiler.entries import Compiled, Eager, break_dict, break_message, from_disk, serving
+from xcs.compiler.errors import JitError, OperatorCycleError
 from xcs.compiler.numeric import fuse
 from xcs.compiler.misses import LOG, explaining, miss_reason, recompile_message
 from xcs.compiler.reads import check_reads, input_reads
@@ -45,7 +46,6 @@ from xcs.compiler.records import CacheInfo, OperatorRecord
 from xcs.compiler.signature import Signature
 from xcs.compiler.trace import relative_file
 from xcs.runtime.aio import in_thread
-from xcs.runtime.errors import JitError, OperatorCycleError
 from xcs.runtime.call import aexecute, execute
 from xcs.runtime.kernels import NUMBA
 from xcs.runtime.options import current_options

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 from xcs.compiler.ir import Graph
-from xcs.runtime.errors import JitError
+from xcs.compiler.errors import JitError
 
 BUILTIN_MODES = ("auto", "enhanced", "structural", "trace")
 

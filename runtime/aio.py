@@ -94,13 +94,8 @@ SLOT: contextvars.ContextVar[tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]
 running_loop = asyncio._get_running_loop  # None outside a running loop; no exception on the hot path
 
 
-class Deferred:
-    """A sync operator call the async scheduler runs in its thread pool: ``call()`` does the call."""
-
-    __slots__ = ("call",)
-
-    def __init__(self, call: Callable[[], Any]):
-        self.call = call
+class Deferred(functools.partial):
+    """A sync operator call the async scheduler runs in its thread pool (calling it does the call)."""
 
 
 class Host:

@@ -33,8 +33,7 @@ HEADROOM = 64  # async pool threads beyond max_workers: workers that gave their 
 def execute(plan: Plan, ops: Any, inputs: Mapping[str, Any], options: ExecutionOptions | None = None) -> Any:
     """Run ``plan`` on ``ops`` and ``inputs`` under ``options`` (default: the current ones)."""
     _check_inputs(plan, inputs)
-    if options is None:
-        options = current_options()
+    options = current_options() if options is None else options
     scheduler = resolve(options.scheduler)
     mode = scheduler.mode
     if mode == "auto":
@@ -56,8 +55,7 @@ def execute(plan: Plan, ops: Any, inputs: Mapping[str, Any], options: ExecutionO
     if options.plain and mode == "sequential":
         return _run_straight(plan, ops, inputs)
     call = Call(plan, options, scheduler, mode)
-    fence = DEFER.get()  # a Fence: this call runs for an awaiting call, and stops when that is cancelled
-    with call.top(fence if type(fence) is Fence else None, call.stop.set):
+    with call.top(call.stop.set):
         return Walk(plan, ops, inputs, call, 0, call.mode).run()
 
 
@@ -96,14 +94,12 @@ def _execute_into(sink: list, plan: Plan, ops: Any, inputs: Mapping[str, Any], o
 
 
 async def _top_async(plan: Plan, ops: Any, inputs: Mapping[str, Any], call: Call, sink: list | None) -> Any:
-    fence, stop = DEFER.get(), None  # a Fence: run for an awaiting call in a thread (``in_thread``)
-    if type(fence) is Fence:
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
 
-        def stop() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to stop
-                loop.call_soon_threadsafe(task.cancel)
-    with call.top(fence if stop else None, stop, sink):
+    def stop() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to stop
+            loop.call_soon_threadsafe(task.cancel)
+    with call.top(stop, sink):
         return await Walk(plan, ops, inputs, call, 0, "async").arun()
 
 
@@ -189,9 +185,12 @@ class Call:
             return (*self.gates[loop], made)
 
     @contextlib.contextmanager
-    def top(self, fence: Fence | None, stop: Callable[[], Any] | None, sink: list | None = None) -> Iterator[None]:
-        """The call's lifetime: stopped by ``fence``, then its pools given back, progress and record."""
+    def top(self, stop: Callable[[], Any], sink: list | None = None) -> Iterator[None]:
+        """The call's lifetime: ``stop``ped when the awaiting call it runs for (a ``Fence``) is cancelled;
+        then its pools given back, progress and record."""
         status, error = "ok", None
+        fence = DEFER.get()
+        fence = fence if type(fence) is Fence else None
         if fence is not None:
             fence.attach(stop)
         try:

@@ -47,36 +47,12 @@ class FrozenOperatorError(XCSError, AttributeError):
     """An attribute of an operator was assigned after ``__init__`` returned."""
 
 
-class JitError(XCSError, TypeError):
-    """``jit`` (or a transform) was applied to something it cannot compile, or with bad options."""
-
-
 class CycleError(XCSError, ValueError):
     """A dependency graph has a cycle; ``cycle`` is the path, first node repeated at the end."""
 
     def __init__(self, cycle: tuple[str, ...]):
         self.cycle = tuple(cycle)
         super().__init__("dependency cycle: " + " -> ".join(self.cycle))
-
-
-class OperatorCycleError(CycleError):
-    """An operator's attributes hold a container that contains itself (``self.cfg["self"] = self.cfg``).
-
-    The structure hash of a jitted operator covers its static attribute values, which must be finite;
-    ``cycle`` is the attribute path, the container reached again last
-    (``("Pipeline.cfg['self']", "Pipeline.cfg")``). A back-reference to an operator
-    (``stage.parent = pipeline``, ``self.me = self``) is not an error: it is hashed as a reference."""
-
-    def __init__(self, operator: str, cycle: tuple[str, ...]):
-        self.operator = operator
-        self.cycle = tuple(cycle)
-        ValueError.__init__(
-            self,
-            f"{' -> '.join(self.cycle)}: {operator} holds a container that contains itself; a jitted "
-            "operator is keyed by its static attributes, which must be finite: keep the cyclic value "
-            "out of the operator's attributes, or hold it in a plain object (whose fields other than "
-            "literals the hash does not follow)",
-        )
 
 
 def _at(location: str, source: str) -> tuple[str, str]:
@@ -153,14 +129,6 @@ class EmptyBatchError(BatchError):
     """An empty batch, and the output keys are unknown (give the transform ``out_keys=``)."""
 
 
-class UnpicklableError(TransformError):
-    """``backend="process"``: the function, an input or an output cannot be pickled."""
-
-
-class MeshError(TransformError):
-    """An invalid device mesh, partition spec, or a value whose shape does not fit its spec."""
-
-
 class ElementError(XCSError, RuntimeError):
     """An element of a batch raised (``on_error="raise"``). ``index`` is its position in the batch,
     ``inputs`` its batched input values; chained to the original exception (also ``error``)."""
@@ -171,22 +139,6 @@ class ElementError(XCSError, RuntimeError):
         self.error = self.__cause__ = error
         shown = ", ".join(f"{k}={_short(v)}" for k, v in self.inputs.items())
         super().__init__(f"{label}: element {index} ({shown}) failed: {type(error).__name__}: {error}")
-
-
-class ShardError(XCSError, RuntimeError):
-    """A mesh device's block raised; names the device and its mesh coordinates; chained."""
-
-    def __init__(self, label: str, device: Any, coords: Mapping[str, int], error: BaseException):
-        self.device = device
-        self.coords = dict(coords)
-        self.error = error
-        where = ", ".join(f"{k}={v}" for k, v in self.coords.items())
-        super().__init__(f"{label}: device {device!r} ({where}) failed: {type(error).__name__}: {error}")
-
-
-class RemoteError(XCSError, RuntimeError):
-    """An exception raised in a worker process that could not be sent back as itself: its type name,
-    message and the remote traceback are in the message."""
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -341,7 +341,7 @@ class Walk:
             self.started[i], self.worker[i] = None, ""
             if awaitable is RERUN:
                 self.kinds[i] = SYNC  # from now on this step runs in the pool
-            return await self.in_pool(i, lambda: self.call_step(i) if awaitable is RERUN else awaitable.call())
+            return await self.in_pool(i, lambda: self.call_step(i) if awaitable is RERUN else awaitable())
         if not inspect.isawaitable(awaitable):
             self.ended[i] = perf()
             return awaitable

@@ -16,11 +16,26 @@ from collections.abc import Mapping
 from typing import Any
 
 from xcs.runtime.batching import RunState, batchable, is_array
-from xcs.runtime.errors import MeshError, OperatorInputError, OperatorOutputError, ShardError
+from xcs.runtime.errors import OperatorInputError, OperatorOutputError, TransformError, XCSError
 from xcs.runtime.pool import run_each
 from xcs.operator import Operator
 from xcs.shards import DEVICE, default_slots, slots_bound
 from xcs.transforms import Transform, Transformed, _check_fn, _name
+
+
+class MeshError(TransformError):
+    """An invalid device mesh, partition spec, or a value whose shape does not fit its spec."""
+
+
+class ShardError(XCSError, RuntimeError):
+    """A mesh device's block raised; names the device and its mesh coordinates; chained."""
+
+    def __init__(self, label: str, device: Any, coords: Mapping[str, int], error: BaseException):
+        self.device = device
+        self.coords = dict(coords)
+        self.error = error
+        where = ", ".join(f"{k}={v}" for k, v in self.coords.items())
+        super().__init__(f"{label}: device {device!r} ({where}) failed: {type(error).__name__}: {error}")
 
 
 def current_device() -> Any:

@@ -138,7 +138,7 @@ def _deferred(op: Any, inputs: Mapping[str, Any]) -> Any:
     async or jitted operator (a nested plan runs on the same loop), a ``Deferred`` for a sync one."""
     if is_async(op) or op.__xcs_jit__ is not None:
         return _acall(op, inputs)
-    return Deferred(functools.partial(_sync_forward, op, inputs))
+    return Deferred(_sync_forward, op, inputs)
 
 
 def checked_inputs(op: Any, inputs: Any, kwargs: dict[str, Any]) -> Mapping[str, Any]:

@@ -18,8 +18,8 @@ from xcs.compiler.extensions import modes
 from xcs.compiler.driver import DEFAULT_RECOMPILE_LIMIT, Driver
 from xcs.compiler.entries import Compiled, Eager
 from xcs.compiler.records import CacheInfo
+from xcs.compiler.errors import JitError
 from xcs.operator import Operator, check_output, container_cycle, is_async, is_operator
-from xcs.runtime.errors import JitError
 
 
 class JitConfig(Driver):

@@ -16,12 +16,21 @@ import traceback
 from typing import Any
 
 from xcs.runtime.batching import NOT_RUN, Batch, RunState, call_element
-from xcs.runtime.errors import RemoteError, UnpicklableError
+from xcs.runtime.errors import TransformError, XCSError
 from xcs.runtime.options import current_options, execution_options
 from xcs.runtime.schedulers import resolve
 
 # The device (worker slot) a pmap shard or a mesh block runs on: ``xcs.mesh.current_device()``.
 DEVICE: contextvars.ContextVar[Any] = contextvars.ContextVar("xcs_device", default=None)
+
+
+class UnpicklableError(TransformError):
+    """``backend="process"``: the function, an input or an output cannot be pickled."""
+
+
+class RemoteError(XCSError, RuntimeError):
+    """An exception raised in a worker process that could not be sent back as itself: its type name,
+    message and the remote traceback are in the message."""
 
 
 def slots_bound() -> int | None:
