@@ -35,7 +35,7 @@ whether this run met it. ``XCS_CACHE_DIR`` points at a temporary folder (removed
 3. **Map region over 1,000 elements of a 20 ms operator with 64 workers** (target: within 1.15x of
    ceil(1000 / 64) x 20 ms = 320 ms). ``forward`` is ``{"ys": [self.work(x=d)["y"] for d in
    inputs["items"]]}`` where ``work`` sleeps ``time.sleep(0.02)``; ``jit(mode="structural")`` compiles
-   the comprehension over the runtime list into a map region (``runtime.regions.map_each``), called
+   the comprehension over the runtime list into a map region (``runtime.batching.map_each``), called
    under ``execution_options(scheduler="parallel", max_workers=64)``. Beside it, hand-written
    ``ThreadPoolExecutor(64)`` loops calling the same operator: one creating its pool per call (as
    ``map_each`` does: 64 thread starts per call) and one reusing a pool. The three are timed in

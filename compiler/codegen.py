@@ -577,6 +577,8 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         f"        Step({literal(c.name)}, {c.name}, {literal(d)}, {literal(str(c.loc))}, {literal(c.loc.text)}),"
         for c, d in zip(calls, step_deps)
     ]
+    uses = (("SKIP", em.uses_skip), ("map_batch", em.uses_batch), ("map_each", em.uses_map))
+    batching = [name for name, used in uses if used]  # xcs.runtime.batching: map regions and batches
     head = [
         comment(f"# ember-xcs plan: {header.operator}   strategy: {header.strategy}   ember-xcs {VERSION}"),
         comment(
@@ -584,8 +586,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
             f"   waves: {len(waves)}   width: {width}"
         ),
         "from xcs.runtime.plan import Plan, Step",
-        *(["from xcs.runtime.batching import map_batch"] if em.uses_batch else []),
-        *([f"from xcs.runtime.regions import {'SKIP, ' if em.uses_skip else ''}map_each"] if em.uses_map else []),
+        *([f"from xcs.runtime.batching import {', '.join(batching)}"] if batching else []),
         *([f"from xcs.runtime.kernels import njit{', numpy_function' if functions else ''}"] if kernels else []),
         *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),

@@ -1,6 +1,10 @@
-"""The batch engine behind ``vmap`` (also compiled into a plan: ``map_batch``), ``pmap``, ``pjit`` and
-``mesh_sharded``: a call's batched keys (``resolve_batch`` -> ``Batch``: named by ``in_axes``, else every
-list, tuple or numpy array input), its elements run on ``runtime.pool.run_each`` fail-fast or collecting
+"""Elements run on the per-element runner (``runtime.pool.run_each``): map regions and batches.
+
+A map region of a plan (``map_each``) runs its per-element function over a sequence: results in order,
+``SKIP`` (a filter's left-out element) dropped, the first failure by index raised, and nothing started
+once the call it runs in has ended. The batch engine behind ``vmap`` (compiled into a plan: ``map_batch``),
+``pmap``, ``pjit`` and ``mesh_sharded``: a call's batched keys (``resolve_batch`` -> ``Batch``: named by
+``in_axes``, else every list, tuple or numpy array input), its elements run fail-fast or collecting
 (``RunState``), and their outcomes (an output mapping, the exception raised, or ``NOT_RUN``) assembled
 into a mapping of lists (arrays stacked) or a ``Collected``. Process shards are ``xcs.shards``.
 """
@@ -10,14 +14,49 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from xcs.runtime.errors import (
     BatchAxisError, BatchLengthError, EmptyBatchError, ElementError, OperatorInputError, OperatorOutputError,
 )
+from xcs.runtime.executor import CALL
 from xcs.runtime.outcome import Collected, Failure
 from xcs.runtime.pool import run_each, worker_bound
+
+
+class Skip:
+    """What a filter's per-element function returns for an element it leaves out."""
+
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+SKIP = Skip()
+
+
+def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``[fn(item) for item in items]``, with the items running concurrently."""
+    items = list(items)
+    out: list[Any] = [None] * len(items)
+    errors: dict[int, BaseException] = {}
+    stop = threading.Event()
+    frame = CALL.get()  # the call this region runs in
+
+    def element(i: int) -> None:
+        try:
+            if frame is not None and frame[0].stop.is_set():
+                raise CancelledError("the call this map region runs in has ended: no element starts")
+            out[i] = fn(items[i])
+        except BaseException as exc:
+            errors[i] = exc
+            stop.set()
+
+    run_each(element, len(items), worker_bound(len(items)), stop, "map")
+    if errors:
+        raise errors[min(errors)]
+    return [v for v in out if v is not SKIP]
 
 
 class _NotRun:
