@@ -188,6 +188,7 @@ class Walk:
     def walk(self, running: dict[Future[Any], int]) -> None:
         pending: deque[int] = deque()
         finished: SimpleQueue[Future[Any]] = SimpleQueue()
+        self.here = threading.current_thread().name
         while self.sorter.is_active():
             if not (self.waves and (running or pending)):
                 pending.extend(self.ready())
@@ -227,10 +228,12 @@ class Walk:
     def finish(self, i: int, future: Future[Any] | None) -> None:
         """Settle step ``i`` from its ``future``, or (None) run it here first."""
         if future is None:
+            self.worker[i], self.started[i] = self.here, perf()
             try:
-                value, error = self.task(i, lambda: self.call_step(i)), None
+                value, error = self.call_step(i), None
             except Exception as exc:
                 value, error = None, exc
+            self.ended[i] = perf()
         elif future.cancelled():
             raise CancelledError(f"{self.plan.name}: step '{self.steps[i].name}' was cancelled")
         else:

@@ -5,7 +5,7 @@ backend's workers later) in an n-dimensional grid with named axes. ``mesh_sharde
 splits the batched inputs into blocks along named mesh axes (``in_partition``), calls ``fn`` once per
 distinct block, concurrently, each on its device, and reassembles the blocks of every output
 (``out_partition``). ``fn`` receives a *block* (lists or arrays) and returns blocks: to map an element
-operator over its block, pass ``vmap(op)``.
+operator over its block, pass ``vmap(op)``. Its errors: ``MeshError``, ``ShardError``.
 """
 
 from __future__ import annotations

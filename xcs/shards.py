@@ -3,7 +3,8 @@
 It owns the device a shard runs on (``DEVICE``, read by ``xcs.mesh.current_device()``), how many
 worker slots a call gets (``default_slots``) and how a batch splits into contiguous shards
 (``shard_bounds``), and running one shard in a worker process (``run_shard_bytes``: a module-level
-function, so a process pool pickles it by name), with picklable results and errors.
+function, so a process pool pickles it by name), with picklable results and errors
+(``UnpicklableError``, ``RemoteError``).
 """
 
 from __future__ import annotations
