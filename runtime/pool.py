@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor, Future
 from queue import Empty, SimpleQueue
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from xcs.runtime.options import current_options
 from xcs.runtime.schedulers import DEFAULT_MAX_WORKERS, resolve
@@ -124,7 +124,11 @@ def run_each(task: Callable[[int], None], count: int, workers: int, stop: thread
     scheduler = resolve(current_options().scheduler)
     mode = scheduler.mode
     if workers <= 1 or count <= 1 or mode in ("sequential", "topological"):
-        return _loop(task, iter(range(count)), threading.Lock(), stop)
+        for i in range(count):
+            if stop.is_set():
+                return
+            task(i)
+        return
     workers = min(workers, count)
     factory = scheduler.executor if name == "batch" else None
     pool = factory(workers) if factory is not None else checkout(workers, name)
@@ -145,21 +149,30 @@ def run_each(task: Callable[[int], None], count: int, workers: int, stop: thread
 
 def _run_group(pool: Any, task: Callable[[int], None], indices: range, helpers: int, stop: threading.Event) -> bool:
     """``indices`` on ``helpers`` loops submitted to ``pool``; True when every loop ended."""
-    it, lock = iter(indices), threading.Lock()
-    loops = {pool.submit(contextvars.copy_context().run, _loop, task, it, lock, stop)
-             for _ in range(min(helpers, len(indices)))}
-    while loops and not stop.is_set():
-        done, loops = wait(loops, return_when=FIRST_COMPLETED)
-        for future in done:
-            future.result()  # a loop crashed (a bug or an interrupt, not an element's failure): raise it
-    return not loops
+    helpers, it, lock, wake = min(helpers, len(indices)), iter(indices), threading.Lock(), threading.Event()
+    left, crashed = [helpers], []
 
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                with lock:
+                    i = next(it, None)
+                if i is None:
+                    break
+                task(i)
+        except BaseException as exc:  # a bug or an interrupt, not an element's failure: re-raised below
+            crashed.append(exc)
+            stop.set()
+        finally:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last or stop.is_set():
+                wake.set()
 
-def _loop(task: Callable[[int], None], indices: Iterator[int], lock: threading.Lock, stop: threading.Event) -> None:
-    """``task(i)`` for the next of ``indices`` until none is left or ``stop`` is set."""
-    while not stop.is_set():
-        with lock:
-            i = next(indices, None)
-        if i is None:
-            return
-        task(i)
+    for _ in range(helpers):
+        pool.submit(contextvars.copy_context().run, loop)
+    wake.wait()
+    if crashed:
+        raise crashed[0]
+    return left[0] == 0
