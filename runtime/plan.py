@@ -1,11 +1,9 @@
-"""The plan contract: the only thing the compiler hands the runtime.
+"""The plan contract: the only thing the compiler hands the runtime (a generated module's ``PLAN``).
 
-A ``Plan`` is a generated module's ``PLAN`` object. ``steps`` are the operator calls in a topological
-order; each step's ``fn(ops, inputs, *results_of_deps)`` builds the operator's inputs from earlier
-results and calls it. ``output`` is a step of the same shape that builds the final mapping. ``run`` is the
-straight-line function for the sequential path. ``guard(ops, inputs)`` says whether the plan is valid for
-these input values (trace plans are specialised to one control-flow path); ``required`` are the input
-keys the plan reads, checked before anything runs.
+``steps`` are the operator calls in a topological order, each step's ``fn`` building its operator's inputs
+from earlier results and calling it; ``output`` builds the final mapping; ``run`` is the straight-line
+function for the sequential path. ``guard(ops, inputs)`` says whether the plan is valid for these input
+values (trace plans are specialised to one control-flow path); ``required`` are the input keys it reads.
 """
 
 from __future__ import annotations

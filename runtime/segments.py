@@ -1,7 +1,5 @@
-"""User statements a plan runs natively (``compiler.segments``): defined with their module's globals.
-
-A plan file carries the text of each such function; ``segment`` compiles it with the line numbers it
-has in the user's file and the user module's globals, so it runs exactly as the statement did inside
+"""User statements a plan runs as written (``compiler.segments``): ``segment`` compiles a plan file's text
+of one with its line numbers in the user's file and the user module's globals, so it runs as it did in
 ``forward`` and a traceback through it shows the user's file and lines.
 """
 
