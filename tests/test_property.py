@@ -104,10 +104,9 @@ AVOID_HELD_SELECT = False
 # KNOWN BUG (``test_try_after_early_return``): a `try`/`except` after an early `return` loses its
 # handler under structural/enhanced. Until it is fixed, no `try`/`except` follows an early return.
 AVOID_TRY_AFTER_RETURN = False
-# KNOWN BUG (``test_raise_cancels_earlier_calls``): under parallel/async, a statement that raises runs
-# before independent operator calls that precede it in program order and cancels them: the compiled
-# call makes fewer calls than eager. Until it is fixed, statements that may raise come before any call.
-AVOID_RAISE_AFTER_CALLS = True
+# Statements that may raise are generated after operator calls too: a failing step lets the steps
+# before it in program order finish (``test_raise_cancels_earlier_calls``). True keeps them first.
+AVOID_RAISE_AFTER_CALLS = False
 # KNOWN BUG (``test_pure_raise_before_call``): a pure expression that raises (``100 // (n % 5)``) is
 # evaluated after the operator call that follows it: the compiled call makes a call eager never reaches.
 # Until it is fixed, the "may_raise" statements are not generated (``raise`` and ``with`` ones are).
@@ -967,10 +966,6 @@ RAISE_AFTER_CALLS = HEADER_STATEFUL + '''\
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler/runtime bug: with n=-1 eager calls g-ret, g-up, g-wrap and then raises IndexError; under "
-    "parallel/async the subscript (later in program order, independent of the map region) raises first "
-    "and the g-up/g-wrap calls eager made are never made"))
 @pytest.mark.parametrize("mode", ["structural", "enhanced"])
 def test_raise_cancels_earlier_calls(module_dir, no_disk_cache, mode):
     module = load(RAISE_AFTER_CALLS, module_dir)
