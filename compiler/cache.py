@@ -84,7 +84,7 @@ def structure_hash(root: Any, is_operator: Callable[[Any], bool]) -> str:
     for _, part in _structure(root, is_operator, "", [], {}):
         digest.update(part.encode())
         digest.update(b"\0")
-    for part in Holdings(root, is_operator).shared_paths():  # objects two operators hold: ordered calls
+    for part in Holdings(root, is_operator, library_file).shared_paths():  # objects two operators hold: ordered calls
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]

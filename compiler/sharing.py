@@ -11,8 +11,16 @@ operators hold it. A leaf operator that holds an object another operator also ho
 - a *reader* otherwise: its call reads state, so it runs between the effects around it.
 
 Leaves that share nothing, or share only objects none of them changes (one client object behind many
-calls), still overlap freely. State reached only through module globals is not covered: a leaf that
-appends to a module-level list overlaps with the calls around it (hold shared state as an attribute).
+calls), still overlap freely.
+
+Module globals count too (``globals_held``): an operator holds the mutable module-level objects its
+methods name, and those named by the module-level functions they call (``MAX_CALLS`` levels). A global
+is ordered when an operator holding it changes it and another one (or the jitted operator itself) reads
+it: a leaf appending to a module-level history that another leaf reads is an effect, its reader a
+state read. Operators that only change a global (a module-level usage meter or event log every call
+charges) are not ordered with each other, nor are operators that only read one: eager's order of
+their changes is not kept (hold such state as an attribute to order it). Not covered: rebinding a global (``global n; n += 1``), state reached through another module's attribute
+(``state.CACHE``) or through a library's functions.
 
 ``writes`` reads source with the standard library's ``ast``: an assignment to, or deletion of, an
 attribute or item of something ``self`` holds; a mutating method called on it (``append``,
@@ -63,6 +71,8 @@ class Holdings:
         self.paths: dict[int, str] = {}  # object or operator -> the first path it was reached by
         self.held: dict[int, list[Any]] = {}  # operator -> the objects it holds (below it, not below sub-operators)
         self.operators: dict[int, Any] = {}
+        self.root = id(root)
+        self.from_globals: dict[int, set[int]] = {}  # a global object -> the operators that change it
         self._keep: list[Any] = []  # every object walked stays alive while its id is a key here
         self._operator(root, "self")
 
@@ -75,14 +85,21 @@ class Holdings:
         for name, attr in tuple(getattr(op, "__dict__", {}).items()):
             if not name.startswith(("_xcs", "__xcs")):
                 self._value(attr, f"{path}.{name}", op, 0)
+        for name, value, written in globals_held(type(op), self.library):
+            writers = self.from_globals.setdefault(id(value), set())
+            writers.update((id(op),) if written else ())
+            self._value(value, name, op, 0, writers)
 
-    def _value(self, value: Any, path: str, owner: Any, depth: int) -> None:
+    def _value(self, value: Any, path: str, owner: Any, depth: int, writers: set[int] | None = None) -> None:
+        """Walk ``value`` held by ``owner``; ``writers``: it is (inside) a module global, which these change."""
         if self.is_operator(value):
             self._operator(value, path)
             return
         if _is_value(value) or depth > MAX_DEPTH:
             return
         key = id(value)
+        if writers is not None:
+            self.from_globals.setdefault(key, writers)
         holders = self.owners.setdefault(key, set())
         if not holders:
             self._keep.append(value)
@@ -98,17 +115,22 @@ class Holdings:
         else:
             items = [(f".{k}", v) for k, v in list(getattr(value, "__dict__", {}).items())[:MAX_ITEMS]]
         for label, item in items:
-            self._value(item, f"{path}[{label}]" if not label.startswith(".") else path + label, owner, depth + 1)
-
-    def shares(self, op: Any) -> bool:
-        """Whether ``op`` holds an object another operator of the tree holds too."""
-        return any(len(self.owners[id(v)]) > 1 for v in self.held.get(id(op), ()))
+            self._value(item, f"{path}[{label}]" if not label.startswith(".") else path + label, owner, depth + 1, writers)
 
     def role(self, op: Any) -> str:
-        """``"writes"``, ``"reads"`` or ``""`` (shares nothing): how a call of the leaf ``op`` is ordered."""
-        if not self.shares(op):
+        """``"writes"``, ``"reads"`` or ``""`` (shares nothing that needs an order): how a call of the
+        leaf ``op`` is ordered."""
+        shared = [v for v in self.held.get(id(op), ()) if len(self.owners[id(v)]) > 1 and self._ordered(v)]
+        if not shared:
             return ""
-        return "writes" if writes(op, "forward", self.library) else "reads"
+        changes_global = any(id(op) in self.from_globals.get(id(v), ()) for v in shared)
+        return "writes" if changes_global or writes(op, "forward", self.library) else "reads"
+
+    def _ordered(self, value: Any) -> bool:
+        """Held through an attribute; or a global that an operator holding it changes and another one
+        (or the jitted operator itself) reads."""
+        writers = self.from_globals.get(id(value))
+        return writers is None or bool(writers) and any(h == self.root or h not in writers for h in self.owners[id(value)])
 
     def shared_paths(self) -> list[str]:
         """``"self.writer~self.memory"`` per operator holding a shared object (by the object's first
@@ -116,9 +138,57 @@ class Holdings:
         out = []
         for key, op in self.operators.items():
             for value in self.held[key]:
-                if len(self.owners[id(value)]) > 1:
+                if len(self.owners[id(value)]) > 1 and self._ordered(value):
                     out.append(f"{self.paths[key]}~{self.paths[id(value)]}")
         return out
+
+
+# ---------------------------------------------------------------------- module globals
+def _user_function(value: Any, library: Callable[[str], bool]) -> bool:
+    """A function of the user's code (not the standard library's, a package's or ember-xcs's own)."""
+    return (isinstance(value, types.FunctionType) and not library(value.__code__.co_filename)
+            and not (value.__module__ or "").startswith("xcs."))
+
+
+@lru_cache(maxsize=4096)
+def _names(code: types.CodeType) -> tuple[str, ...]:
+    """The global (and attribute) names ``code`` and the code nested in it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.update(_names(const))
+    return tuple(sorted(names))
+
+
+def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any, bool]]:
+    """``("module.NAME", object, changed)`` per mutable module global that the user-code methods of
+    ``cls`` name, directly or through the module-level functions they call, in name order; ``changed``:
+    one of those functions may change it."""
+    found: dict[str, list[Any]] = {}
+    todo = [(getattr(f, "__func__", f), 0) for klass in cls.__mro__ for f in vars(klass).values()]
+    seen: set[Any] = set()
+    while todo:
+        func, depth = todo.pop()
+        if not _user_function(func, library) or func.__code__ in seen:
+            continue
+        seen.add(func.__code__)
+        scope, local = func.__globals__, set(func.__code__.co_varnames)
+        for name in _names(func.__code__):
+            value = scope.get(name, _UNKNOWN)
+            if name in local or value is _UNKNOWN:
+                continue
+            if _user_function(value, library):
+                todo += [(value, depth + 1)] if depth + 1 < MAX_CALLS else []
+            elif not _is_value(value):
+                entry = found.setdefault(f"{func.__module__}.{name}", [value, False])
+                entry[1] = entry[1] or _changes(func, name, value, library)
+    return [(path, value, changed) for path, (value, changed) in sorted(found.items(), key=lambda item: item[0])]
+
+
+def _changes(func: types.FunctionType, name: str, value: Any, library: Callable[[str], bool]) -> bool:
+    """Whether ``func`` may change the global ``name`` (bound to ``value``); no source: it may."""
+    tree = _function_ast(func.__code__)
+    return tree is None or _Scan(value, name, library, 1).run(tree)
 
 
 # ---------------------------------------------------------------------- may a method write?

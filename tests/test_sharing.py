@@ -150,3 +150,125 @@ def test_structure_hash_tells_shared_from_unshared_trees():
         "self.writer~self.writer.notes", "self.writer~self.writer.notes.items",
         "self.reader~self.writer.notes", "self.reader~self.writer.notes.items",
     ]
+
+
+# ---------------------------------------------------------------------- module globals
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+from xcs import execution_options, jit  # noqa: E402
+
+HISTORY: list = []
+USAGE = {"tokens": 0}
+METER = {"calls": 0}
+FLIGHT = {"now": 0, "peak": 0}
+FLIGHT_LOCK = threading.Lock()
+
+
+def charge(n):
+    USAGE["tokens"] += n
+
+
+def count_call():
+    METER["calls"] += 1
+
+
+class AppendsHistory(Operator):
+    def forward(self, *, inputs):
+        time.sleep(0.03)  # a slow call: a reader that does not wait for it reads too early
+        HISTORY.append(inputs["q"])
+        return {"n": len(HISTORY)}
+
+
+class Charges(Operator):
+    def forward(self, *, inputs):
+        time.sleep(0.03)
+        charge(len(inputs["q"]))
+        return {"ok": True}
+
+
+class ReadsGlobals(Operator):
+    def forward(self, *, inputs):
+        return {"seen": list(HISTORY), "tokens": USAGE["tokens"]}
+
+
+class GlobalPipeline(Operator):
+    def __init__(self):
+        self.append, self.charge, self.read = AppendsHistory(), Charges(), ReadsGlobals()
+
+    def forward(self, *, inputs):
+        a = self.append(inputs={"q": inputs["q"]})
+        self.charge(inputs={"q": inputs["q"]})
+        seen = self.read(inputs={})
+        return {"n": a["n"], "seen": seen["seen"], "tokens": seen["tokens"], "now": USAGE["tokens"]}
+
+
+class Metered(Operator):
+    """Charges a module-level meter nobody reads in the plan: its calls still overlap."""
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def forward(self, *, inputs):
+        with FLIGHT_LOCK:
+            FLIGHT["now"] += 1
+            FLIGHT["peak"] = max(FLIGHT["peak"], FLIGHT["now"])
+        time.sleep(0.05)
+        with FLIGHT_LOCK:
+            FLIGHT["now"] -= 1
+        count_call()
+        return {"text": f"{self.tag}:{inputs['q']}"}
+
+
+class MeteredEnsemble(Operator):
+    def __init__(self):
+        self.members = [Metered("a"), Metered("b"), Metered("c")]
+
+    def forward(self, *, inputs):
+        return {"answers": [m(inputs={"q": inputs["q"]})["text"] for m in self.members]}
+
+
+def reset_globals():
+    HISTORY.clear()
+    USAGE["tokens"] = 0
+    METER["calls"] = 0
+    FLIGHT.update(now=0, peak=0)
+
+
+def run_calls(op, queries):
+    reset_globals()
+    outs = [op(inputs={"q": q}) for q in queries]
+    return outs, list(HISTORY), dict(USAGE), dict(METER)
+
+
+def test_globals_held_names_the_mutable_globals_methods_reach():
+    from xcs.compiler.sharing import globals_held
+    from xcs.compiler.trace import library_file
+
+    assert [(path, changed) for path, _, changed in globals_held(Charges, library_file)] == [
+        (f"{__name__}.USAGE", True)]  # through the module-level function it calls
+    assert [(path, changed) for path, _, changed in globals_held(ReadsGlobals, library_file)] == [
+        (f"{__name__}.HISTORY", False), (f"{__name__}.USAGE", False)]
+
+
+@pytest.mark.parametrize("scheduler", ["sequential", "parallel", "async", "auto"])
+@pytest.mark.parametrize("mode", ["auto", "structural", "enhanced", "trace"])
+def test_a_global_one_leaf_changes_and_another_reads_is_ordered(fresh_plans, mode, scheduler):
+    queries = ["x", "yy", "zzz"]
+    eager = run_calls(GlobalPipeline(), queries)
+    with execution_options(scheduler=scheduler):
+        compiled = run_calls(jit(GlobalPipeline(), mode=mode), queries)
+    assert compiled == eager
+    assert eager[0][-1] == {"n": 3, "seen": ["x", "yy", "zzz"], "tokens": 6, "now": 6}
+
+
+@pytest.mark.parametrize("mode", ["auto", "structural"])
+def test_leaves_that_only_charge_a_global_meter_still_overlap(fresh_plans, mode):
+    queries = ["x", "y"]
+    eager = run_calls(MeteredEnsemble(), queries)
+    with execution_options(scheduler="parallel"):
+        compiled = run_calls(jit(MeteredEnsemble(), mode=mode), queries)
+        assert FLIGHT["peak"] > 1
+    assert compiled == eager and eager[3] == {"calls": 6}
