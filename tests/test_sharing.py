@@ -272,3 +272,31 @@ def test_leaves_that_only_charge_a_global_meter_still_overlap(fresh_plans, mode)
         compiled = run_calls(jit(MeteredEnsemble(), mode=mode), queries)
         assert FLIGHT["peak"] > 1
     assert compiled == eager and eager[3] == {"calls": 6}
+
+
+class SlowAdd(Operator):
+    def __init__(self, notes):
+        self.notes = notes
+
+    def forward(self, *, inputs):
+        time.sleep(0.03)
+        self.notes.items.append(inputs["q"])
+        return {}
+
+
+class TwoTrees(Operator):
+    """One class, two trees: the writer and the reader share one ``Notes`` or hold one each."""
+
+    def __init__(self, shared):
+        notes = Notes()
+        self.add, self.read = SlowAdd(notes), ReadsOnly(notes if shared else Notes())
+
+    def forward(self, *, inputs):
+        self.add(inputs={"q": inputs["q"]})
+        return {"last": self.read(inputs={})["last"]}
+
+
+def test_a_plan_of_an_unshared_tree_is_not_reused_for_a_shared_one(fresh_plans):
+    with execution_options(scheduler="parallel"):
+        assert jit(TwoTrees(False))(inputs={"q": "a"}) == {"last": None}
+        assert jit(TwoTrees(True))(inputs={"q": "b"}) == {"last": "b"}  # its own plan: the read waits for the add
