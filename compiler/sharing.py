@@ -15,11 +15,12 @@ calls), still overlap freely.
 
 Module globals count too (``globals_held``): an operator holds the mutable module-level objects its
 methods name, and those named by the module-level functions they call (``MAX_CALLS`` levels). A global
-is ordered when an operator holding it changes it and another one (or the jitted operator itself) reads
-it: a leaf appending to a module-level history that another leaf reads is an effect, its reader a
-state read. Operators that only change a global (a module-level usage meter or event log every call
-charges) are not ordered with each other, nor are operators that only read one: eager's order of
-their changes is not kept (hold such state as an attribute to order it). Not covered: rebinding a global (``global n; n += 1``), state reached through another module's attribute
+is ordered when an operator holding it changes it and one reads it (or the jitted operator itself
+names it): a leaf appending to a module-level history that another leaf reads is an effect, its reader
+a state read; leaves sharing a module-level cache (each reads and fills it) are effects. Operators
+that change a global only blindly (``USAGE["n"] += k``, ``LOG.append(x)``: a usage meter or event
+log every call charges) are not ordered with each other, nor are operators that only read one:
+eager's order of those changes is not kept (hold such state as an attribute to order it). Not covered: rebinding a global (``global n; n += 1``), state reached through another module's attribute
 (``state.CACHE``) or through a library's functions.
 
 ``writes`` reads source with the standard library's ``ast``: an assignment to, or deletion of, an
@@ -72,7 +73,7 @@ class Holdings:
         self.held: dict[int, list[Any]] = {}  # operator -> the objects it holds (below it, not below sub-operators)
         self.operators: dict[int, Any] = {}
         self.root = id(root)
-        self.from_globals: dict[int, set[int]] = {}  # a global object -> the operators that change it
+        self.from_globals: dict[int, tuple[set[int], set[int]]] = {}  # a global -> (ops changing, ops reading it)
         self._keep: list[Any] = []  # every object walked stays alive while its id is a key here
         self._operator(root, "self")
 
@@ -85,21 +86,23 @@ class Holdings:
         for name, attr in tuple(getattr(op, "__dict__", {}).items()):
             if not name.startswith(("_xcs", "__xcs")):
                 self._value(attr, f"{path}.{name}", op, 0)
-        for name, value, written in globals_held(type(op), self.library):
-            writers = self.from_globals.setdefault(id(value), set())
-            writers.update((id(op),) if written else ())
-            self._value(value, name, op, 0, writers)
+        for name, value, changes, reads in globals_held(type(op), self.library):
+            uses = self.from_globals.setdefault(id(value), (set(), set()))
+            for who, used in zip(uses, (changes, reads)):
+                who.update((id(op),) if used else ())
+            self._value(value, name, op, 0, uses)
 
-    def _value(self, value: Any, path: str, owner: Any, depth: int, writers: set[int] | None = None) -> None:
-        """Walk ``value`` held by ``owner``; ``writers``: it is (inside) a module global, which these change."""
+    def _value(self, value: Any, path: str, owner: Any, depth: int, uses: Any = None) -> None:
+        """Walk ``value`` held by ``owner``; ``uses``: it is (inside) a module global, which these
+        operators change and read."""
         if self.is_operator(value):
             self._operator(value, path)
             return
         if _is_value(value) or depth > MAX_DEPTH:
             return
         key = id(value)
-        if writers is not None:
-            self.from_globals.setdefault(key, writers)
+        if uses is not None:
+            self.from_globals.setdefault(key, uses)
         holders = self.owners.setdefault(key, set())
         if not holders:
             self._keep.append(value)
@@ -115,7 +118,7 @@ class Holdings:
         else:
             items = [(f".{k}", v) for k, v in list(getattr(value, "__dict__", {}).items())[:MAX_ITEMS]]
         for label, item in items:
-            self._value(item, f"{path}[{label}]" if not label.startswith(".") else path + label, owner, depth + 1, writers)
+            self._value(item, f"{path}[{label}]" if not label.startswith(".") else path + label, owner, depth + 1, uses)
 
     def role(self, op: Any) -> str:
         """``"writes"``, ``"reads"`` or ``""`` (shares nothing that needs an order): how a call of the
@@ -123,14 +126,14 @@ class Holdings:
         shared = [v for v in self.held.get(id(op), ()) if len(self.owners[id(v)]) > 1 and self._ordered(v)]
         if not shared:
             return ""
-        changes_global = any(id(op) in self.from_globals.get(id(v), ()) for v in shared)
+        changes_global = any(id(op) in self.from_globals.get(id(v), ((),))[0] for v in shared)
         return "writes" if changes_global or writes(op, "forward", self.library) else "reads"
 
     def _ordered(self, value: Any) -> bool:
-        """Held through an attribute; or a global that an operator holding it changes and another one
-        (or the jitted operator itself) reads."""
-        writers = self.from_globals.get(id(value))
-        return writers is None or bool(writers) and any(h == self.root or h not in writers for h in self.owners[id(value)])
+        """Held through an attribute; or a global that an operator holding it changes and one (or the
+        jitted operator itself) reads."""
+        uses = self.from_globals.get(id(value))
+        return uses is None or bool(uses[0]) and (bool(uses[1]) or self.root in self.owners[id(value)])
 
     def shared_paths(self) -> list[str]:
         """``"self.writer~self.memory"`` per operator holding a shared object (by the object's first
@@ -160,10 +163,10 @@ def _names(code: types.CodeType) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any, bool]]:
-    """``("module.NAME", object, changed)`` per mutable module global that the user-code methods of
-    ``cls`` name, directly or through the module-level functions they call, in name order; ``changed``:
-    one of those functions may change it."""
+def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any, bool, bool]]:
+    """``("module.NAME", object, changes, reads)`` per mutable module global that the user-code methods
+    of ``cls`` name, directly or through the module-level functions they call, in name order: whether
+    one of those functions may change it, and whether one reads it (``_uses``)."""
     found: dict[str, list[Any]] = {}
     todo = [(getattr(f, "__func__", f), 0) for klass in cls.__mro__ for f in vars(klass).values()]
     seen: set[Any] = set()
@@ -180,15 +183,33 @@ def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, A
             if _user_function(value, library):
                 todo += [(value, depth + 1)] if depth + 1 < MAX_CALLS else []
             elif not _is_value(value):
-                entry = found.setdefault(f"{func.__module__}.{name}", [value, False])
-                entry[1] = entry[1] or _changes(func, name, value, library)
-    return [(path, value, changed) for path, (value, changed) in sorted(found.items(), key=lambda item: item[0])]
+                entry = found.setdefault(f"{func.__module__}.{name}", [value, False, False])
+                changes, reads = _uses(func, name, value, library)
+                entry[1], entry[2] = entry[1] or changes, entry[2] or reads
+    return [(path, *entry) for path, entry in sorted(found.items(), key=lambda item: item[0])]
 
 
-def _changes(func: types.FunctionType, name: str, value: Any, library: Callable[[str], bool]) -> bool:
-    """Whether ``func`` may change the global ``name`` (bound to ``value``); no source: it may."""
+def _uses(func: types.FunctionType, name: str, value: Any, library: Callable[[str], bool]) -> tuple[bool, bool]:
+    """Whether ``func`` may change the global ``name`` (bound to ``value``), and whether it reads it:
+    any use but a blind change (an item or attribute assigned, augmented or deleted, a mutating method
+    whose result is dropped: ``USAGE["n"] += 1``, ``LOG.append(x)``). No source: it may do both."""
     tree = _function_ast(func.__code__)
-    return tree is None or _Scan(value, name, library, 1).run(tree)
+    if tree is None:
+        return True, True
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+    def blind(node: ast.AST) -> bool:
+        up = parents.get(node)
+        if isinstance(up, (ast.Subscript, ast.Attribute)) and up.value is node:
+            if isinstance(up.ctx, (ast.Store, ast.Del)):
+                return True
+            call = parents.get(up)
+            return (isinstance(up, ast.Attribute) and up.attr in MUTATORS and isinstance(call, ast.Call)
+                    and call.func is up and isinstance(parents.get(call), ast.Expr))
+        return False
+
+    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]
+    return _Scan(value, name, library, 1).run(tree), any(not blind(n) for n in uses)
 
 
 # ---------------------------------------------------------------------- may a method write?

@@ -153,7 +153,6 @@ def test_structure_hash_tells_shared_from_unshared_trees():
 
 
 # ---------------------------------------------------------------------- module globals
-import threading  # noqa: E402
 import time  # noqa: E402
 
 import pytest  # noqa: E402
@@ -163,8 +162,7 @@ from xcs import execution_options, jit  # noqa: E402
 HISTORY: list = []
 USAGE = {"tokens": 0}
 METER = {"calls": 0}
-FLIGHT = {"now": 0, "peak": 0}
-FLIGHT_LOCK = threading.Lock()
+SPANS: list = []  # (start, end) of each Metered call
 
 
 def charge(n):
@@ -212,12 +210,9 @@ class Metered(Operator):
         self.tag = tag
 
     def forward(self, *, inputs):
-        with FLIGHT_LOCK:
-            FLIGHT["now"] += 1
-            FLIGHT["peak"] = max(FLIGHT["peak"], FLIGHT["now"])
+        start = time.perf_counter()
         time.sleep(0.05)
-        with FLIGHT_LOCK:
-            FLIGHT["now"] -= 1
+        SPANS.append((start, time.perf_counter()))  # a blind change, like the meter's
         count_call()
         return {"text": f"{self.tag}:{inputs['q']}"}
 
@@ -230,11 +225,50 @@ class MeteredEnsemble(Operator):
         return {"answers": [m(inputs={"q": inputs["q"]})["text"] for m in self.members]}
 
 
+CACHE: dict = {}
+LOOKUPS = {"n": 0}
+
+
+class CachedLookup(Operator):
+    """A tool memoised in a module-level cache: eager's second lookup of a query is a hit."""
+
+    def forward(self, *, inputs):
+        q = inputs["q"]
+        if q not in CACHE:
+            time.sleep(0.03)
+            LOOKUPS["n"] += 1
+            CACHE[q] = q.upper()
+        return {"text": CACHE[q]}
+
+
+class TwoLookups(Operator):
+    def __init__(self):
+        self.first, self.second = CachedLookup(), CachedLookup()
+
+    def forward(self, *, inputs):
+        a = self.first(inputs={"q": inputs["q"]})["text"]
+        b = self.second(inputs={"q": inputs["q"]})["text"]
+        return {"text": a + b}
+
+
+@pytest.mark.parametrize("scheduler", ["parallel", "async"])
+def test_leaves_sharing_a_module_level_cache_look_up_as_eager_does(fresh_plans, scheduler):
+    def run(op):
+        CACHE.clear()
+        LOOKUPS["n"] = 0
+        return [op(inputs={"q": q}) for q in ("a", "b", "a")], LOOKUPS["n"]
+
+    eager = run(TwoLookups())
+    with execution_options(scheduler=scheduler):
+        assert run(jit(TwoLookups())) == eager
+    assert eager[1] == 2
+
+
 def reset_globals():
     HISTORY.clear()
     USAGE["tokens"] = 0
     METER["calls"] = 0
-    FLIGHT.update(now=0, peak=0)
+    SPANS.clear()
 
 
 def run_calls(op, queries):
@@ -247,10 +281,15 @@ def test_globals_held_names_the_mutable_globals_methods_reach():
     from xcs.compiler.sharing import globals_held
     from xcs.compiler.trace import library_file
 
-    assert [(path, changed) for path, _, changed in globals_held(Charges, library_file)] == [
-        (f"{__name__}.USAGE", True)]  # through the module-level function it calls
-    assert [(path, changed) for path, _, changed in globals_held(ReadsGlobals, library_file)] == [
-        (f"{__name__}.HISTORY", False), (f"{__name__}.USAGE", False)]
+    uses = {cls.__name__: [(path, changes, reads) for path, _, changes, reads in globals_held(cls, library_file)]
+            for cls in (Charges, ReadsGlobals, AppendsHistory, Metered, CachedLookup)}
+    assert uses == {  # (global, changed, read) through the module-level functions they call, too
+        "Charges": [(f"{__name__}.USAGE", True, False)],  # USAGE["tokens"] += n: a blind change
+        "ReadsGlobals": [(f"{__name__}.HISTORY", False, True), (f"{__name__}.USAGE", False, True)],
+        "AppendsHistory": [(f"{__name__}.HISTORY", True, True)],  # it returns len(HISTORY)
+        "Metered": [(f"{__name__}.METER", True, False), (f"{__name__}.SPANS", True, False)],
+        "CachedLookup": [(f"{__name__}.CACHE", True, True), (f"{__name__}.LOOKUPS", True, False)],
+    }
 
 
 @pytest.mark.parametrize("scheduler", ["sequential", "parallel", "async", "auto"])
@@ -270,7 +309,7 @@ def test_leaves_that_only_charge_a_global_meter_still_overlap(fresh_plans, mode)
     eager = run_calls(MeteredEnsemble(), queries)
     with execution_options(scheduler="parallel"):
         compiled = run_calls(jit(MeteredEnsemble(), mode=mode), queries)
-        assert FLIGHT["peak"] > 1
+        assert any(a[0] < b[1] and b[0] < a[1] for a in SPANS for b in SPANS if a is not b)  # overlapped
     assert compiled == eager and eager[3] == {"calls": 6}
 
 
