@@ -34,7 +34,6 @@ import logging
 import os
 import re
 import sys
-import threading
 import warnings
 from collections import Counter
 
@@ -46,7 +45,7 @@ from xcs.compiler.cache import Key
 from xcs.compiler.signature import Signature
 from corpus import run_counted
 from corpus import CALLS
-from sound.harness import plan_in_use, root_error
+from sound.harness import LogLines, plan_in_use, root_error
 from xcs import GraphBreakWarning, execution_options, jit
 from xcs.compiler.driver import PLANS, clear_caches
 
@@ -701,18 +700,6 @@ SCHEDULERS = ("sequential", "parallel", "async")
 EXAMPLES = int(os.environ.get("XCS_PROPERTY_EXAMPLES", "40"))
 
 
-class _Lines(logging.Handler):
-    """The log lines of the generated programs' logger, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-        self._guard = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._guard:
-            self.lines.append(f"{record.levelname}:{record.getMessage()}")
-
 
 def held_state(op, module) -> dict:
     """Everything the generated programs can change, as plain values."""
@@ -729,7 +716,7 @@ def observe_run(module, inputs, hooks, mode=None, scheduler=None) -> list[dict]:
     op = module.make()
     if mode is not None:
         op = jit(op, mode=mode)
-    handler = _Lines()
+    handler = LogLines()
     logger = logging.getLogger(LOGGER)
     logger.addHandler(handler)
     level, propagate = logger.level, logger.propagate
