@@ -13,6 +13,8 @@ operators hold it. A leaf operator that holds an object another operator also ho
 Leaves that share nothing, or share only objects none of them changes (one client object behind many
 calls), still overlap freely.
 
+Mutable class attributes count as held by every instance that reaches them (``class_state``): a cache
+in a class body that all instances fill, a registry another class's methods read by the class's name.
 Module globals count too (``globals_held``): an operator holds the mutable module-level objects its
 methods name, and those named by the module-level functions they call (``MAX_CALLS`` levels). A global
 is ordered when an operator holding it changes it and one reads it (or the jitted operator itself
@@ -86,6 +88,8 @@ class Holdings:
         for name, attr in tuple(getattr(op, "__dict__", {}).items()):
             if not name.startswith(("_xcs", "__xcs")):
                 self._value(attr, f"{path}.{name}", op, 0)
+        for name, value in class_state(type(op), self.library):  # ordered like attributes
+            self._value(value, name, op, 0)
         for name, value, changes, reads in globals_held(type(op), self.library):
             uses = self.from_globals.setdefault(id(value), (set(), set()))
             for who, used in zip(uses, (changes, reads)):
@@ -163,11 +167,10 @@ def _names(code: types.CodeType) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any, bool, bool]]:
-    """``("module.NAME", object, changes, reads)`` per mutable module global that the user-code methods
-    of ``cls`` name, directly or through the module-level functions they call, in name order: whether
-    one of those functions may change it, and whether one reads it (``_uses``)."""
-    found: dict[str, list[Any]] = {}
+def _functions(cls: type, library: Callable[[str], bool]) -> list[tuple[types.FunctionType, list[tuple[str, Any]]]]:
+    """The user-code methods of ``cls`` and the module-level user functions they call (``MAX_CALLS``
+    levels), each with the ``(name, value)`` of the other module globals it names."""
+    out = []
     todo = [(getattr(f, "__func__", f), 0) for klass in cls.__mro__ for f in vars(klass).values()]
     seen: set[Any] = set()
     while todo:
@@ -175,18 +178,65 @@ def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, A
         if not _user_function(func, library) or func.__code__ in seen:
             continue
         seen.add(func.__code__)
-        scope, local = func.__globals__, set(func.__code__.co_varnames)
+        scope, local, named = func.__globals__, set(func.__code__.co_varnames), []
         for name in _names(func.__code__):
             value = scope.get(name, _UNKNOWN)
             if name in local or value is _UNKNOWN:
                 continue
             if _user_function(value, library):
                 todo += [(value, depth + 1)] if depth + 1 < MAX_CALLS else []
-            elif not _is_value(value):
+            else:
+                named.append((name, value))
+        out.append((func, named))
+    return out
+
+
+def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any, bool, bool]]:
+    """``("module.NAME", object, changes, reads)`` per mutable module global that the user-code methods
+    of ``cls`` name, directly or through the module-level functions they call, in name order: whether
+    one of those functions may change it, and whether one reads it (``_uses``)."""
+    found: dict[str, list[Any]] = {}
+    for func, named in _functions(cls, library):
+        for name, value in named:
+            if not _is_value(value):
                 entry = found.setdefault(f"{func.__module__}.{name}", [value, False, False])
                 changes, reads = _uses(func, name, value, library)
                 entry[1], entry[2] = entry[1] or changes, entry[2] or reads
     return [(path, *entry) for path, entry in sorted(found.items(), key=lambda item: item[0])]
+
+
+def class_state(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any]]:
+    """``("module.Class.attr", object)`` per mutable class attribute an instance of ``cls`` reaches:
+    those of its own user-code classes (``self.cache`` where ``cache = {}`` is in the class body), and
+    those its methods name on another user class (``Registry.tools``), in path order."""
+    found: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if _user_class(klass, library):
+            for name, value in _class_attributes(klass):
+                found.setdefault(f"{klass.__module__}.{klass.__qualname__}.{name}", value)
+    for func, named in _functions(cls, library):
+        names = set(_names(func.__code__))
+        for _, value in named:
+            if _user_class(value, library):
+                for name, attr in _class_attributes(value):
+                    if name in names:
+                        found.setdefault(f"{value.__module__}.{value.__qualname__}.{name}", attr)
+    return sorted(found.items(), key=lambda item: item[0])
+
+
+def _user_class(value: Any, library: Callable[[str], bool]) -> bool:
+    if not isinstance(value, type) or (value.__module__ or "").startswith(("xcs.", "builtins")):
+        return False
+    file = getattr(sys.modules.get(value.__module__), "__file__", None)
+    return bool(file) and not library(file)
+
+
+def _class_attributes(klass: type) -> list[tuple[str, Any]]:
+    """The mutable values a class body binds (not its methods, properties or descriptors)."""
+    return [(name, value) for name, value in vars(klass).items()
+            if not name.startswith("__") and not _is_value(value)
+            and not isinstance(value, (staticmethod, classmethod, property, types.MemberDescriptorType,
+                                       types.GetSetDescriptorType))]
 
 
 def _uses(func: types.FunctionType, name: str, value: Any, library: Callable[[str], bool]) -> tuple[bool, bool]:

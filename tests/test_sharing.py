@@ -339,3 +339,57 @@ def test_a_plan_of_an_unshared_tree_is_not_reused_for_a_shared_one(fresh_plans):
     with execution_options(scheduler="parallel"):
         assert jit(TwoTrees(False))(inputs={"q": "a"}) == {"last": None}
         assert jit(TwoTrees(True))(inputs={"q": "b"}) == {"last": "b"}  # its own plan: the read waits for the add
+
+
+class ClassCachedTool(Operator):
+    """Memoised in a cache in its class body: every instance fills and reads the same dict."""
+
+    cache: dict = {}
+    lookups = [0]
+
+    def forward(self, *, inputs):
+        q = inputs["q"]
+        if q not in self.cache:
+            time.sleep(0.03)
+            self.lookups[0] += 1
+            self.cache[q] = q.upper()
+        return {"text": self.cache[q]}
+
+
+class ClassLog(Operator):
+    entries: list = []
+
+    def forward(self, *, inputs):
+        time.sleep(0.03)
+        self.entries.append(inputs["q"])
+        return {}
+
+
+class CountsClassLog(Operator):
+    def forward(self, *, inputs):
+        return {"n": len(ClassLog.entries)}  # read through the class's name
+
+
+class ClassStatePipeline(Operator):
+    def __init__(self):
+        self.a, self.b, self.log, self.count = ClassCachedTool(), ClassCachedTool(), ClassLog(), CountsClassLog()
+
+    def forward(self, *, inputs):
+        text = self.a(inputs={"q": inputs["q"]})["text"] + self.b(inputs={"q": inputs["q"]})["text"]
+        self.log(inputs={"q": inputs["q"]})
+        return {"text": text, "n": self.count(inputs={})["n"], "lookups": ClassCachedTool.lookups[0]}
+
+
+@pytest.mark.parametrize("scheduler", ["parallel", "async"])
+@pytest.mark.parametrize("mode", ["auto", "structural", "trace"])
+def test_class_attributes_instances_share_are_ordered(fresh_plans, mode, scheduler):
+    def run(op):
+        ClassCachedTool.cache.clear()
+        ClassCachedTool.lookups[0] = 0
+        ClassLog.entries.clear()
+        return [op(inputs={"q": q}) for q in ("a", "a", "b")]
+
+    eager = run(ClassStatePipeline())
+    with execution_options(scheduler=scheduler):
+        assert run(jit(ClassStatePipeline(), mode=mode)) == eager
+    assert eager[-1] == {"text": "BB", "n": 3, "lookups": 2}
