@@ -84,10 +84,21 @@ def structure_hash(root: Any, is_operator: Callable[[Any], bool]) -> str:
     for _, part in _structure(root, is_operator, "", [], {}):
         digest.update(part.encode())
         digest.update(b"\0")
-    for part in Holdings(root, is_operator).shared_paths():  # objects two operators hold: ordered calls
-        digest.update(part.encode())
-        digest.update(b"\0")
+    for k, op in enumerate(_operators(root, is_operator)):  # objects two operators hold: ordered calls
+        for part in Holdings(op, is_operator, library_file).shared_paths():
+            digest.update(f"{k}:{part}".encode())
+            digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+def _operators(root: Any, is_operator: Callable[[Any], bool]) -> list[Any]:
+    """The operators ``root`` is or lists (the driver hashes ``(operator, mode, ...)``, or a jitted
+    function with the operators it names)."""
+    if is_operator(root):
+        return [root]
+    if isinstance(root, (tuple, list)):
+        return [op for item in root for op in _operators(item, is_operator)]
+    return []
 
 
 def structure_components(root: Any, is_operator: Callable[[Any], bool]) -> dict[str, str]:

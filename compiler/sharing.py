@@ -11,8 +11,19 @@ operators hold it. A leaf operator that holds an object another operator also ho
 - a *reader* otherwise: its call reads state, so it runs between the effects around it.
 
 Leaves that share nothing, or share only objects none of them changes (one client object behind many
-calls), still overlap freely. State reached only through module globals is not covered: a leaf that
-appends to a module-level list overlaps with the calls around it (hold shared state as an attribute).
+calls), still overlap freely.
+
+Mutable class attributes count as held by every instance that reaches them (``class_state``): a cache
+in a class body that all instances fill, a registry another class's methods read by the class's name.
+Module globals count too (``globals_held``): an operator holds the mutable module-level objects its
+methods name, and those named by the module-level functions they call (``MAX_CALLS`` levels). A global
+is ordered when an operator holding it changes it and one reads it (or the jitted operator itself
+names it): a leaf appending to a module-level history that another leaf reads is an effect, its reader
+a state read; leaves sharing a module-level cache (each reads and fills it) are effects. Operators
+that change a global only blindly (``USAGE["n"] += k``, ``LOG.append(x)``: a usage meter or event
+log every call charges) are not ordered with each other, nor are operators that only read one:
+eager's order of those changes is not kept (hold such state as an attribute to order it). Not covered: rebinding a global (``global n; n += 1``), state reached through another module's attribute
+(``state.CACHE``) or through a library's functions.
 
 ``writes`` reads source with the standard library's ``ast``: an assignment to, or deletion of, an
 attribute or item of something ``self`` holds; a mutating method called on it (``append``,
@@ -63,6 +74,8 @@ class Holdings:
         self.paths: dict[int, str] = {}  # object or operator -> the first path it was reached by
         self.held: dict[int, list[Any]] = {}  # operator -> the objects it holds (below it, not below sub-operators)
         self.operators: dict[int, Any] = {}
+        self.root = id(root)
+        self.from_globals: dict[int, tuple[set[int], set[int]]] = {}  # a global -> (ops changing, ops reading it)
         self._keep: list[Any] = []  # every object walked stays alive while its id is a key here
         self._operator(root, "self")
 
@@ -75,14 +88,25 @@ class Holdings:
         for name, attr in tuple(getattr(op, "__dict__", {}).items()):
             if not name.startswith(("_xcs", "__xcs")):
                 self._value(attr, f"{path}.{name}", op, 0)
+        for name, value in class_state(type(op), self.library):  # ordered like attributes
+            self._value(value, name, op, 0)
+        for name, value, changes, reads in globals_held(type(op), self.library):
+            uses = self.from_globals.setdefault(id(value), (set(), set()))
+            for who, used in zip(uses, (changes, reads)):
+                who.update((id(op),) if used else ())
+            self._value(value, name, op, 0, uses)
 
-    def _value(self, value: Any, path: str, owner: Any, depth: int) -> None:
+    def _value(self, value: Any, path: str, owner: Any, depth: int, uses: Any = None) -> None:
+        """Walk ``value`` held by ``owner``; ``uses``: it is (inside) a module global, which these
+        operators change and read."""
         if self.is_operator(value):
             self._operator(value, path)
             return
         if _is_value(value) or depth > MAX_DEPTH:
             return
         key = id(value)
+        if uses is not None:
+            self.from_globals.setdefault(key, uses)
         holders = self.owners.setdefault(key, set())
         if not holders:
             self._keep.append(value)
@@ -98,17 +122,22 @@ class Holdings:
         else:
             items = [(f".{k}", v) for k, v in list(getattr(value, "__dict__", {}).items())[:MAX_ITEMS]]
         for label, item in items:
-            self._value(item, f"{path}[{label}]" if not label.startswith(".") else path + label, owner, depth + 1)
-
-    def shares(self, op: Any) -> bool:
-        """Whether ``op`` holds an object another operator of the tree holds too."""
-        return any(len(self.owners[id(v)]) > 1 for v in self.held.get(id(op), ()))
+            self._value(item, f"{path}[{label}]" if not label.startswith(".") else path + label, owner, depth + 1, uses)
 
     def role(self, op: Any) -> str:
-        """``"writes"``, ``"reads"`` or ``""`` (shares nothing): how a call of the leaf ``op`` is ordered."""
-        if not self.shares(op):
+        """``"writes"``, ``"reads"`` or ``""`` (shares nothing that needs an order): how a call of the
+        leaf ``op`` is ordered."""
+        shared = [v for v in self.held.get(id(op), ()) if len(self.owners[id(v)]) > 1 and self._ordered(v)]
+        if not shared:
             return ""
-        return "writes" if writes(op, "forward", self.library) else "reads"
+        changes_global = any(id(op) in self.from_globals.get(id(v), ((),))[0] for v in shared)
+        return "writes" if changes_global or writes(op, "forward", self.library) else "reads"
+
+    def _ordered(self, value: Any) -> bool:
+        """Held through an attribute; or a global that an operator holding it changes and one (or the
+        jitted operator itself) reads."""
+        uses = self.from_globals.get(id(value))
+        return uses is None or bool(uses[0]) and (bool(uses[1]) or self.root in self.owners[id(value)])
 
     def shared_paths(self) -> list[str]:
         """``"self.writer~self.memory"`` per operator holding a shared object (by the object's first
@@ -116,9 +145,121 @@ class Holdings:
         out = []
         for key, op in self.operators.items():
             for value in self.held[key]:
-                if len(self.owners[id(value)]) > 1:
+                if len(self.owners[id(value)]) > 1 and self._ordered(value):
                     out.append(f"{self.paths[key]}~{self.paths[id(value)]}")
         return out
+
+
+# ---------------------------------------------------------------------- module globals
+def _user_function(value: Any, library: Callable[[str], bool]) -> bool:
+    """A function of the user's code (not the standard library's, a package's or ember-xcs's own)."""
+    return (isinstance(value, types.FunctionType) and not library(value.__code__.co_filename)
+            and not (value.__module__ or "").startswith("xcs."))
+
+
+@lru_cache(maxsize=4096)
+def _names(code: types.CodeType) -> tuple[str, ...]:
+    """The global (and attribute) names ``code`` and the code nested in it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.update(_names(const))
+    return tuple(sorted(names))
+
+
+def _functions(cls: type, library: Callable[[str], bool]) -> list[tuple[types.FunctionType, list[tuple[str, Any]]]]:
+    """The user-code methods of ``cls`` and the module-level user functions they call (``MAX_CALLS``
+    levels), each with the ``(name, value)`` of the other module globals it names."""
+    out = []
+    todo = [(getattr(f, "__func__", f), 0) for klass in cls.__mro__ for f in vars(klass).values()]
+    seen: set[Any] = set()
+    while todo:
+        func, depth = todo.pop()
+        if not _user_function(func, library) or func.__code__ in seen:
+            continue
+        seen.add(func.__code__)
+        scope, local, named = func.__globals__, set(func.__code__.co_varnames), []
+        for name in _names(func.__code__):
+            value = scope.get(name, _UNKNOWN)
+            if name in local or value is _UNKNOWN:
+                continue
+            if _user_function(value, library):
+                todo += [(value, depth + 1)] if depth + 1 < MAX_CALLS else []
+            else:
+                named.append((name, value))
+        out.append((func, named))
+    return out
+
+
+def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any, bool, bool]]:
+    """``("module.NAME", object, changes, reads)`` per mutable module global that the user-code methods
+    of ``cls`` name, directly or through the module-level functions they call, in name order: whether
+    one of those functions may change it, and whether one reads it (``_uses``)."""
+    found: dict[str, list[Any]] = {}
+    for func, named in _functions(cls, library):
+        for name, value in named:
+            if not _is_value(value):
+                entry = found.setdefault(f"{func.__module__}.{name}", [value, False, False])
+                changes, reads = _uses(func, name, value, library)
+                entry[1], entry[2] = entry[1] or changes, entry[2] or reads
+    return [(path, *entry) for path, entry in sorted(found.items(), key=lambda item: item[0])]
+
+
+def class_state(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any]]:
+    """``("module.Class.attr", object)`` per mutable class attribute an instance of ``cls`` reaches:
+    those of its own user-code classes (``self.cache`` where ``cache = {}`` is in the class body), and
+    those its methods name on another user class (``Registry.tools``), in path order."""
+    found: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if _user_class(klass, library):
+            for name, value in _class_attributes(klass):
+                found.setdefault(f"{klass.__module__}.{klass.__qualname__}.{name}", value)
+    for func, named in _functions(cls, library):
+        names = set(_names(func.__code__))
+        for _, value in named:
+            if _user_class(value, library):
+                for name, attr in _class_attributes(value):
+                    if name in names:
+                        found.setdefault(f"{value.__module__}.{value.__qualname__}.{name}", attr)
+    return sorted(found.items(), key=lambda item: item[0])
+
+
+def _user_class(value: Any, library: Callable[[str], bool]) -> bool:
+    if not isinstance(value, type) or (value.__module__ or "").startswith(("xcs.", "builtins")):
+        return False
+    file = getattr(sys.modules.get(value.__module__), "__file__", None)
+    return bool(file) and not library(file)
+
+
+def _class_attributes(klass: type) -> list[tuple[str, Any]]:
+    """The mutable values a class body binds (not its methods, properties or descriptors)."""
+    return [(name, value) for name, value in vars(klass).items()
+            if not name.startswith("__") and not _is_value(value)
+            and not isinstance(value, (staticmethod, classmethod, property, types.MemberDescriptorType,
+                                       types.GetSetDescriptorType))]
+
+
+def _uses(func: types.FunctionType, name: str, value: Any, library: Callable[[str], bool]) -> tuple[bool, bool]:
+    """Whether ``func`` may change the global ``name`` (bound to ``value``), and whether it reads it:
+    any use but a blind change (an item or attribute assigned, augmented or deleted, a mutating method
+    whose result is dropped: ``USAGE["n"] += 1``, ``LOG.append(x)``). No source: it may do both."""
+    tree = _function_ast(func.__code__)
+    if tree is None:
+        return True, True
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+    def blind(node: ast.AST) -> bool:
+        up = parents.get(node)
+        if isinstance(up, (ast.Subscript, ast.Attribute)) and up.value is node:
+            if isinstance(up.ctx, (ast.Store, ast.Del)):
+                return True
+            call = parents.get(up)
+            return (isinstance(up, ast.Attribute) and up.attr in MUTATORS and isinstance(call, ast.Call)
+                    and call.func is up and isinstance(parents.get(call), ast.Expr))
+        return False
+
+    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]
+    return _Scan(value, name, library, 1).run(tree), any(not blind(n) for n in uses)
 
 
 # ---------------------------------------------------------------------- may a method write?

@@ -1,8 +1,9 @@
 """Elements run on the per-element runner (``runtime.pool.run_each``): map regions and batches.
 
 A map region of a plan (``map_each``) runs its per-element function over a sequence: results in order,
-``SKIP`` (a filter's left-out element) dropped, the first failure by index raised, and nothing started
-once the call it runs in has ended. The batch engine behind ``vmap`` (compiled into a plan: ``map_batch``),
+``SKIP`` (a filter's left-out element) dropped, the first failure by index raised once every element
+before it has ended (eager ran them first; elements after it not yet started never start), and nothing
+started once the call it runs in has ended. The batch engine behind ``vmap`` (compiled into a plan: ``map_batch``),
 ``pmap``, ``pjit`` and ``mesh_sharded``: a call's batched keys (``resolve_batch`` -> ``Batch``: named by
 ``in_axes``, else every list, tuple or numpy array input), its elements run fail-fast or collecting
 (``RunState``), and their outcomes (an output mapping, the exception raised, or ``NOT_RUN``) assembled
@@ -41,21 +42,31 @@ def map_each(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     items = list(items)
     out: list[Any] = [None] * len(items)
     errors: dict[int, BaseException] = {}
-    stop = threading.Event()
+    ended, first = [False] * len(items), [len(items)]  # first: the failed element with the lowest index
+    stop, change = threading.Event(), threading.Condition()
     frame = CALL.get()  # the call this region runs in
 
     def element(i: int) -> None:
         try:
+            if i > first[0]:
+                return  # an element before it failed: eager never reached it
             if frame is not None and frame[0].stop.is_set():
                 raise CancelledError("the call this map region runs in has ended: no element starts")
             out[i] = fn(items[i])
         except BaseException as exc:
-            errors[i] = exc
+            with change:
+                errors[i], first[0] = exc, min(first[0], i)
             stop.set()
+        finally:
+            with change:
+                ended[i] = True
+                change.notify_all()
 
     run_each(element, len(items), worker_bound(len(items)), stop, "map")
-    if errors:
-        raise errors[min(errors)]
+    if errors:  # the runner hands indices out in order: every element before the failure has started
+        with change:
+            change.wait_for(lambda: all(ended[:first[0]]))
+            raise errors[first[0]]
     return [v for v in out if v is not SKIP]
 
 

@@ -3,8 +3,10 @@
 Its sync driver (``run``) hands steps to the call's pool (in its own thread for ``sequential`` and
 ``topological``, a wave at a time for ``wave``); its async driver (``arun``) makes each step a task on the
 running loop. Both share how a step is readied, run, settled and failed, the output and the records.
-``on_error="raise"``: the first failure raises ``StepError``; nothing more starts, async steps are
-cancelled and awaited, sync steps already running finish in the background. ``"collect"``: the walk
+``on_error="raise"``: a failure stops every step after it in program order from starting; the steps before
+it still run (eager ran them before the failing statement), then the first failure in program order
+raises ``StepError``; async steps still running are cancelled and awaited, sync ones finish in the
+background. ``"collect"``: the walk
 returns a ``Collected``. The call a walk belongs to (budget, record, end) is ``runtime.call.Call``.
 """
 
@@ -55,7 +57,10 @@ class Walk:
         self.waves = mode == "wave"
         self.inline_ok = not (depth == 0 and call.timed)  # a step run in the walk's own thread cannot time out
         self.inline_all = mode in ("sequential", "topological") and self.inline_ok
-        self.halted = False  # a step failed under "raise" or the walk ended: no further step starts
+        self.halted = False  # the walk ended (or a time limit ran out): no further step starts
+        self.limit = n + 1  # "raise": only steps before the first failure in program order start
+        self.first: BaseException | None = None  # what that failure raises, once the steps before it settled
+        self.lock = threading.Lock()
         self.closing = False  # async: the walk is ending, results that still arrive are dropped
         self.results: list[Any] = [None] * n
         self.status, self.errors, self.worker = ["skipped"] * (n + 1), [""] * (n + 1), [""] * (n + 1)
@@ -75,7 +80,7 @@ class Walk:
         out: list[int] = []
         while ready := self.sorter.get_ready():
             skipped = [i for i in ready if self.needs_bad(i)] if self.bad else ()
-            out += [i for i in ready if i not in skipped]
+            out += [i for i in ready if i not in skipped and i < self.limit]
             for i in skipped:
                 self.bad.add(i)
                 self.settle(i)
@@ -93,13 +98,13 @@ class Walk:
     def task(self, i: int, fn: Callable[[], Any], token: bool = False) -> Any:
         """Step ``i`` as ``fn()`` in this thread; it gives its ``token`` back before its future is done."""
         try:
-            if self.halted or self.call.stop.is_set():
+            if self.halted or i >= self.limit or self.call.stop.is_set():
                 return _NOT_STARTED
             self.worker[i], self.started[i] = threading.current_thread().name, perf()
             try:
                 return fn()
             except BaseException:
-                self.halted = self.halted or not self.collect  # no further step of this walk starts
+                self.stop_after(i)
                 raise
             finally:
                 self.ended[i] = perf()
@@ -118,13 +123,29 @@ class Walk:
         if self.top is not None and self.top.progress is not None:
             self.top.progress.advance()
 
+    def stop_after(self, i: int) -> None:
+        """Step ``i`` failed under ``raise``: no step after it in program order starts from now on."""
+        if not self.collect:
+            with self.lock:
+                self.limit = min(self.limit, i)
+
     def failed(self, i: int, error: BaseException) -> None:
+        """Step ``i`` failed: a time limit raises at once; another failure is noted (``collect``) or,
+        under ``raise``, kept if it is the first in program order (``drained`` says when it raises)."""
         step = self.steps[i]
         self.status[i], self.errors[i] = ("timeout" if i in self.expired else "failed"), describe(error)
-        if not self.collect:
+        if self.collect:
+            return self.note(i, error)
+        if i in self.expired:
             self.halted = True
-            raise error if i in self.expired else step_error(step, error, self.plan)
-        self.note(i, error)
+            raise error
+        self.stop_after(i)
+        if i <= self.limit:
+            self.first = step_error(step, error, self.plan)
+
+    def drained(self, busy: Any) -> bool:
+        """A failure is kept and no step before it is ``busy`` (running or ready to run): it may raise."""
+        return self.first is not None and not any(j < self.limit for j in busy)
 
     def note(self, i: int, error: BaseException) -> None:
         step = self.steps[i]
@@ -154,6 +175,8 @@ class Walk:
                 self.failed(out, exc)
             finally:
                 self.ended[out] = perf()
+            if self.first is not None:
+                raise self.first
         if not self.collect:
             return value
         names = [s.name for s in self.plan.steps] + ["output"]
@@ -175,6 +198,8 @@ class Walk:
         running: dict[Future[Any], int] = {}
         try:
             self.walk(running)
+            if self.first is not None:
+                raise self.first
             return self.output(lambda: self.call_step(len(self.results)))
         except BaseException:
             self.halted = True
@@ -192,9 +217,14 @@ class Walk:
         while self.sorter.is_active():
             if not (self.waves and (running or pending)):
                 pending.extend(self.ready())
+            if self.drained([*pending, *running.values()]):
+                return
             while pending:
                 if self.call.stop.is_set():
                     raise CancelledError(f"{self.plan.name}: the call this plan runs in has stopped")
+                if pending[0] >= self.limit:  # after a failure: it would not have run
+                    pending.popleft()
+                    continue
                 if self.inline_all or (not running and len(pending) == 1 and self.inline_ok):
                     self.finish(pending.popleft(), None)
                     continue
@@ -331,10 +361,16 @@ class Walk:
             for i in self.ready():
                 self.tasks[i] = task = self.loop.create_task(self.step(i))
                 task.add_done_callback(lambda t, i=i: self.settled(i, t))
-        if not self.sorter.is_active() and not self.done.done():
+        if self.done.done():
+            return
+        if self.drained(self.tasks):
+            self.done.set_exception(self.first)
+        elif not self.sorter.is_active():
             self.done.set_result(None)
 
     async def step(self, i: int) -> Any:
+        if i >= self.limit:
+            return _NOT_STARTED
         kind = self.kinds[i]
         if kind == SYNC:
             return await self.in_pool(i, lambda: self.call_step(i))
@@ -359,7 +395,7 @@ class Walk:
         try:
             done, value = await within(self.top and self.top.step_timeout, awaitable)
         except Exception:
-            self.halted = self.halted or not self.collect
+            self.stop_after(i)
             raise
         if done:
             return value
@@ -369,7 +405,7 @@ class Walk:
 
     async def in_pool(self, i: int, fn: Callable[[], Any]) -> Any:
         async with self.slots:
-            if self.halted or self.closing:
+            if self.halted or self.closing or i >= self.limit:
                 return _NOT_STARTED
             context = contextvars.copy_context()
             context.run(SLOT.set, (self.loop, self.slots))
@@ -389,8 +425,8 @@ class Walk:
             value, error = self.outcome(task)
             if value is _NOT_STARTED:
                 self.started[i] = None
-                return
-            self.settle(i, value, error, done=True)
+            else:
+                self.settle(i, value, error, done=True)
         except BaseException as exc:
             if not self.done.done():
                 self.done.set_exception(exc)

@@ -114,10 +114,10 @@ def test_async_steps_are_cancelled_on_failure_and_no_task_survives():
     flags = Flags()
     plan = make_plan(
         "Cancel",
-        {
+        {  # the slow steps come after "bad" in program order: eager never ran them
+            "bad": (flags.sleeper("bad", 0.05, fail=True), ()),
             "slow": (flags.sleeper("slow", 5), ()),
             "slower": (flags.sleeper("slower", 10), ()),
-            "bad": (flags.sleeper("bad", 0.05, fail=True), ()),
             "later": (flags.sleeper("later", 0), ("bad",)),
         },
         ("slow", "slower", "later"),
@@ -135,6 +135,38 @@ def test_async_steps_are_cancelled_on_failure_and_no_task_survives():
     assert len(tasks) == 1
     assert {r.name: r.status for r in record.steps} == {
         "slow": "cancelled", "slower": "cancelled", "bad": "failed", "later": "skipped", "output": "skipped"}
+
+
+@pytest.mark.parametrize("mode", EVERY)
+def test_steps_before_a_failure_in_program_order_still_run(mode):
+    """Eager ran every statement before the failing one: their steps finish (or start, if they had
+    not) before the failure raises, and the first failure in program order is the one raised, even
+    when a later step fails sooner."""
+    rec = Recorder()
+    gate = threading.Event()
+    steps = {
+        "early": (rec.step("early", 30, gate=gate), ()),  # runs until "late" has failed (a 30 s hang detector)
+        "early_child": (rec.step("early_child"), ("early",)),
+        "late": (rec.step("late", fail=True), ()),
+        "after_late": (rec.step("after_late"), ("late",)),
+    }
+    if mode in ("sequential", "topological"):
+        gate.set()  # one step at a time, in program order: "late" is never reached before "early" ends
+    else:
+        threading.Timer(0.2, gate.set).start()
+    raised = ValueError if mode == "sequential" else StepError  # see test_first_failure_in_the_calling_thread
+    with pytest.raises(raised, match="late"):
+        execute(make_plan("Order", steps, ("early_child", "after_late"), width=2), None, {},
+                ExecutionOptions(mode, max_workers=4))
+    assert {"early", "early_child"} <= set(rec.end) and "after_late" not in rec.start
+
+    rec = Recorder()
+    steps = {
+        "first": (rec.step("first", 0.2, fail=True), ()),
+        "second": (rec.step("second", fail=True), ()),
+    }
+    with pytest.raises(raised, match="first"):
+        execute(make_plan("Two", steps, ("first", "second"), width=2), None, {}, ExecutionOptions(mode, max_workers=4))
 
 
 def test_failure_inside_a_nested_plan_names_both_steps():
@@ -526,3 +558,28 @@ def test_evicted_plans_leave_sys_modules_and_linecache(monkeypatch, fresh_plans)
     assert traceback_ok == {"v": 2} and held() == (8, 8)
     xcs.compiler.driver.PLANS.clear()
     assert held() == (0, 0)
+
+
+@pytest.mark.parametrize("mode", EVERY)
+def test_map_region_failure_waits_for_the_elements_before_it(mode):
+    """A map region's element fails: the elements before it (eager ran them first) end before the
+    region raises, and an earlier element's failure wins over a later one's that came sooner."""
+    from xcs.runtime.batching import map_each
+
+    ended, gate = [], threading.Event()
+
+    def element(x):
+        if x == 0:
+            gate.wait(30)  # released once element 1 has failed (a hang detector)
+            ended.append(x)
+            raise KeyError("element 0")
+        if x == 1:
+            threading.Timer(0.1, gate.set).start()
+            raise ValueError("element 1")
+        return x
+
+    if mode in ("sequential", "topological"):
+        gate.set()  # in order: element 0 ends before element 1 starts
+    with execution_options(scheduler=mode, max_workers=4), pytest.raises(KeyError, match="element 0"):
+        map_each(element, range(4))
+    assert ended == [0]

@@ -34,7 +34,6 @@ import logging
 import os
 import re
 import sys
-import threading
 import warnings
 from collections import Counter
 
@@ -46,7 +45,7 @@ from xcs.compiler.cache import Key
 from xcs.compiler.signature import Signature
 from corpus import run_counted
 from corpus import CALLS
-from sound.harness import plan_in_use, root_error
+from sound.harness import LogLines, plan_in_use, root_error
 from xcs import GraphBreakWarning, execution_options, jit
 from xcs.compiler.driver import PLANS, clear_caches
 
@@ -104,10 +103,9 @@ AVOID_HELD_SELECT = False
 # KNOWN BUG (``test_try_after_early_return``): a `try`/`except` after an early `return` loses its
 # handler under structural/enhanced. Until it is fixed, no `try`/`except` follows an early return.
 AVOID_TRY_AFTER_RETURN = False
-# KNOWN BUG (``test_raise_cancels_earlier_calls``): under parallel/async, a statement that raises runs
-# before independent operator calls that precede it in program order and cancels them: the compiled
-# call makes fewer calls than eager. Until it is fixed, statements that may raise come before any call.
-AVOID_RAISE_AFTER_CALLS = True
+# Statements that may raise are generated after operator calls too: a failing step lets the steps
+# before it in program order finish (``test_raise_cancels_earlier_calls``). True keeps them first.
+AVOID_RAISE_AFTER_CALLS = False
 # KNOWN BUG (``test_pure_raise_before_call``): a pure expression that raises (``100 // (n % 5)``) is
 # evaluated after the operator call that follows it: the compiled call makes a call eager never reaches.
 # Until it is fixed, the "may_raise" statements are not generated (``raise`` and ``with`` ones are).
@@ -702,18 +700,6 @@ SCHEDULERS = ("sequential", "parallel", "async")
 EXAMPLES = int(os.environ.get("XCS_PROPERTY_EXAMPLES", "40"))
 
 
-class _Lines(logging.Handler):
-    """The log lines of the generated programs' logger, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-        self._guard = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._guard:
-            self.lines.append(f"{record.levelname}:{record.getMessage()}")
-
 
 def held_state(op, module) -> dict:
     """Everything the generated programs can change, as plain values."""
@@ -730,7 +716,7 @@ def observe_run(module, inputs, hooks, mode=None, scheduler=None) -> list[dict]:
     op = module.make()
     if mode is not None:
         op = jit(op, mode=mode)
-    handler = _Lines()
+    handler = LogLines()
     logger = logging.getLogger(LOGGER)
     logger.addHandler(handler)
     level, propagate = logger.level, logger.propagate
@@ -967,10 +953,6 @@ RAISE_AFTER_CALLS = HEADER_STATEFUL + '''\
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compiler/runtime bug: with n=-1 eager calls g-ret, g-up, g-wrap and then raises IndexError; under "
-    "parallel/async the subscript (later in program order, independent of the map region) raises first "
-    "and the g-up/g-wrap calls eager made are never made"))
 @pytest.mark.parametrize("mode", ["structural", "enhanced"])
 def test_raise_cancels_earlier_calls(module_dir, no_disk_cache, mode):
     module = load(RAISE_AFTER_CALLS, module_dir)

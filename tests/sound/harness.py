@@ -49,7 +49,9 @@ def programs() -> list[Program]:
     return list(REGISTRY)
 
 
-class _Records(logging.Handler):
+class LogLines(logging.Handler):
+    """The log records a program emits, as ``name:LEVEL:message`` lines in order (thread-safe)."""
+
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[str] = []
@@ -134,7 +136,7 @@ def run(program: Program, mode: str | None = None, scheduler: str | None = None)
     if mode is not None:
         op = jit(op, mode=mode)
     result = Run(mode, scheduler)
-    handler = _Records()
+    handler = LogLines()
     corpus_log = logging.getLogger("corpus")
     corpus_log.addHandler(handler)
     old_level, old_propagate = corpus_log.level, corpus_log.propagate
