@@ -15,15 +15,16 @@ calls), still overlap freely.
 
 Mutable class attributes count as held by every instance that reaches them (``class_state``): a cache
 in a class body that all instances fill, a registry another class's methods read by the class's name.
-Module globals count too (``globals_held``): an operator holds the mutable module-level objects its
-methods name, and those named by the module-level functions they call (``MAX_CALLS`` levels). A global
+Module globals count too (``globals_held``): an operator holds the mutable module-level containers
+and library objects its methods name, and those named by the module-level functions they call (``MAX_CALLS`` levels). A global
 is ordered when an operator holding it changes it and one reads it (or the jitted operator itself
 names it): a leaf appending to a module-level history that another leaf reads is an effect, its reader
 a state read; leaves sharing a module-level cache (each reads and fills it) are effects. Operators
 that change a global only blindly (``USAGE["n"] += k``, ``LOG.append(x)``: a usage meter or event
 log every call charges) are not ordered with each other, nor are operators that only read one:
-eager's order of those changes is not kept (hold such state as an attribute to order it). Not covered: rebinding a global (``global n; n += 1``), state reached through another module's attribute
-(``state.CACHE``) or through a library's functions.
+eager's order of those changes is not kept (hold such state as an attribute to order it). Not covered: a module-level instance of the user's own class, rebinding a
+global (``global n; n += 1``), state reached through another module's attribute (``state.CACHE``) or
+through a library's functions.
 
 ``writes`` reads source with the standard library's ``ast``: an assignment to, or deletion of, an
 attribute or item of something ``self`` holds; a mutating method called on it (``append``,
@@ -194,11 +195,13 @@ def _functions(cls: type, library: Callable[[str], bool]) -> list[tuple[types.Fu
 def globals_held(cls: type, library: Callable[[str], bool]) -> list[tuple[str, Any, bool, bool]]:
     """``("module.NAME", object, changes, reads)`` per mutable module global that the user-code methods
     of ``cls`` name, directly or through the module-level functions they call, in name order: whether
-    one of those functions may change it, and whether one reads it (``_uses``)."""
+    one of those functions may change it, and whether one reads it (``_uses``). Containers and library
+    objects only: an instance of the user's own class (a recorder whose methods log and look up) is
+    judged as one object, too coarse to tell its fields apart, so it is left out."""
     found: dict[str, list[Any]] = {}
     for func, named in _functions(cls, library):
         for name, value in named:
-            if not _is_value(value):
+            if not _is_value(value) and not _user_class(type(value), library):
                 entry = found.setdefault(f"{func.__module__}.{name}", [value, False, False])
                 changes, reads = _uses(func, name, value, library)
                 entry[1], entry[2] = entry[1] or changes, entry[2] or reads
