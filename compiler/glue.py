@@ -9,6 +9,10 @@ closed set of op names; this table holds a rule for each.
 A ``render`` function gets the emitter (``codegen.Emitter``) and the node and returns the expression's
 text; it writes operands with ``em.expr(operand, need)`` (parenthesised below precedence ``need``),
 arguments with ``em.arguments(operands, keys)`` and f-strings with ``em.fstring(node)``.
+
+A ``match`` statement's opcodes are glue too (``MATCH_FUNCTIONS``: ``match_mapping``, ``match_keys``,
+``match_class``, ...): each is a function of ``xcs.runtime.patterns`` that does what its opcode does,
+and the plan calls it as ``patterns.<function>(...)``.
 """
 
 from __future__ import annotations
