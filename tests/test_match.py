@@ -246,6 +246,55 @@ class PerElement(Base):
         return {"out": [self.route(item) for item in self.subject(inputs)]}
 
 
+class Nested(Base):
+    """A match inside a case's body, a guard on a name the outer pattern bound."""
+
+    def forward(self, *, inputs):
+        match self.subject(inputs):
+            case {"kind": kind, "body": body}:
+                match body:
+                    case [x, *_] if kind == "list":
+                        out = self.a(query=x)["answer"]
+                    case {"q": q}:
+                        out = self.b(query=q)["answer"]
+                    case _:
+                        out = "inner default"
+            case _:
+                out = "outer default"
+        return {"out": out}
+
+
+class TupleSubject(Base):
+    """A tuple display of runtime values as the subject (its length is known: only items are tested)."""
+
+    def forward(self, *, inputs):
+        label = self.subject(inputs)
+        confident = self.a(query=str(label))["score"] > 0.4
+        match (label, confident):
+            case ("math", True):
+                return {"out": self.b(query="m")["answer"]}
+            case (_, False):
+                return {"out": "unsure"}
+            case (other, _):
+                return {"out": other}
+
+
+class OddKeys(Base):
+    """Keys that are not strings, a value pattern as a key, ``**rest`` under a guard, builtins' self-match."""
+
+    def forward(self, *, inputs):
+        match self.subject(inputs):
+            case {1: x, Color.RED.value: y}:
+                return {"out": (x, y)}
+            case {"a": _, **rest} if rest:
+                return {"out": rest}
+            case int(i) | float(i) if i > 1:
+                return {"out": i}
+            case bool(b):
+                return {"out": b}
+        return {"out": None}
+
+
 VERDICTS = [Verdict("good", 0.9), Verdict("bad", 0.2), Verdict("bad", 0.7)]
 CASES = {
     Literals: ["math", None, True, 1, 1.0, False, 0, -2.5, b"raw", "raw", "MATH"],
@@ -262,6 +311,9 @@ CASES = {
     Raises: [{"tool": "search", "query": "q"}, {"tool": "other"}, "text"],
     NoMatch: [{"x": 1}, [1, 2], [1], "xy"],
     PerElement: [[{"kind": "a", "text": "t1"}, {"kind": "b", "text": "t2"}, {"kind": "c"}, "s"], []],
+    Nested: [{"kind": "list", "body": [1, 2]}, {"kind": "x", "body": [1]}, {"kind": "x", "body": {"q": "w"}}, {"kind": 1}, 3],
+    TupleSubject: ["math", "mathematics", "x", None],
+    OddKeys: [{1: "one", "red": "r"}, {1: "one"}, {"a": 1, "b": 2}, {"a": 1}, 5, 0.5, True, False, "s"],
 }
 NAMES = {kind.__name__: kind for kind in CASES}
 
