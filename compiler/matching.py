@@ -47,12 +47,12 @@ class Case:
 def converge(code: CodeType, ins: list[Ins]) -> list[Ins]:
     """``ins`` (``code``'s normalised instructions) with each case's checks meeting at a flag."""
     ins = _fold_rest(ins)
-    if not any(i.op in ("MATCH_MAPPING", "MATCH_SEQUENCE", "MATCH_CLASS", "MATCH_KEYS") or i.op == "COPY" for i in ins):
-        return ins
+    if not any(i.op == "COPY" or i.op.startswith("MATCH_") for i in ins):
+        return ins  # no case of a match statement keeps the subject for a next one
     cases = _cases(code)
     if not cases:
         return ins
-    blocks: dict[int, list[tuple[str, object]]] = {}  # instruction index -> what is inserted before it
+    blocks: dict[int, list[tuple]] = {}  # instruction index -> what is inserted before it
     redirect: dict[int, tuple] = {}  # jump index -> its new target (a label)
     for number, case in enumerate(cases):
         plan = _plan(ins, case, number)
