@@ -67,7 +67,7 @@ def converge(code: CodeType, ins: list[Ins]) -> list[Ins]:
 def _plan(ins: list[Ins], case: Case, number: int) -> tuple[dict, dict] | None:
     """The blocks to insert and the jumps to redirect for one case, or None when its instructions do
     not have the expected shape."""
-    test = sorted(i for i, x in enumerate(ins) if x.line and x.op != "UNREACHABLE" and _inside(x, case.spans))
+    test = sorted(i for i, x in enumerate(ins) if x.line and _inside(x, case.spans))
     members = set(test)
     if not test or not any(ins[i].op == "JUMP_IF" for i in test):
         return None  # an irrefutable pattern without a guard: nothing to join
@@ -78,27 +78,27 @@ def _plan(ins: list[Ins], case: Case, number: int) -> tuple[dict, dict] | None:
     success = body if case.last else body - 1  # a kept subject is popped after the test
     if not case.last and not (ins[start].op == "COPY" and ins[success].op == "POP_TOP"):
         return None
-    ladder = [i for i in test if i > body]  # the pops a failing check jumps into, after the body
-    outside = {
-        (x.arg if x.op == "JUMP" else x.arg[0]) for x in (ins[i] for i in test if ins[i].op in ("JUMP", "JUMP_IF"))
-    } - members - {success, body}
-    if ladder:
-        failure = ladder[-1] + 1
-        if failure >= len(ins) or ins[ladder[-1]].op in ENDS or any(i not in members for i in range(ladder[0], failure)):
-            return None  # the ladder must fall into the next case
-    elif len(outside) == 1:
-        (failure,) = outside  # a guard alone fails straight into the next case
-    else:
-        return None
     if any(i not in members for i in range(start, success)):
         return None
+    # the pops a failing check jumps into, after the body: they fall into the next case
+    after = [i for i in test if i > body and ins[i].op != "UNREACHABLE"]  # not a guard's comprehension's handler
+    ladder = range(after[0], after[0]) if after else range(0)
+    while after and ladder.stop < len(ins) and ladder.stop in members and ins[ladder.stop].op == "POP_TOP":
+        ladder = range(ladder.start, ladder.stop + 1)
+    inside = set(range(start, success)) | set(ladder)
+    targets = {i: (x.arg if x.op == "JUMP" else x.arg[0]) for i, x in ((i, ins[i]) for i in test) if x.op in ("JUMP", "JUMP_IF")}
+    if ladder:
+        failure = ladder.stop
+    else:  # a guard alone fails straight into the next case
+        outside = {t for t in targets.values() if t not in inside and t not in (success, body)}
+        if len(outside) != 1:
+            return None
+        (failure,) = outside
     jumps: dict[int, tuple] = {}
-    for i in test:
-        x = ins[i]
-        if x.op not in ("JUMP", "JUMP_IF"):
-            continue
-        target = x.arg if x.op == "JUMP" else x.arg[0]
-        if target in members and target != success:
+    for i, target in targets.items():
+        if i not in inside:
+            return None  # a jump of the test outside its checks and ladder
+        if target in inside and target != success:
             continue
         if target in (success, body):
             jumps[i] = ("matched", number)
@@ -111,9 +111,6 @@ def _plan(ins: list[Ins], case: Case, number: int) -> tuple[dict, dict] | None:
     matched = [("LOAD_CONST", True, ("matched", number), at), ("JUMP_IF", (("at", failure), True, "false"), flag, at)]
     failed = [("LOAD_CONST", False, ("failed", number), at), ("JUMP", flag, None, at)]
     return {success: matched, failure: failed}, jumps
-
-
-ENDS = frozenset({"JUMP", "JUMP_IF", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE"})
 
 
 def _land(ins: list[Ins], pc: int) -> int:

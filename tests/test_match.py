@@ -17,7 +17,7 @@ import pytest
 from corpus import CALLS, Echo
 from sound import harness
 from xcs import Operator, dump, execution_options, explain, jit
-from xcs.compiler import glue
+from xcs.compiler import glue, matching
 from xcs.compiler.values import instructions
 from xcs.runtime import patterns
 
@@ -295,6 +295,19 @@ class OddKeys(Base):
         return {"out": None}
 
 
+class ComprehensionGuard(Base):
+    """A guard holding a comprehension (inlined on 3.12+, with its own exception handler)."""
+
+    def forward(self, *, inputs):
+        match self.subject(inputs):
+            case {"items": items} if any([i > 2 for i in items]):
+                return {"out": self.a(query="big")["answer"]}
+            case {"items": [first, *_]}:
+                return {"out": first}
+            case _:
+                return {"out": None}
+
+
 VERDICTS = [Verdict("good", 0.9), Verdict("bad", 0.2), Verdict("bad", 0.7)]
 CASES = {
     Literals: ["math", None, True, 1, 1.0, False, 0, -2.5, b"raw", "raw", "MATH"],
@@ -313,6 +326,7 @@ CASES = {
     PerElement: [[{"kind": "a", "text": "t1"}, {"kind": "b", "text": "t2"}, {"kind": "c"}, "s"], []],
     Nested: [{"kind": "list", "body": [1, 2]}, {"kind": "x", "body": [1]}, {"kind": "x", "body": {"q": "w"}}, {"kind": 1}, 3],
     TupleSubject: ["math", "mathematics", "x", None],
+    ComprehensionGuard: [{"items": [1, 5]}, {"items": [1]}, {"items": []}, "x"],
     OddKeys: [{1: "one", "red": "r"}, {1: "one"}, {"a": 1, "b": 2}, {"a": 1}, 5, 0.5, True, False, "s"],
 }
 NAMES = {kind.__name__: kind for kind in CASES}
@@ -377,6 +391,20 @@ def test_each_case_joins_at_a_flag():
     assert ops.count("MATCH_KEYS") == 4 and ops.count("MATCH_REST") == 1 and "DELETE_SUBSCR" not in ops
     flags = [i for i, op in enumerate(ops) if op == "LOAD_CONST" and instructions(Mappings.forward.__code__)[i].arg is False]
     assert len(flags) >= 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_refutable_case_joins_at_its_flag(name):
+    """On every version, each case with a check gets its flag (none is left as plain branches)."""
+    for code in (NAMES[name].forward.__code__, getattr(NAMES[name], "route", Base.subject).__code__):
+        ins = instructions(code)
+        flags = [i for i, x in enumerate(ins) if x.op == "LOAD_CONST" and x.arg is False and ins[i + 1].op == "JUMP"]
+        tested = [c for c in matching._cases(code) if any(_in_case(x, c) for x in ins if x.op == "JUMP_IF")]
+        assert len(flags) == len(tested), (name, code.co_name)
+
+
+def _in_case(x, case) -> bool:
+    return x.line is not None and any((s[0], s[1]) <= (x.line, x.col) < (s[2], s[3]) for s in case.spans)
 
 
 def test_a_known_subject_folds():
