@@ -443,3 +443,22 @@ def test_the_pattern_functions_are_the_opcodes():
 @pytest.mark.parametrize("name", ["Mappings"])
 def test_match_plan_snapshot(name, plan_snapshot):
     assert dump(jit(NAMES[name]()), {"value": {"final": "x"}}) == plan_snapshot
+
+
+class KeptWhenUnassigned(Base):
+    """A statement run as written that may leave a name as it was (found by ``NoMatch`` in trace mode)."""
+
+    def forward(self, *, inputs):
+        out = "default"
+        if self.subject(inputs) == 3:
+            out = "three"
+        return {"out": out}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_statement_run_as_written_keeps_a_name_it_does_not_assign(mode):
+    eager, jitted = KeptWhenUnassigned(), jit(KeptWhenUnassigned(), mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for value in (1, 3, 1):
+            assert outcome(jitted, {"value": value}) == outcome(eager, {"value": value}), (mode, value)
