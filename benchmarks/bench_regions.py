@@ -5,7 +5,8 @@ write, and what a loop costs.
    ``tests/sound/regions_style.py`` (generator expressions, filters, lambdas, routers, with blocks,
    effects under conditions, merged outputs, critique/revise loops) compiled by ``jit(mode="auto")``:
    the count of programs whose plans hold no statement run as written (``runtime.segments``). The
-   same count over the whole soundness corpus of ``tests/sound`` is printed after it.
+   same count over the ``match`` corpus of ``tests/sound/match_style.py`` and over the whole soundness
+   corpus of ``tests/sound`` is printed after it.
 2. **Wrong outputs** (target 0): programs whose compiled run differs from eager in any observable way
    (``sound.harness.differences``: output, exception type, LLM/tool calls, effects, prints, logs,
    state), under every scheduler.
@@ -128,15 +129,22 @@ def main() -> int:
           f"schedulers {', '.join(schedulers)}")
     clean, wrong, lines = corpus_figures(regions, schedulers)
     print("\n".join(lines))
-    others = [p for p in programs if p.module != "regions_style"]
+    matches = [p for p in programs if p.module == "match_style"]
+    print(f"match corpus: {len(matches)} programs (tests/sound/match_style.py)")
+    match_clean, match_wrong, match_lines = corpus_figures(matches, schedulers)
+    print("\n".join(match_lines))
+    others = [p for p in programs if p.module not in ("regions_style", "match_style")]
     if args.smoke:
         others = others[:10]
     all_clean, all_wrong, _ = corpus_figures(others, ("auto",))
+    all_clean, all_wrong = all_clean + match_clean, all_wrong + match_wrong
+    others += matches
     clear_caches()
     e, c, loop_opaque = loop_figure(1 if args.smoke else 5)
     share = clean / len(regions)
     print("\nfigures")
     print(f"  region corpus compiled without an opaque step: {clean}/{len(regions)} ({share:.0%})")
+    print(f"  match corpus compiled without an opaque step: {match_clean}/{len(matches)}")
     print(f"  whole soundness corpus{' (smoke: first 10 others)' if args.smoke else ''} without an opaque step: "
           f"{clean + all_clean}/{len(regions) + len(others)}")
     print(f"  wrong outputs: {len(wrong) + len(all_wrong)} programs")

@@ -9,6 +9,10 @@ closed set of op names; this table holds a rule for each.
 A ``render`` function gets the emitter (``codegen.Emitter``) and the node and returns the expression's
 text; it writes operands with ``em.expr(operand, need)`` (parenthesised below precedence ``need``),
 arguments with ``em.arguments(operands, keys)`` and f-strings with ``em.fstring(node)``.
+
+A ``match`` statement's opcodes are glue too (``MATCH_FUNCTIONS``: ``match_mapping``, ``match_keys``,
+``match_class``, ...): each is a function of ``xcs.runtime.patterns`` that does what its opcode does,
+and the plan calls it as ``patterns.<function>(...)``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from xcs.compiler.ir import Const, Glue
+from xcs.runtime import patterns
 
 # How tightly an expression binds (Python's grammar): an operand of lower precedence than its place
 # needs is parenthesised. Atoms (names, calls, subscripts, displays, literals) never are.
@@ -100,6 +105,34 @@ def _render_call(em: Any, node: Glue) -> str:
     return f"{callee}({em.arguments(node.operands[1:npos], node.operands[npos:], node.keys)})"
 
 
+PATTERNS = "xcs.runtime.patterns"  # what a plan runs for a match statement's opcodes (``patterns.match_keys``)
+
+
+def _render_pattern(em: Any, node: Glue) -> str:
+    """A match opcode's function of ``xcs.runtime.patterns``, called on the operands; the plan imports
+    the module as ``patterns`` (or the first free name after it)."""
+    if PATTERNS not in em.alias:
+        alias = "patterns"
+        while alias in em.taken:
+            alias += "_"
+        em.taken.add(alias)
+        em.alias[PATTERNS] = alias
+    em.modules.add(PATTERNS)
+    return f"{em.alias[PATTERNS]}.{MATCH_FUNCTIONS[node.op].__name__}({', '.join(em.expr(o) for o in node.operands)})"
+
+
+# glue op -> the function of ``xcs.runtime.patterns`` it is (its operands are the arguments)
+MATCH_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "match_mapping": patterns.is_mapping, "match_sequence": patterns.is_sequence, "match_keys": patterns.match_keys,
+    "match_class": patterns.match_class, "match_rest": patterns.match_rest, "unpack": patterns.unpack,
+}
+
+
+def _pattern_rule(op: str) -> Rule:
+    function = MATCH_FUNCTIONS[op]
+    return Rule(lambda d, k, v: function(*v), _render_pattern)
+
+
 def _items(em: Any, node: Glue) -> str:
     return ", ".join(em.expr(o) for o in node.operands)
 
@@ -142,3 +175,4 @@ RULES: dict[str, Rule] = {
     "call": Rule(_call, _render_call),
     "method": Rule(_method, _render_call),
 }
+RULES.update({op: _pattern_rule(op) for op in MATCH_FUNCTIONS})

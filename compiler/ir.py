@@ -77,6 +77,7 @@ GLUE_OPS = frozenset(
     {
         "getitem", "getattr", "list", "tuple", "set", "dict", "binop", "unary", "not",
         "compare", "contains", "is", "format", "string", "call", "method", "slice", "truth",
+        "match_mapping", "match_sequence", "match_keys", "match_class", "match_rest", "unpack",
     }
 )
 

@@ -39,6 +39,7 @@ class Op:
     becomes: tuple[str, ...] = ()  # the normalised instructions it becomes (modelled: the interpreter runs them)
     code: str = ""  # break: the graph-break code
     why: str = ""  # break: the construct the user wrote; absent: why the capture never sees it
+    where: str = ""  # modelled in some constructs only: which
 
 
 def _m(name: str, versions: tuple[int, ...], *becomes: str) -> Op:
@@ -53,9 +54,9 @@ def _b(name: str, versions: tuple[int, ...], construct: str, *becomes: str) -> O
     return Op(name, versions, "break", becomes, UNSUPPORTED, construct)
 
 
-def _p(name: str, versions: tuple[int, ...], construct: str) -> Op:
-    """Modelled in some places only: where it is not, its handler raises a break naming ``construct``."""
-    return Op(name, versions, "modelled", (name,), UNSUPPORTED, construct)
+def _p(name: str, versions: tuple[int, ...], construct: str, where: str) -> Op:
+    """Modelled in some places only (``where``): elsewhere, its handler raises a break naming ``construct``."""
+    return Op(name, versions, "modelled", (name,), UNSUPPORTED, construct, where)
 
 
 def _a(name: str, versions: tuple[int, ...], why: str) -> Op:
@@ -65,7 +66,7 @@ def _a(name: str, versions: tuple[int, ...], why: str) -> Op:
 TABLE: dict[str, Op] = {op.name: op for op in (
     _b("ASYNC_GEN_WRAP", V11, "an async generator"),
     _b("BEFORE_ASYNC_WITH", ALL, "async with"),
-    _p("BEFORE_WITH", ALL, "a with statement"),  # the static capture only: a trace leaves it to Python
+    _p("BEFORE_WITH", ALL, "a with statement", "the static capture"),  # the static capture only: a trace leaves it to Python
     _m("BINARY_OP", ALL, "BINARY_OP"),
     _m("BINARY_SLICE", V12, "BUILD_SLICE", "BINARY_SUBSCR"),
     _m("BINARY_SUBSCR", ALL, "BINARY_SUBSCR"),
@@ -95,7 +96,8 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _m("DELETE_FAST", ALL),
     _b("DELETE_GLOBAL", ALL, "a global delete"),
     _b("DELETE_NAME", ALL, "module or class-body code"),
-    _b("DELETE_SUBSCR", ALL, "an item delete"),
+    # a mapping pattern's ``**rest`` (a copy of the subject, ``del`` of each key): one MATCH_REST
+    Op("DELETE_SUBSCR", ALL, "modelled", ("MATCH_REST",), UNSUPPORTED, "an item delete", "a mapping pattern's `**rest`"),
     _m("DICT_MERGE", ALL),
     _m("DICT_UPDATE", ALL),
     _b("END_ASYNC_FOR", ALL, "async for"),
@@ -112,7 +114,7 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _b("GET_ANEXT", ALL, "async for"),
     _b("GET_AWAITABLE", ALL, "await"),
     _m("GET_ITER", ALL),
-    _b("GET_LEN", ALL, "a match statement"),
+    _m("GET_LEN", ALL),  # a match statement: glue over xcs.runtime.patterns (compiler/matching.py)
     _b("GET_YIELD_FROM_ITER", ALL, "yield from"),
     _b("IMPORT_FROM", ALL, "an import inside forward"),
     _b("IMPORT_NAME", ALL, "an import inside forward"),
@@ -189,10 +191,10 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _d("MAKE_CELL", ALL),
     _m("MAKE_FUNCTION", ALL),
     _m("MAP_ADD", ALL),
-    _b("MATCH_CLASS", ALL, "a match statement"),
-    _b("MATCH_KEYS", ALL, "a match statement"),
-    _b("MATCH_MAPPING", ALL, "a match statement"),
-    _b("MATCH_SEQUENCE", ALL, "a match statement"),
+    _m("MATCH_CLASS", ALL),  # a match statement: glue over xcs.runtime.patterns (compiler/matching.py)
+    _m("MATCH_KEYS", ALL),  # a match statement: glue over xcs.runtime.patterns (compiler/matching.py)
+    _m("MATCH_MAPPING", ALL),  # a match statement: glue over xcs.runtime.patterns (compiler/matching.py)
+    _m("MATCH_SEQUENCE", ALL),  # a match statement: glue over xcs.runtime.patterns (compiler/matching.py)
     _d("NOP", ALL),
     _a("POP_BLOCK", V12, PSEUDO),
     _b("POP_EXCEPT", ALL, "try/except/finally"),
@@ -219,7 +221,7 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _a("RESERVED", V12, INTERNAL),
     _d("RESUME", ALL),
     _m("RETURN_CONST", V12, "LOAD_CONST", "RETURN_VALUE"),
-    _p("RETURN_GENERATOR", ALL, "a generator"),  # a generator expression only
+    _p("RETURN_GENERATOR", ALL, "a generator", "a generator expression"),  # a generator expression only
     _m("RETURN_VALUE", ALL),
     _b("SEND", ALL, "await/yield from"),
     _b("SETUP_ANNOTATIONS", ALL, "annotations"),
@@ -248,12 +250,14 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _m("UNPACK_EX", ALL),
     _m("UNPACK_SEQUENCE", ALL),
     _b("WITH_EXCEPT_START", ALL, "a with statement"),
-    _p("YIELD_VALUE", ALL, "yield"),  # a generator expression's only
+    _p("YIELD_VALUE", ALL, "yield", "a generator expression"),  # a generator expression's only
 
 )}
 
 DROPPED = frozenset(name for name, op in TABLE.items() if op.kind == "dropped")
-BREAKS = {name: op for op in TABLE.values() if op.kind == "break" for name in (op.name, *op.becomes)}
+BREAKS = {name: op for op in TABLE.values() if op.kind == "break" for name in (op.name, *op.becomes)} | {
+    op.name: op for op in TABLE.values() if op.kind == "modelled" and op.why and op.name not in op.becomes
+}  # and an opcode modelled only once normalisation folded it into another (``DELETE_SUBSCR`` of ``**rest``)
 
 
 def breaking(op: str) -> tuple[str, str]:
@@ -286,8 +290,7 @@ def markdown() -> str:
         marks = " | ".join("yes" if v in op.versions else "" for v in (11, 12, 13))
         if op.kind == "modelled":
             detail = ", ".join(f"`{b}`" for b in op.becomes) + (
-                f" in some constructs only (a `with` in the static capture, a generator expression); "
-                f"elsewhere `{op.code}`: {op.why}" if op.why else "")
+                f" in {op.where} only; elsewhere `{op.code}`: {op.why}" if op.why else "")
         elif op.kind == "break":
             detail = f"`{op.code}`: {op.why}" + "".join(f" (as `{b}`)" for b in op.becomes)
         else:

@@ -300,10 +300,7 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     # every version.
     stack0, locals0, pc0 = list(frame.stack), dict(frame.locals), frame.pc
     swap = pops and frame.ins[pc0].op == "JUMP"
-    if when in ("none", "not_none"):
-        test = t.glue("is", [cond, Val(None, Const(None))], detail="is" if (when == "not_none") != swap else "is not")
-    else:
-        test = t.glue("truth", [cond]) if (when == "false") != swap else t.glue("not", [cond])
+    test = _test(t, cond, when, swap)  # true when the "then" side runs
     cells0 = {name: cell.val for name, cell in frame.cells.items()}  # variables closures capture
     sides, side_cells, side_appends = [], [], []
     for jumped in ((True, False) if swap else (False, True)):
@@ -337,12 +334,16 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         cells_a, cells_b = side_cells
         cell_names = sorted(n for n in cells_a if cells_a[n] is not cells_b[n])
         values += [(cells_a[n], cells_b[n]) for n in cell_names]
+    # a value that is True on one side and False on the other (a match case's flag) is the test itself
+    flags = {i: pair[0].raw for i, pair in enumerate(values) if _flag(pair)}
     filtered = _filter(t, side_appends, values, loc)
     # Outputs are rendered by re-entering each side's scope, so glue they need lands in that side.
     outs_a, outs_b = [], []
     for side, (body, outs, pick) in enumerate(((body_a, outs_a, 0), (body_b, outs_b, 1))):
         t.scopes.append(Scope("side", len(t.builder.nodes), loc=loc))
-        for pair in values:
+        for i, pair in enumerate(values):
+            if i in flags:
+                continue
             val = pair[pick]
             outs.append(t.operand(val) if val is not None else Const(None))
         extra = tuple(t.builder.nodes[t.scopes[-1].start:])
@@ -359,10 +360,12 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
     if not t.scopes and any(isinstance(n, (Call, With)) for n in walk(body_a + body_b)):
         t.effects.append(name)  # an effect under a runtime condition: the branch is the effect
     kind = STEP if has_steps else max(test.kind, *(v.kind for pair in values for v in pair if v is not None), 0)
-    merged = [
-        t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=loc)) for i in range(len(values))
+    outputs = iter(range(len(values)))
+    result_vals = [
+        _test(t, cond, when, swap == flags[i], plain=True) if i in flags
+        else Val(PENDING, t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(next(outputs))), loc=loc)), kind)
+        for i in range(len(values))
     ]
-    result_vals = [Val(PENDING, ref, kind) for ref in merged]
     if filtered is not None:  # the loop's append: the merged value and whether the element appends
         target, both = filtered
         t.scopes[-1].appends.append((target, result_vals[-1]) if both else (target, *result_vals[-2:]))
@@ -379,6 +382,35 @@ def branch(t: Any, frame: Any, cond: Any, target: int, pops: bool, when: str) ->
         frame.cells[n].val = a if a is b else next(merged_vals)
     frame.pc = join
     return None
+
+
+def _test(t: Any, cond: Any, when: str, taken: bool, plain: bool = False) -> Any:
+    """The glue that is true when a jump on ``cond`` (``when``: "true", "false", "none", "not_none") is
+    ``taken`` (or, ``taken`` False, when it is not). ``plain``: a value, so a test that is already a
+    bool is itself (``x == 1``, not ``bool(x == 1)``)."""
+    if when in ("none", "not_none"):
+        return t.glue("is", [cond, Val(None, Const(None))], detail="is" if (when == "none") == taken else "is not")
+    if (when == "true") != taken:
+        return t.glue("not", [cond])
+    return cond if plain and _boolean(t, cond) else t.glue("truth", [cond])
+
+
+BOOLEAN = frozenset({"compare", "is", "contains", "not", "truth", "match_mapping", "match_sequence"})
+
+
+def _boolean(t: Any, val: Any) -> bool:
+    """Whether ``val`` is glue whose value is always a bool (a comparison, a test)."""
+    if not isinstance(val.expr, Ref):
+        return False
+    for node in reversed(t.builder.nodes):
+        if node.name == val.expr.name:
+            return isinstance(node, Glue) and node.op in BOOLEAN
+    return False
+
+
+def _flag(pair: tuple) -> bool:
+    """Whether a merged value is ``True`` on one side and ``False`` on the other (literals both)."""
+    return all(v is not None and type(v.raw) is bool and isinstance(v.expr, Const) for v in pair) and pair[0].raw is not pair[1].raw
 
 
 def _filter(t: Any, appends: list, values: list, loc: Any) -> Any:

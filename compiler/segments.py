@@ -92,6 +92,15 @@ class _Names(ast.NodeVisitor):
             self.writes.setdefault(node.name)
         self.generic_visit(node)
 
+    def _capture(self, node: ast.AST) -> None:
+        """A name a ``case`` pattern binds (``case {"q": q}``, ``[*rest]``, ``{**rest}``)."""
+        name = getattr(node, "name", None) or getattr(node, "rest", None)
+        if name and not self.nested:
+            self.writes.setdefault(name)
+        self.generic_visit(node)
+
+    visit_MatchAs = visit_MatchStar = visit_MatchMapping = _capture
+
     def visit_alias(self, node: ast.alias) -> None:
         if not self.nested:
             self.writes.setdefault((node.asname or node.name).split(".")[0])

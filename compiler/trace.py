@@ -41,7 +41,7 @@ from xcs.compiler.codegen import RESERVED, is_step as _is_step
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
     canonical_repr, is_literal,
-    Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, walk,
+    Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, operands, walk,
 )
 from xcs.compiler.values import (
     INPUT, NULL, PENDING, STATE, STATIC, STEP, UNBOUND, IterState, NeedsValue, Val, instructions, pending, step_name,
@@ -480,7 +480,8 @@ class Tracer:
         frame.kwnames = ()
         self.cp = None
         local = set(code.co_varnames) | set(code.co_cellvars)
-        reads = dict.fromkeys(n for p in parts for n in p.reads)
+        # what it reads, and what it may assign or leave as it was (``if c: out = x``: out's value before)
+        reads = dict.fromkeys([n for p in parts for n in p.reads] + [n for p in parts for n in p.writes])
         later = {n for p in self.statements.items[stmt.index + 1:] for n in p.reads}
         bound = lambda n: n in frame.locals or (n in frame.cells and frame.cells[n].val is not None)  # noqa: E731
         held = lambda n: frame.locals[n] if n in frame.locals else frame.cells[n].val  # noqa: E731
@@ -1676,6 +1677,9 @@ def _unpack_sequence(t: Tracer, f: Frame, n: int) -> None:
 @handles("UNPACK_EX")
 def _unpack_ex(t: Tracer, f: Frame, arg: int) -> None:
     before, after = arg & 0xFF, arg >> 8
+    if t.abstract and pending(f.stack[-1]) and f.stack[-1].box is None:
+        _unpack_runtime(t, f, before, after)
+        return
     items = t.iterate(f.stack.pop())
     if len(items) < before + after:
         raise ValueError(f"not enough values to unpack (expected at least {before + after}, got {len(items)})")
@@ -1948,6 +1952,101 @@ def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
         raise RuntimeError("No active exception to reraise")
     exc = f.stack.pop().value if n == 1 else f.stack[-2].value
     raise exc
+
+
+# ---------------------------------------------------------------------- match statements
+# A match statement's checks are glue over ``xcs.runtime.patterns`` (``glue.MATCH_FUNCTIONS``) and its
+# conditional jumps branches (``matching`` joins each case's checks at a flag). What a case's checks and
+# captured names read more than once (the values of a mapping's keys, a class's attributes) is computed
+# once, as a statement of its own, as the interpreter computes it once.
+def _pattern(t: Tracer, op: str, vals: list[Val], once: bool = False) -> Val:
+    _subject_once(t, vals[0])
+    val = t.glue(op, vals)
+    if t.abstract and val.kind != STATIC:
+        val.raw = PENDING  # computed from an input's shape, not its value: only the run knows it
+    node = t.builder.nodes[-1]
+    if once and isinstance(val.expr, Ref) and t.recording and isinstance(node, Glue) and node.name == val.expr.name:
+        t.builder.nodes[-1] = replace(node, hoisted=True)
+    return val
+
+
+def _subject_once(t: Tracer, subject: Val) -> None:
+    """A subject computed by a call (``json.loads(text)``) is computed once, where the program does,
+    not again in each case that reads it."""
+    if not (t.recording and isinstance(subject.expr, Ref)):
+        return
+    nodes = t.builder.nodes
+    for i in range(len(nodes) - 1, 0, -1):
+        node = nodes[i]
+        if node.name == subject.expr.name:
+            if isinstance(node, Glue) and node.op in ("call", "method") and not node.hoisted:
+                name = node.name
+                user = t.variables.get(name)
+                if user and user not in t.builder.names and not any(  # named after the user's variable
+                    Ref(name) in operands(n) for n in walk(tuple(nodes[i + 1:]))
+                ):
+                    t.builder.names.add(user)
+                    t.variables[user] = t.variables.pop(name)
+                    if name in t.origins:
+                        t.origins[user] = t.origins.pop(name)
+                    subject.expr, name = Ref(user), user
+                nodes[i] = replace(node, hoisted=True, name=name)
+            return
+
+
+@handles("MATCH_MAPPING", "MATCH_SEQUENCE")
+def _match_kind(t: Tracer, f: Frame, arg: Any) -> None:
+    op = "match_mapping" if f.ins[f.pc - 1].op == "MATCH_MAPPING" else "match_sequence"
+    subject = f.stack[-1]
+    if t.recording and subject.box is not None:  # a container built in forward: its type is known
+        known = RULES[op].evaluate("", (), [subject.raw])
+        f.stack.append(Val(known, Const(known)))
+        return
+    f.stack.append(_pattern(t, op, [subject]))
+
+
+@handles("GET_LEN")
+def _get_len(t: Tracer, f: Frame, arg: Any) -> None:
+    subject = f.stack[-1]
+    if t.recording and subject.box is not None:
+        f.stack.append(_len(t, [subject]))
+        return
+    _subject_once(t, subject)
+    length = t.glue("call", [Val(len, Global("builtins", "len")), subject])
+    if t.abstract and length.kind != STATIC:
+        length.raw = PENDING
+    f.stack.append(length)
+
+
+@handles("MATCH_KEYS")
+def _match_keys(t: Tracer, f: Frame, arg: Any) -> None:
+    keys, subject = f.stack[-1], f.stack[-2]
+    if t.recording and isinstance(subject.box, dict) and t.kind(keys) == STATIC and keys.box is None:
+        found = [subject.box.get(k) for k in keys.value] if all(_hashable(k) for k in keys.value) else None
+        if found is not None and len(set(keys.value)) == len(keys.value):  # a dict display's keys: known
+            f.stack.append(t.make_box(found, tuple) if all(v is not None for v in found) else Val(None, Const(None)))
+            return
+    f.stack.append(_pattern(t, "match_keys", [subject, keys], once=True))
+
+
+@handles("MATCH_REST")
+def _match_rest(t: Tracer, f: Frame, arg: Any) -> None:
+    keys, subject = f.stack.pop(), f.stack.pop()
+    f.stack.append(_pattern(t, "match_rest", [subject, keys], once=True))
+
+
+@handles("MATCH_CLASS")
+def _match_class(t: Tracer, f: Frame, count: int) -> None:
+    names, cls, subject = f.stack.pop(), f.stack.pop(), f.stack.pop()
+    f.stack.append(_pattern(t, "match_class", [subject, cls, Val(count, Const(count)), names], once=True))
+
+
+def _unpack_runtime(t: Tracer, f: Frame, before: int, after: int) -> None:
+    """``a, *b, c = value`` of a runtime value (a sequence pattern with a star): unpacked once when the
+    plan runs (``patterns.unpack``), then each part."""
+    val = f.stack.pop()
+    parts = _pattern(t, "unpack", [val, Val(before, Const(before)), Val(after, Const(after))], once=True)
+    f.stack.extend(reversed([t.glue("getitem", [parts, Val(i, Const(i))]) for i in range(before + 1 + after)]))
 
 
 HANDLERS["UNREACHABLE"] = lambda t, f, arg: None

@@ -14,6 +14,7 @@ from typing import Any
 
 from xcs.compiler.breaks import Break
 from xcs.compiler.bytecode_versions import Ins, normalize
+from xcs.compiler.matching import converge
 from xcs.compiler.ir import Static
 
 # Provenance, ordered: a value made of several has the highest of theirs. STATE is a value reached
@@ -91,8 +92,9 @@ class IterState:
 
 @lru_cache(maxsize=4096)
 def instructions(code: types.CodeType) -> tuple[Ins, ...]:
-    """``code``'s instructions, normalised across CPython versions (``bytecode_versions``)."""
-    return tuple(normalize(code))
+    """``code``'s instructions, normalised across CPython versions (``bytecode_versions``), each
+    ``match`` case's checks joining at a flag (``matching``)."""
+    return tuple(converge(code, normalize(code)))
 
 
 def step_name(expr: Any) -> str:
