@@ -245,7 +245,8 @@ def _class_attributes(klass: type) -> list[tuple[str, Any]]:
 def _uses(func: types.FunctionType, name: str, value: Any, library: Callable[[str], bool]) -> tuple[bool, bool]:
     """Whether ``func`` may change the global ``name`` (bound to ``value``), and whether it reads it:
     any use but a blind change (an item or attribute assigned, augmented or deleted, a mutating method
-    whose result is dropped: ``USAGE["n"] += 1``, ``LOG.append(x)``). No source: it may do both."""
+    whose result is dropped: ``USAGE["n"] += 1``, ``LOG.append(x)``, an item computed from itself:
+    ``COUNTS[k] = COUNTS.get(k, 0) + 1``). No source: it may do both."""
     tree = _function_ast(func.__code__)
     if tree is None:
         return True, True
@@ -258,8 +259,16 @@ def _uses(func: types.FunctionType, name: str, value: Any, library: Callable[[st
                 return True
             call = parents.get(up)
             return (isinstance(up, ast.Attribute) and up.attr in MUTATORS and isinstance(call, ast.Call)
-                    and call.func is up and isinstance(parents.get(call), ast.Expr))
+                    and call.func is up and isinstance(parents.get(call), ast.Expr)) or counted(node)
         return False
+
+    def counted(node: ast.AST) -> bool:
+        """``COUNTS[k] = COUNTS.get(k, 0) + 1``: a read that only computes the item it stores (a counter)."""
+        while node in parents and not isinstance(node, ast.stmt):
+            node = parents[node]
+        return isinstance(node, ast.Assign) and all(
+            isinstance(t, (ast.Subscript, ast.Attribute)) and isinstance(t.value, ast.Name) and t.value.id == name
+            for t in node.targets)
 
     uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]
     return _Scan(value, name, library, 1).run(tree), any(not blind(n) for n in uses)

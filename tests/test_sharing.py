@@ -171,6 +171,7 @@ def charge(n):
 
 def count_call():
     METER["calls"] += 1
+    METER["by_name"] = METER.get("by_name", 0) + 1  # a counter's read-modify-write is a blind change
 
 
 class AppendsHistory(Operator):
@@ -267,6 +268,7 @@ def test_leaves_sharing_a_module_level_cache_look_up_as_eager_does(fresh_plans, 
 def reset_globals():
     HISTORY.clear()
     USAGE["tokens"] = 0
+    METER.clear()
     METER["calls"] = 0
     SPANS.clear()
 
@@ -310,7 +312,7 @@ def test_leaves_that_only_charge_a_global_meter_still_overlap(fresh_plans, mode)
     with execution_options(scheduler="parallel"):
         compiled = run_calls(jit(MeteredEnsemble(), mode=mode), queries)
         assert any(a[0] < b[1] and b[0] < a[1] for a in SPANS for b in SPANS if a is not b)  # overlapped
-    assert compiled == eager and eager[3] == {"calls": 6}
+    assert compiled == eager and eager[3] == {"calls": 6, "by_name": 6}
 
 
 class SlowAdd(Operator):
