@@ -28,8 +28,8 @@ from typing import Callable, Iterator
 from xcs.compiler import analysis
 from xcs.compiler.glue import ATOM, COMPARE, CONVERSIONS, NOT, RULES, UNARY
 from xcs.compiler.ir import (
-    Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, Kernel, MapRegion, OperatorCall,
-    Ref, Static, With, is_literal, operands, walk,
+    LOOP_END, LOOP_NEXT, Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, Kernel, Loop,
+    MapRegion, OperatorCall, Ref, Static, With, is_literal, operands, walk,
 )
 from xcs.runtime.errors import JitError
 
@@ -129,6 +129,9 @@ def check_graph(graph: Graph) -> None:
                 identifier(param)
         elif isinstance(node, With):
             identifier(node.entered)
+        elif isinstance(node, Loop):
+            for name in (*node.params, *((node.item,) if node.over is not None else ())):
+                identifier(name)
         elif isinstance(node, Guard):
             literal(node.expected)
         elif isinstance(node, Glue):
@@ -175,7 +178,7 @@ class Header:
 
 def is_step(node) -> bool:
     """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
-    if isinstance(node, (OperatorCall, Call, Kernel, With)) or (isinstance(node, Glue) and node.hoisted):
+    if isinstance(node, (OperatorCall, Call, Kernel, With, Loop)) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
         return node.batch is not None or node.hoisted or any(is_step(n) for n in node.body)
@@ -216,7 +219,8 @@ class Emitter:
         self.nodes = {n.name: n for n in walk(graph.nodes)}
         self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)} | {
             p for n in self.nodes.values() if isinstance(n, Function) for p in n.params} | {
-            n.entered for n in self.nodes.values() if isinstance(n, With)}
+            n.entered for n in self.nodes.values() if isinstance(n, With)} | {
+            p for n in self.nodes.values() if isinstance(n, Loop) for p in (*n.params, n.item) if p}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
         regions = [n for n in self.nodes.values() if isinstance(n, MapRegion) and is_step(n)]
@@ -224,12 +228,13 @@ class Emitter:
         self.uses_map = bool(mapped)
         self.uses_skip = any(n.keep is not None for n in mapped)
         self.uses_batch = any(n.batch is not None for n in regions)
+        self.uses_together = False  # a loop runs independent steps of one iteration at once (``loop``)
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
         # verbatim glue: the names its binds may not take, the current function's assignments
         # (name -> text; None where no statement can precede the expression) and the statement's prelude
         globals_ = {o.module.split(".")[0] for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)}
-        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch", "SKIP"}
+        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch", "SKIP", "together"}
         # a module whose name a step took (a step ``random`` of ``random.random()``): imported under an alias
         modules = sorted({o.module for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)})
         self.alias: dict[str, str] = {}
@@ -259,7 +264,7 @@ class Emitter:
             node = self.nodes.get(name)
             if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel, Function, With)):  # glue, or a region's inside
+            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel, Function, With, Loop)):  # glue, or a region's inside
                 result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
@@ -290,7 +295,7 @@ class Emitter:
         if isinstance(node, Function):  # a lambda: its body's glue, inline
             with self.scope(None):
                 return f"lambda {', '.join(node.params)}: {self.expr(node.result)}", 0
-        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel, With)) or (node.hoisted and not self.guarding):
+        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel, With, Loop)) or (node.hoisted and not self.guarding):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
 
@@ -418,6 +423,8 @@ class Emitter:
                 lines += self.line(indent, lambda: f"{node.name} = {self.glue_text(node)[0]}")
             elif isinstance(node, (MapRegion, Branch, With)) and is_step(node):
                 lines += self.region(node, indent, assign=node.name)
+            elif isinstance(node, Loop):
+                lines += self.loop(node, indent, f"{node.name} =")
         return lines
 
     def region(self, node, indent: str, assign: str = "", returns: bool = False) -> list[str]:
@@ -495,7 +502,79 @@ class Emitter:
             return self.line(indent, lambda: f"return {self.call(node)}")
         if isinstance(node, Glue):
             return self.line(indent, lambda: f"return {self.glue_text(node)[0]}")
+        if isinstance(node, Loop):
+            return self.loop(node, indent, "return")
         return self.region(node, indent, returns=True)
+
+    # -------------------------------------------------------------- loops
+    def loop(self, node: Loop, indent: str, target: str) -> list[str]:
+        """A loop region: a function of one iteration (and of the ``else`` block), called by a real
+        ``while``/``for`` loop until an iteration's status is not ``LOOP_NEXT``."""
+        inner, name = indent + "    ", node.name
+        status, value = f"{name}_status", f"{name}_value"
+        state = ", ".join((status, *node.params, value))
+        carried = ", ".join(node.params)
+        element = (node.item,) if node.over is not None else ()
+        lines = [f"{indent}def {name}_iteration({', '.join((*element, *node.params))}):"]
+        with self.scope({}):
+            lines += self.together(node.body, inner)
+            lines += self.line(inner, lambda: f"return {self.expr(node.result)}")
+        if node.else_result is not None:
+            lines.append(f"{indent}def {name}_else({carried}):")
+            with self.scope({}):
+                lines += self.statements(node.else_body, inner)
+                lines += self.line(inner, lambda: f"return {self.expr(node.else_result)}")
+        with self.scope(None):
+            init = ", ".join(self.expr(o) for o in node.init)
+        lines.append(f"{indent}{state} = {', '.join((str(LOOP_NEXT), *([init] if init else []), 'None'))}")
+        if node.over is None:
+            lines.append(f"{indent}while {status} == {LOOP_NEXT}:")
+            lines.append(f"{inner}{state} = {name}_iteration({carried})")
+        else:
+            lines += self.line(indent, lambda: f"for {node.item} in {self.expr(node.over)}:")
+            lines.append(f"{inner}{state} = {name}_iteration({', '.join((node.item, *node.params))})")
+            lines += [f"{inner}if {status} != {LOOP_NEXT}:", f"{inner}    break"]
+        if node.else_result is not None:  # the loop ended without break or return
+            lines.append(f"{indent}if {status} in ({LOOP_NEXT}, {LOOP_END}):")
+            lines.append(f"{inner}{state} = {name}_else({carried})")
+        return lines + [f"{indent}{target} ({state})"]
+
+    def together(self, body: tuple, indent: str) -> list[str]:
+        """The statements of one iteration: steps that depend on no other step of the group run
+        together (``runtime.loops.together``); effects and reads of state stay in program order (the
+        capture orders them with ``after``)."""
+        steps = [n for n in body if is_step(n)]
+        names = {n.name for n in steps}
+        local = {n.name: n for n in body}
+        level: dict[str, int] = {}
+
+        def reads(operand, found: set[str]) -> None:
+            if isinstance(operand, Ref) and operand.name in local and operand.name not in found:
+                found.add(operand.name)
+                if operand.name not in names:
+                    for o in operands(local[operand.name]):
+                        reads(o, found)
+
+        for step in steps:
+            found: set[str] = set()
+            for o in operands(step):
+                reads(o, found)
+            level[step.name] = 1 + max((level[n] for n in found & names if n in level), default=-1)
+        waves = [[s for s in steps if level[s.name] == k] for k in range(max(level.values(), default=-1) + 1)]
+        if all(len(w) <= 1 for w in waves):
+            return self.statements(body, indent)
+        self.uses_together = True
+        lines: list[str] = []
+        for wave in waves:
+            if len(wave) == 1:
+                lines += self.statements(tuple(wave), indent)
+                continue
+            for step in wave:
+                lines.append(f"{indent}def {step.name}_step():")
+                with self.scope(self.inner()):
+                    lines += self.step_body(step, indent + "    ")
+            lines.append(f"{indent}{', '.join(s.name for s in wave)} = together({', '.join(s.name + '_step' for s in wave)})")
+        return lines
 
     def call(self, node: OperatorCall | Call | Kernel) -> str:
         if isinstance(node, Kernel):
@@ -586,6 +665,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         "from xcs.runtime.plan import Plan, Step",
         *(["from xcs.runtime.batching import map_batch"] if em.uses_batch else []),
         *([f"from xcs.runtime.regions import {'SKIP, ' if em.uses_skip else ''}map_each"] if em.uses_map else []),
+        *(["from xcs.runtime.loops import together"] if em.uses_together else []),
         *([f"from xcs.runtime.kernels import njit{', numpy_function' if functions else ''}"] if kernels else []),
         *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),

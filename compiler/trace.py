@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from xcs.compiler import constructs, effects, regions, segments
+from xcs.compiler import constructs, effects, loops, regions, segments
 from xcs.compiler.opcodes import breaking
 from xcs.compiler.sharing import Holdings
 from xcs.compiler.breaks import Break, GraphBreak
@@ -439,14 +439,35 @@ class Tracer:
         if frame is self.root_frame and self.cp is not None:
             self.cp.undo.append((name, frame.locals.get(name)))
 
-    def segment(self, frame: Frame, brk: Break) -> Val | None:
-        """Roll back the current statement and record it as one ``Call`` of the user's own text (with
-        the rest of forward when it returns); then resume after it. Returns forward's result when the
-        segment returns it."""
-        cp, code = self.cp, frame.code
-        stmt = cp.stmt
-        tail = stmt.returns or stmt.index == len(self.statements.items) - 1
-        parts = self.statements.tail(stmt) if tail else (stmt,)
+    def loop_or_segment(self, frame: Frame, brk: Break) -> Val | None:
+        """A statement that is a loop on runtime data (a ``runtime-loop`` break) becomes a ``Loop``
+        region (``compiler.loops``) when it can; any other statement, or a loop it cannot capture,
+        one opaque step (``segment``). Returns forward's result when the statement returns it."""
+        cp = self.cp
+        if not self.abstract or not self.recording or cp is None or not loops.is_loop(frame.code, cp.stmt):
+            return self.segment(frame, brk)
+        self.rollback(frame)
+        try:
+            returns, result = loops.capture(self, frame, cp.stmt, self.statements)
+        except (Exception, Resume, Opaque) as exc:  # noqa: BLE001 - anything it cannot capture runs as written
+            import os, traceback
+            if os.environ.get("XCS_LOOP_DEBUG"):
+                traceback.print_exception(exc)
+            del exc
+            self.cp = cp
+            return self.segment(frame, brk)
+        if returns:
+            return result
+        items = self.statements.items
+        if cp.stmt.index == len(items) - 1:  # the loop ends forward: it returns None
+            return Val(None, Const(None))
+        frame.pc = _statement_entry(frame.code, items[cp.stmt.index + 1].first)
+        return None
+
+    def rollback(self, frame: Frame) -> None:
+        """Undo what the current statement of forward did so far (nodes, effects, locals, cells and
+        containers), back to its checkpoint."""
+        cp = self.cp
         removed = tuple(self.builder.nodes[cp.nodes:])
         del self.builder.nodes[cp.nodes:], self.effects[cp.effects:], self.required[cp.required:]
         for name in {n.name for n in walk(removed)}:
@@ -479,6 +500,16 @@ class Tracer:
         frame.stack.clear()
         frame.kwnames = ()
         self.cp = None
+
+    def segment(self, frame: Frame, brk: Break) -> Val | None:
+        """Roll back the current statement and record it as one ``Call`` of the user's own text (with
+        the rest of forward when it returns); then resume after it. Returns forward's result when the
+        segment returns it."""
+        cp, code = self.cp, frame.code
+        stmt = cp.stmt
+        tail = stmt.returns or stmt.index == len(self.statements.items) - 1
+        parts = self.statements.tail(stmt) if tail else (stmt,)
+        self.rollback(frame)
         local = set(code.co_varnames) | set(code.co_cellvars)
         reads = dict.fromkeys(n for p in parts for n in p.reads)
         later = {n for p in self.statements.items[stmt.index + 1:] for n in p.reads}
@@ -857,7 +888,7 @@ class Tracer:
     def effect(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
         """A call the capture cannot prove pure: one ``Call`` step, after the previous effect."""
         name = _call_name(fn)
-        if any(scope.kind not in ("side", "with") for scope in self.scopes):  # a map's elements overlap
+        if any(scope.kind not in ("side", "with", "loop") for scope in self.scopes):  # a map's elements overlap
             self.breaks("effect-in-region", f"a call of {name} inside a loop over runtime data")
             return self.call(fn, args, kwargs)
         try:
@@ -866,7 +897,7 @@ class Tracer:
             node = Call(
                 self.builder.fresh(name), self.operand(fn), tuple(self.operand(a) for a in args),
                 tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
-                (self.effects[-1],) if self.effects and not self.scopes else (), barrier=not _cannot_fail(fn.value),
+                (self.effects[-1],) if self.effects and not self.scopes else (), barrier=fn.raw is PENDING or not _cannot_fail(fn.raw),
             )
         except GraphBreak as exc:  # an argument the plan could not rebuild: this call runs natively
             self.breaks(exc.brk.code, exc.brk.reason)
@@ -1124,13 +1155,13 @@ class Tracer:
             except Resume as exc:
                 if not root:
                     raise
-                result = self.segment(frame, exc.brk)
+                result = self.loop_or_segment(frame, exc.brk)
                 line = 0
             except (GraphBreak, NeedsValue) as exc:  # NeedsValue: a dry capture needed an output's value
                 if not (root and self.recording and self.can_segment()):
                     raise
                 brk = exc.brk if exc.brk.loc.file else Break(exc.brk.code, exc.brk.reason, self.loc)
-                result = self.segment(frame, brk)
+                result = self.loop_or_segment(frame, brk)
                 line = 0
             if result is not None:
                 return result
