@@ -229,6 +229,7 @@ class Emitter:
         self.uses_skip = any(n.keep is not None for n in mapped)
         self.uses_batch = any(n.batch is not None for n in regions)
         self.uses_together = False  # a loop runs independent steps of one iteration at once (``loop``)
+        self.in_loop = False  # rendering a loop's iteration: its branches' sides group steps too
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
         # verbatim glue: the names its binds may not take, the current function's assignments
@@ -456,13 +457,13 @@ class Emitter:
             return lines + self.line(indent, lambda: f"{target} map_each({fn}, {self.expr(node.over)})")
         lines = self.line(indent, lambda: f"if {self.condition(node.cond)}:")
         with self.scope(self.inner()):
-            lines += self.statements(node.then_body, inner)
+            lines += self.block(node.then_body, inner)
             lines += self.line(inner, lambda: f"{target} {self.tuple(node.then_out)}")
         if not returns:
             lines.append(f"{indent}else:")
         side = indent if returns else inner
         with self.scope(self.inner()):
-            lines += self.statements(node.else_body, side)
+            lines += self.block(node.else_body, side)
             lines += self.line(side, lambda: f"{target} {self.tuple(node.else_out)}")
         return lines
 
@@ -516,9 +517,13 @@ class Emitter:
         carried = ", ".join(node.params)
         element = (node.item,) if node.over is not None else ()
         lines = [f"{indent}def {name}_iteration({', '.join((*element, *node.params))}):"]
-        with self.scope({}):
-            lines += self.together(node.body, inner)
-            lines += self.line(inner, lambda: f"return {self.expr(node.result)}")
+        outer, self.in_loop = self.in_loop, True
+        try:
+            with self.scope({}):
+                lines += self.together(node.body, inner)
+                lines += self.line(inner, lambda: f"return {self.expr(node.result)}")
+        finally:
+            self.in_loop = outer
         if node.else_result is not None:
             lines.append(f"{indent}def {name}_else({carried}):")
             with self.scope({}):
@@ -538,6 +543,10 @@ class Emitter:
             lines.append(f"{indent}if {status} in ({LOOP_NEXT}, {LOOP_END}):")
             lines.append(f"{inner}{state} = {name}_else({carried})")
         return lines + [f"{indent}{target} ({state})"]
+
+    def block(self, body: tuple, indent: str) -> list[str]:
+        """A branch side's statements: grouped (``together``) inside a loop's iteration."""
+        return self.together(body, indent) if self.in_loop else self.statements(body, indent)
 
     def together(self, body: tuple, indent: str) -> list[str]:
         """The statements of one iteration: steps that depend on no other step of the group run

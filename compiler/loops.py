@@ -41,6 +41,7 @@ from xcs.runtime.loops import defined
 
 UNBOUND = Global("xcs.runtime.segments", "UNBOUND")  # a variable the loop may bind, before it does
 DEFINED = Global("xcs.runtime.loops", "defined")
+CHECK = "_xcs_defined"  # the iteration's parameter holding ``defined``
 STATUS, VALUE = "_xcs_status", "_xcs_value"  # the rest function's parameters (not user names: a leading _xcs)
 
 
@@ -92,6 +93,26 @@ class _Exits(ast.NodeTransformer):
             self.loop = outer
 
     visit_For = visit_While = visit_AsyncFor = nested
+
+    def visit_FunctionDef(self, node: ast.AST) -> Any:
+        return node
+
+    visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
+
+
+class _Defined(ast.NodeTransformer):
+    """Every read of ``names`` (variables the loop binds first) as ``_xcs_defined(name, "name")``."""
+
+    def __init__(self, names: set[str]):
+        self.names = names
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if node.id not in self.names or not isinstance(node.ctx, ast.Load):
+            return node
+        made = ast.Call(ast.Name(CHECK, ast.Load()), [node, ast.Constant(node.id)], [])
+        for each in (made, made.func, made.args[1]):
+            ast.copy_location(each, node)
+        return made
 
     def visit_FunctionDef(self, node: ast.AST) -> Any:
         return node
@@ -156,6 +177,17 @@ def is_loop(code: types.CodeType, stmt: Any) -> bool:
         return False
 
 
+def may_leave_unbound(code: types.CodeType, stmt: Any) -> bool:
+    """Whether the statement of ``code`` on ``stmt``'s lines may end without binding a name it binds
+    (a compound statement: a loop that runs zero times, an ``if`` without ``else``, a ``try``)."""
+    try:
+        tree = statement_tree(code.co_filename, stmt.first, stmt.last)
+    except (NotALoop, SyntaxError):
+        return True
+    return isinstance(tree, (ast.If, ast.For, ast.While, ast.Try, ast.With, ast.Match, ast.AsyncFor, ast.AsyncWith)) or (
+        hasattr(ast, "TryStar") and isinstance(tree, ast.TryStar))
+
+
 def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
     """Capture the loop statement ``stmt`` (rolled back: ``frame`` holds the locals before it) as a
     ``Loop`` region. Returns (True, forward's result) when the loop takes the rest of ``forward`` with
@@ -169,14 +201,17 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
     bound = frame.locals
     targets = _names(tree.target, ast.Store) if isinstance(tree, ast.For) else []
     writes = _names(tree, ast.Store)
-    loaded = set(_names(tree, ast.Load))
     unbound = [n for n in writes if n not in bound and n in later and n not in targets]
-    for name in writes:  # a name first bound in the loop comes out of it only when the loop never reads it
-        if name in targets and name in later or name in unbound and name in loaded:
-            raise NotALoop(f"{name!r} is assigned in the loop, read in it or after it, and not bound before it")
+    for name in writes:
+        if name in targets and name in later:
+            raise NotALoop(f"the loop variable {name!r} is read after the loop")
+    if any(isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and n.target.id in unbound for n in ast.walk(tree)):
+        raise NotALoop("an augmented assignment of a variable the loop may leave unbound")
+    tree = _Defined(set(unbound)).visit(tree)  # reading one of them raises as Python does while unbound
     carried = [n for n in writes if (n in bound or n in unbound) and n not in targets]
     carried += [n for n in _mutated(tree) if n in bound and bound[n].box is not None and n not in carried]
     reads = tuple(n for n in dict.fromkeys(_names(tree, ast.Load) + list(stmt.reads)) if n in bound and n not in carried)
+    reads += (CHECK,) if unbound else ()
     carried_t = tuple(carried)
 
     exits = _Exits(carried_t, True)
@@ -204,12 +239,12 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
     if isinstance(tree, ast.For):
         get = ast.copy_location(ast.Return(tree.iter), tree.iter)
         over = t.operand(t.call_function(_function("_xcs_over", reads, [get], tree, code.co_filename, globals_),
-                                         [bound[n] for n in reads], {}))
+                                         [bound[n] if n != CHECK else Val(defined, DEFINED) for n in reads], {}))
     loc = t.loc = _loc_of(t, frame, stmt)
     name = t.builder.fresh("loop")
     params = tuple(t.builder.fresh(n) for n in carried_t)
     element = t.builder.fresh(targets[0] if len(targets) == 1 else "item") if over is not None else ""
-    outer = [bound[n] for n in reads]
+    outer = [bound[n] if n != CHECK else Val(defined, DEFINED) for n in reads]
     init = tuple(t.operand(bound[n]) if n in bound else UNBOUND for n in carried_t)
     abstract = [Val(PENDING, Ref(p), STEP) for p in params]
     body_nodes, result = _body(t, iteration, outer + abstract + ([Val(PENDING, Ref(element), STEP)] if element else []), loc)
@@ -286,6 +321,8 @@ def _order(t: Any, body: tuple) -> tuple:
 
     out, before, last = [], [], None
     for node in body:
+        if isinstance(node, Branch):  # each side is a sequence of its own
+            node = replace(node, then_body=_order(t, node.then_body), else_body=_order(t, node.else_body))
         if is_step(node) and hasattr(node, "after"):
             extra = list(before) if ordered(node) else ([last] if last is not None else [])
             if extra:

@@ -262,7 +262,7 @@ def hoist_input_glue(graph: Graph, variables: dict[str, str]) -> tuple[Graph, st
         found: set[str] = set()
         for operand in operands(node):
             glue_reached(operand, found)
-        weight = 2 if isinstance(node, (MapRegion, Function, Loop)) else 1  # read once per element, or per call
+        weight = 2 if isinstance(node, (MapRegion, Function)) else 1  # read once per element, or per call
         for name in found:
             readers[name] = readers.get(name, 0) + weight
     hoist = {

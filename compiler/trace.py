@@ -43,6 +43,7 @@ from xcs.compiler.ir import (
     canonical_repr, is_literal,
     Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, walk,
 )
+from xcs.runtime.loops import defined
 from xcs.compiler.values import (
     INPUT, NULL, PENDING, STATE, STATIC, STEP, UNBOUND, IterState, NeedsValue, Val, instructions, pending, step_name,
 )
@@ -141,7 +142,7 @@ PURE_BUILTINS = frozenset(
     ).split()
 )
 PURE_BOUND = frozenset({"get", "count", "index", "keys", "values", "items", "__getitem__", "__contains__"})
-PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch})
+PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch, defined})
 
 
 PROJECT_MARKERS = ("pyproject.toml", ".git", "setup.py")  # what makes a directory a repository's root
@@ -548,8 +549,11 @@ class Tracer:
             return result
         before = {n: held(n) for n in changed}
         rebound = {n for p in parts for n in p.writes}
+        compound = loops.may_leave_unbound(code, stmt)
         for i, written in enumerate(writes):
             item = self.glue("getitem", [result, Val(i, Const(i))])
+            if compound and not bound(written):  # a loop that ran zero times, an if without else
+                item = self.glue("call", [Val(defined, loops.DEFINED), item, Val(written, Const(written))])
             aliases = [n for n, v in frame.locals.items()
                        if written in before and v is before[written] and n not in rebound]
             for name in {written, *aliases}:  # a container changed in place: every name that holds it
