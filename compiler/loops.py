@@ -120,6 +120,16 @@ class _Defined(ast.NodeTransformer):
     visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
 
 
+def _holds(val: Val, target: Val, depth: int = 0) -> bool:
+    """Whether ``val`` is ``target`` or a container built in forward holding it."""
+    if val is target:
+        return True
+    box = val.box
+    if box is None or depth > 8:
+        return False
+    return any(_holds(v, target, depth + 1) for v in (box.values() if isinstance(box, dict) else box))
+
+
 def _inside(node: ast.AST, tree: ast.AST) -> bool:
     return any(node is n for n in ast.walk(tree))
 
@@ -209,7 +219,12 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
         raise NotALoop("an augmented assignment of a variable the loop may leave unbound")
     tree = _Defined(set(unbound)).visit(tree)  # reading one of them raises as Python does while unbound
     carried = [n for n in writes if (n in bound or n in unbound) and n not in targets]
-    carried += [n for n in _mutated(tree) if n in bound and bound[n].box is not None and n not in carried]
+    containers = [n for n in dict.fromkeys(_mutated(tree) + _names(tree, ast.Load))
+                  if n in bound and bound[n].box is not None and not isinstance(bound[n].raw, tuple)]
+    carried += [n for n in containers if n not in carried]  # the loop may change them: runtime values in it
+    for name in containers:
+        if any(m != name and _holds(v, bound[name]) for m, v in bound.items()):
+            raise NotALoop(f"the container {name!r} the loop may change is also held by another variable")
     reads = tuple(n for n in dict.fromkeys(_names(tree, ast.Load) + list(stmt.reads)) if n in bound and n not in carried)
     reads += (CHECK,) if unbound else ()
     carried_t = tuple(carried)

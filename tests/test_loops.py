@@ -215,3 +215,24 @@ class Unbounded(Operator):
 
 def test_while_true_with_a_runtime_exit():
     check(Unbounded, [{"text": "", "limit": 0}, {"text": "a", "limit": 12}])
+
+
+class Aliased(Operator):
+    """A list the loop appends to, also held by another name: the loop runs as written (the capture
+    cannot rebind every holder), and the result equals eager."""
+
+    def __init__(self):
+        self.echo = Echo("al")
+
+    def forward(self, *, inputs):
+        notes = []
+        log = notes
+        for x in inputs["items"]:
+            if x == "stop":
+                break
+            notes.append(self.echo(query=x)["answer"])
+        return {"log": log, "notes": notes}
+
+
+def test_a_container_the_loop_changes_held_by_another_name():
+    check(Aliased, [{"items": ["a", "b", "stop", "c"]}, {"items": []}], opaque=True)
