@@ -25,22 +25,26 @@ leaves the statement to run as written, as before.
 from __future__ import annotations
 
 import ast
+import copy
+import inspect
 import linecache
 import types
 from dataclasses import replace
 from typing import Any
 
+from xcs.compiler.breaks import GraphBreak
 from xcs.compiler.codegen import is_step
 from xcs.compiler.ir import (
-    LOOP_BREAK, LOOP_END, LOOP_NEXT, LOOP_RETURN, Branch, Call, Const, Global, Glue, Loop, MapRegion, OperatorCall, Ref, With,
+    LOOP_BREAK, LOOP_END, LOOP_NEXT, LOOP_RETURN, Branch, Call, Const, Global, Glue, Loc, Loop, MapRegion, OperatorCall, Ref, With,
     walk,
 )
 from xcs.compiler.regions import Scope, in_order, unguarded
-from xcs.compiler.values import PENDING, STEP, Val
+from xcs.compiler.values import PENDING, STEP, NeedsValue, Val
 from xcs.runtime.loops import defined
 
 UNBOUND = Global("xcs.runtime.segments", "UNBOUND")  # a variable the loop may bind, before it does
 DEFINED = Global("xcs.runtime.loops", "defined")
+LOOPS = "_xcs_loop"  # the rewritten code's parameter holding its ``Markers``
 CHECK = "_xcs_defined"  # the iteration's parameter holding ``defined``
 STATUS, VALUE = "_xcs_status", "_xcs_value"  # the rest function's parameters (not user names: a leading _xcs)
 
@@ -179,12 +183,43 @@ def _mutated(node: ast.AST) -> list[str]:
     return list(found)
 
 
-def is_loop(code: types.CodeType, stmt: Any) -> bool:
-    """Whether the statement of ``code`` on ``stmt``'s lines is a ``while`` or ``for`` loop."""
+WAYS = ("loop", "statement", "nested")  # ``capture_way``, in the order they are tried
+
+
+def has_loop(code: types.CodeType, stmt: Any) -> bool:
+    """Whether the statement of ``code`` on ``stmt``'s lines holds a ``while`` or ``for`` loop."""
     try:
-        return isinstance(statement_tree(code.co_filename, stmt.first, stmt.last), (ast.While, ast.For))
+        tree = statement_tree(code.co_filename, stmt.first, stmt.last)
     except (NotALoop, SyntaxError):
         return False
+    return any(isinstance(n, (ast.While, ast.For)) for n in ast.walk(tree))
+
+
+def capture_way(t: Any, frame: Any, stmt: Any, statements: Any, way: str) -> tuple[bool, Any]:
+    """One way to capture a statement holding loops on runtime data: the statement itself a loop
+    region (``loop``: its inner loops as written; ``nested``: those as loop regions too), or the
+    statement as written with its inner loops as loop regions (``statement``: a map region whose
+    elements run a ``while``)."""
+    if way == "statement":
+        capture_statement(t, frame, stmt, statements)
+        return False, None
+    return capture(t, frame, stmt, statements, way == "nested")
+
+
+def inline(t: Any, fn: Any, forward: types.FunctionType, call: Any) -> Any:
+    """``call(forward)`` (a composite sub-operator inlined); when its capture breaks, once more with
+    its loops on runtime data as loop regions (``inline_forward``); else the first break."""
+    mark = snapshot(t)
+    try:
+        return call(forward)
+    except (GraphBreak, NeedsValue) as exc:
+        if not restore(t, mark):
+            raise
+        try:
+            return inline_forward(t, fn, forward, call)
+        except Exception:  # noqa: BLE001 - the first break stands
+            restore(t, mark)
+            raise exc from None
 
 
 def may_leave_unbound(code: types.CodeType, stmt: Any) -> bool:
@@ -198,17 +233,183 @@ def may_leave_unbound(code: types.CodeType, stmt: Any) -> bool:
         hasattr(ast, "TryStar") and isinstance(tree, ast.TryStar))
 
 
-def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
+def capture(t: Any, frame: Any, stmt: Any, statements: Any, nested: bool) -> tuple[bool, Any]:
     """Capture the loop statement ``stmt`` (rolled back: ``frame`` holds the locals before it) as a
-    ``Loop`` region. Returns (True, forward's result) when the loop takes the rest of ``forward`` with
-    it, (False, None) when the capture goes on after the loop; raises ``NotALoop`` (or whatever the
-    interpreter raises) when it cannot: the statement then runs as written."""
+    ``Loop`` region (``nested``: the loops inside it too, see ``Markers``). Returns (True, forward's
+    result) when the loop takes the rest of ``forward`` with it, (False, None) when the capture goes
+    on after the loop; raises ``NotALoop`` (or whatever the interpreter raises) when it cannot: the
+    statement then runs as written."""
     code = frame.code
     tree = statement_tree(code.co_filename, stmt.first, stmt.last)
-    if not isinstance(tree, (ast.While, ast.For)) or frame.cells:
-        raise NotALoop("not a while or for statement of a function without closures")
+    if not isinstance(tree, (ast.While, ast.For)):
+        raise NotALoop("not a while or for statement")
     later = {n for s in statements.items[stmt.index + 1:] for n in s.reads}
-    bound = frame.locals
+    if _returns(tree) and not all(s.ok for s in statements.items[stmt.index + 1:]):
+        raise NotALoop("a statement after a loop that returns cannot run on its own")
+    state, returns = build(t, frame, tree, frozenset(later), nested)
+    if not returns:
+        return False, None
+    rest = [ast.If(ast.Compare(ast.Name(STATUS, ast.Load()), [ast.Eq()], [ast.Constant(LOOP_RETURN)]),
+                   [ast.Return(ast.Name(VALUE, ast.Load()))], [])]
+    _synthetic(rest[0], tree)
+    for later_stmt in statements.items[stmt.index + 1:]:
+        rest.append(statement_tree(code.co_filename, later_stmt.first, later_stmt.last))
+    held = {**{n: c.val for n, c in frame.cells.items() if c.val is not None}, **frame.locals}
+    names = tuple(sorted(held))
+    fn = _function("_xcs_rest", names + (STATUS, VALUE), rest, tree, code.co_filename, frame.globals)
+    status = t.glue("getitem", [state, Val(0, Const(0))])
+    value = t.glue("getitem", [state, Val(-1, Const(-1))])
+    return True, t.call_function(fn, [held[n] for n in names] + [status, value], {})
+
+
+def capture_statement(t: Any, frame: Any, stmt: Any, statements: Any) -> None:
+    """A statement of forward holding loops on runtime data (a loop over a runtime list whose body
+    runs a ``while``): captured as written but with those loops as loop regions (``Markers``), in a
+    function of the names it reads that returns the names it binds for later statements."""
+    code = frame.code
+    tree = statement_tree(code.co_filename, stmt.first, stmt.last)
+    later = frozenset(n for s in statements.items[stmt.index + 1:] for n in s.reads)
+    if stmt.returns:
+        raise NotALoop("a statement that returns")
+    bound = _bound(frame, tree)
+    table = Markers(code.co_filename)
+    body = [Markers.rewrite(table, tree, later | set(_names(tree, ast.Load)))]
+    if not table.loops:
+        raise NotALoop("no loop on runtime data in the statement")
+    writes = tuple(n for n in _names(tree, ast.Store) if n in later)
+    back = ast.Return(ast.Tuple([ast.Name(n, ast.Load()) for n in writes], ast.Load()))
+    _synthetic(back, tree)
+    reads = tuple(n for n in _names(tree, ast.Load) if n in bound)
+    fn = _function("_xcs_statement", reads + (LOOPS,), [*body, back], tree, code.co_filename, frame.globals)
+    result = t.call_function(fn, [bound[n] for n in reads] + [Val(table)], {})
+    for i, name in enumerate(writes):
+        frame.locals[name] = result.box[i] if result.box is not None else t.glue("getitem", [result, Val(i, Const(i))])
+        if t.abstract:
+            frame.seen.note(name, frame.locals[name])
+
+
+def inline_forward(t: Any, fn: Any, forward: types.FunctionType, call: Any) -> Any:
+    """A composite sub-operator's ``forward`` (inlined into the caller's graph) whose loops on runtime
+    data the interpreter could not unroll: captured again with those loops as loop regions."""
+    if forward.__code__.co_freevars or forward.__closure__:
+        raise NotALoop("a forward with closures")
+    lines, first = inspect.getsourcelines(forward)
+    tree = ast.parse("if True:\n" + "".join(lines)).body[0].body[0]
+    ast.increment_lineno(tree, first - 2)
+    if not isinstance(tree, ast.FunctionDef) or tree.decorator_list:
+        raise NotALoop("not a plain function")
+    table = Markers(forward.__code__.co_filename)
+    tree.body = [Markers.rewrite(table, s, frozenset(_names(tree, ast.Load))) for s in tree.body]
+    if not table.loops:
+        raise NotALoop("no loop on runtime data in forward")
+    tree.args.kwonlyargs.append(ast.arg(LOOPS))
+    tree.args.kw_defaults.append(None)
+    module = ast.Module([tree], [])
+    ast.fix_missing_locations(module)
+    namespace: dict = {}
+    exec(compile(module, forward.__code__.co_filename, "exec"), forward.__globals__, namespace)  # noqa: S102
+    made = namespace[tree.name]
+    made.__kwdefaults__ = {**(forward.__kwdefaults__ or {}), LOOPS: None}
+    made.__defaults__ = forward.__defaults__
+    made.__kwdefaults__[LOOPS] = table
+    return call(made)
+
+
+class Markers:
+    """The loops on runtime data of a rewritten piece of code (``rewrite``): each replaced by
+    ``_xcs_loop_K = _xcs_loop(K)`` (and, when it may return, ``if _xcs_loop_K[0] == LOOP_RETURN:
+    return _xcs_loop_K[1]``); calling ``_xcs_loop`` (this table, a parameter of the rewritten
+    function) captures loop K as a ``Loop`` in the calling frame (``call``)."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.loops: list[tuple[ast.stmt, frozenset[str]]] = []
+
+    def rewrite(self, tree: ast.stmt, later: frozenset[str]) -> ast.stmt:
+        """``tree`` with every ``while`` and every ``for`` with its own ``break``/``continue``/``return``
+        replaced by a marker (a ``for`` without one stays a loop: a map region, markers inside)."""
+        table = self
+
+        class Replace(ast.NodeTransformer):
+            def visit_While(self, node: ast.AST) -> Any:
+                return table.mark(node, later)
+
+            def visit_For(self, node: ast.For) -> Any:
+                if _own_exits(node):
+                    return table.mark(node, later)
+                return self.generic_visit(node)
+
+            def visit_FunctionDef(self, node: ast.AST) -> Any:
+                return node
+
+            visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
+
+        made = Replace().visit(tree)
+        return made if not isinstance(made, list) else ast.copy_location(ast.If(ast.Constant(True), made, []), tree)
+
+    def mark(self, node: ast.stmt, later: frozenset[str]) -> list[ast.stmt]:
+        index = len(self.loops)
+        self.loops.append((node, later))
+        local = f"{LOOPS}_{index}"
+        made: list[ast.stmt] = [
+            ast.Assign([ast.Name(local, ast.Store())], ast.Call(ast.Name(LOOPS, ast.Load()), [ast.Constant(index)], []))]
+        if _returns(node):
+            item = lambda i: ast.Subscript(ast.Name(local, ast.Load()), ast.Constant(i), ast.Load())  # noqa: E731
+            made.append(ast.If(ast.Compare(item(0), [ast.Eq()], [ast.Constant(LOOP_RETURN)]), [ast.Return(item(1))], []))
+        for each in made:
+            _synthetic(each, node)
+        return made
+
+    def call(self, t: Any, frame: Any, index: int) -> Any:
+        """Capture loop ``index`` in ``frame`` (its loops first as written, then as loop regions too)."""
+        tree, later = self.loops[index]
+        state, returns = attempt(t, lambda nested: build(t, frame, tree, later, nested))
+        if not returns:
+            return Val(None, Const(None))
+        return t.make_box([t.glue("getitem", [state, Val(0, Const(0))]), t.glue("getitem", [state, Val(-1, Const(-1))])], tuple)
+
+
+def attempt(t: Any, make: Any) -> Any:
+    """``make(False)``, else (its capture rolled back) ``make(True)``: the loops inside as regions."""
+    mark = snapshot(t)
+    try:
+        return make(False)
+    except Exception:  # noqa: BLE001 - the second way, or the caller's fallback, decides
+        if not restore(t, mark):
+            raise
+        return make(True)
+
+
+def snapshot(t: Any) -> tuple:
+    """What a failed capture of a piece of code must restore (``restore``)."""
+    cp = t.cp
+    return (len(t.builder.nodes), len(t.effects), len(t.required), list(t.scopes), list(t.helpers), t.depth, t.stepped,
+            t.loc, t.frame, len(cp.boxes) if cp is not None else 0)
+
+
+def restore(t: Any, mark: tuple) -> bool:
+    """Undo what the interpreter recorded since ``mark``; False when it changed a container built in
+    forward (only the statement's rollback restores those)."""
+    nodes, effects, required, scopes, helpers, depth, stepped, loc, frame, boxes = mark
+    if t.cp is not None and len(t.cp.boxes) != boxes:
+        return False
+    for node in walk(tuple(t.builder.nodes[nodes:])):
+        t.readers.discard(node.name)
+        t.origins.pop(node.name, None)
+        t.variables.pop(node.name, None)
+    del t.builder.nodes[nodes:], t.effects[effects:], t.required[required:]
+    t.scopes[:], t.helpers[:] = scopes, helpers
+    t.depth, t.stepped, t.loc, t.frame = depth, stepped, loc, frame
+    return True
+
+
+def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: bool) -> tuple[Any, bool]:
+    """The ``Loop`` of the loop statement ``tree`` run in ``frame`` (whose locals hold the values
+    before it), appended to the graph; ``later`` are the names read after it. Binds the carried
+    variables in ``frame`` to the loop's values; returns the loop's value (the tuple) and whether it
+    may ``return``."""
+    code = frame.code
+    bound = _bound(frame, tree)
     targets = _names(tree.target, ast.Store) if isinstance(tree, ast.For) else []
     writes = _names(tree, ast.Store)
     unbound = [n for n in writes if n not in bound and n in later and n not in targets]
@@ -217,16 +418,26 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
             raise NotALoop(f"the loop variable {name!r} is read after the loop")
     if any(isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and n.target.id in unbound for n in ast.walk(tree)):
         raise NotALoop("an augmented assignment of a variable the loop may leave unbound")
-    tree = _Defined(set(unbound)).visit(tree)  # reading one of them raises as Python does while unbound
+    loaded = _names(tree, ast.Load)
+    tree = _Defined(set(unbound)).visit(_copy(tree))  # reading one of them raises as Python does while unbound
     carried = [n for n in writes if (n in bound or n in unbound) and n not in targets]
-    containers = [n for n in dict.fromkeys(_mutated(tree) + _names(tree, ast.Load))
+    containers = [n for n in dict.fromkeys(_mutated(tree) + loaded)
                   if n in bound and bound[n].box is not None and not isinstance(bound[n].raw, tuple)]
     carried += [n for n in containers if n not in carried]  # the loop may change them: runtime values in it
     for name in containers:
         if any(m != name and _holds(v, bound[name]) for m, v in bound.items()):
             raise NotALoop(f"the container {name!r} the loop may change is also held by another variable")
-    reads = tuple(n for n in dict.fromkeys(_names(tree, ast.Load) + list(stmt.reads)) if n in bound and n not in carried)
-    reads += (CHECK,) if unbound else ()
+    reads = tuple(n for n in loaded if n in bound and n not in carried)
+    extra = {CHECK: Val(defined, DEFINED)} if unbound else {}
+    table = Markers(code.co_filename)
+    if nested:
+        inner_later = later | set(loaded)
+        tree.body = [table.rewrite(s, inner_later) for s in tree.body]
+        tree.orelse = [table.rewrite(s, inner_later) for s in tree.orelse]
+        if not table.loops:
+            raise NotALoop("no loop inside the loop")
+        extra[LOOPS] = Val(table)
+    reads += tuple(extra)
     carried_t = tuple(carried)
 
     exits = _Exits(carried_t, True)
@@ -240,8 +451,6 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
         item = "_xcs_item"
         assign = ast.copy_location(ast.Assign([tree.target], ast.Name(item, ast.Load())), tree.target)
         iteration_body, item_name = [assign, *body, end], (item,)
-    if exits.returns and not all(s.ok for s in statements.items[stmt.index + 1:]):
-        raise NotALoop("a statement after a loop that returns cannot run on its own")
     globals_ = frame.globals
     iteration = _function("_xcs_iteration", reads + carried_t + item_name, iteration_body, tree, code.co_filename, globals_)
     otherwise = None
@@ -250,25 +459,25 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
         otherwise = _function("_xcs_else", reads + carried_t, [else_exits.visit(s) for s in tree.orelse]
                               + [else_exits.exit(tree, LOOP_END)], tree, code.co_filename, globals_)
         exits.returns |= else_exits.returns
+    outer = [extra[n] if n in extra else bound[n] for n in reads]
     over = None
     if isinstance(tree, ast.For):
         get = ast.copy_location(ast.Return(tree.iter), tree.iter)
-        over = t.operand(t.call_function(_function("_xcs_over", reads, [get], tree, code.co_filename, globals_),
-                                         [bound[n] if n != CHECK else Val(defined, DEFINED) for n in reads], {}))
-    loc = t.loc = _loc_of(t, frame, stmt)
+        over = t.operand(t.call_function(_function("_xcs_over", reads, [get], tree, code.co_filename, globals_), outer, {}))
+    loc = t.loc = _loc_of(t, frame, tree.lineno)
     name = t.builder.fresh("loop")
     params = tuple(t.builder.fresh(n) for n in carried_t)
     element = t.builder.fresh(targets[0] if len(targets) == 1 else "item") if over is not None else ""
-    outer = [bound[n] if n != CHECK else Val(defined, DEFINED) for n in reads]
     init = tuple(t.operand(bound[n]) if n in bound else UNBOUND for n in carried_t)
     abstract = [Val(PENDING, Ref(p), STEP) for p in params]
     body_nodes, result = _body(t, iteration, outer + abstract + ([Val(PENDING, Ref(element), STEP)] if element else []), loc)
     else_nodes, else_result = _body(t, otherwise, outer + abstract, loc) if otherwise is not None else ((), None)
     node = Loop(name, params, init, _order(t, body_nodes), result, over, element, _order(t, else_nodes), else_result, loc)
     t.builder.nodes.append(node)
-    if any(isinstance(n, (Call, With)) for n in walk((node,))) or any(n.name in t.writers for n in walk((node,))):
-        t.effects.append(name)
-    if any(n.name in t.writers for n in walk((node,))):
+    inner = tuple(walk((node,)))
+    if not t.scopes and (any(isinstance(n, (Call, With)) for n in inner) or any(n.name in t.writers for n in inner)):
+        t.effects.append(name)  # inside a branch or another loop, that region is the effect
+    if any(n.name in t.writers for n in inner):
         t.writers.add(name)
     t.stepped = True
     state = Val(PENDING, Ref(name), STEP)
@@ -278,27 +487,61 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any) -> tuple[bool, Any]:
             frame.locals[local] = t.glue("call", [Val(defined, DEFINED), frame.locals[local], Val(local, Const(local))])
         if t.abstract:
             frame.seen.note(local, frame.locals[local])
-    if not exits.returns:
-        return False, None
-    rest = [ast.If(ast.Compare(ast.Name(STATUS, ast.Load()), [ast.Eq()], [ast.Constant(LOOP_RETURN)]),
-                   [ast.Return(ast.Name(VALUE, ast.Load()))], [])]
-    for later_stmt in statements.items[stmt.index + 1:]:
-        rest.append(statement_tree(code.co_filename, later_stmt.first, later_stmt.last))
-    for each in ast.walk(rest[0]):
-        ast.copy_location(each, tree)
+    return state, exits.returns
+
+
+def _bound(frame: Any, tree: ast.AST) -> dict:
+    """The names bound in ``frame`` before ``tree`` runs (variables closures capture included, which
+    ``tree`` may read but not assign)."""
+    cells = {n: c.val for n, c in frame.cells.items() if c.val is not None}
+    if set(_names(tree, ast.Store)) & set(frame.cells):
+        raise NotALoop("the statement assigns a variable a closure captures")
+    return {**cells, **frame.locals}
+
+
+def _own_exits(node: ast.For) -> bool:
+    """Whether a ``for`` loop has a ``break``, ``continue`` or ``return`` of its own (or an ``else``)."""
+    found = False
+
+    def visit(n: ast.AST, own: bool) -> None:
+        nonlocal found
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return
+        if isinstance(n, ast.Return) or own and isinstance(n, (ast.Break, ast.Continue)):
+            found = True
+        for child in ast.iter_child_nodes(n):
+            visit(child, own and not isinstance(n, (ast.For, ast.While, ast.AsyncFor)))
+
+    for stmt in node.body:
+        visit(stmt, True)
+    return found or bool(node.orelse)
+
+
+def _returns(tree: ast.AST) -> bool:
+    """Whether ``tree`` holds a ``return`` (not of a function nested in it)."""
+    def visit(n: ast.AST) -> bool:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return False
+        return isinstance(n, ast.Return) or any(visit(c) for c in ast.iter_child_nodes(n))
+
+    return visit(tree)
+
+
+def _copy(tree: ast.stmt) -> ast.stmt:
+    """A deep copy of a syntax tree (the rewrites change it in place)."""
+    return copy.deepcopy(tree)
+
+
+def _synthetic(tree: ast.AST, at: ast.AST) -> None:
+    """Give every node of ``tree`` the line of ``at`` and column 0 (no source site starts there)."""
+    for each in ast.walk(tree):
+        ast.copy_location(each, at)
         each.col_offset = each.end_col_offset = 0
-    names = tuple(sorted(n for n in frame.locals))
-    fn = _function("_xcs_rest", names + (STATUS, VALUE), rest, tree, code.co_filename, globals_)
-    status = t.glue("getitem", [state, Val(0, Const(0))])
-    value = t.glue("getitem", [state, Val(-1, Const(-1))])
-    return True, t.call_function(fn, [frame.locals[n] for n in names] + [status, value], {})
 
 
-def _loc_of(t: Any, frame: Any, stmt: Any) -> Any:
-    from xcs.compiler.ir import Loc
-
-    text = linecache.getline(frame.code.co_filename, stmt.first).strip()
-    return replace(t.loc, line=stmt.first, text=text, col=-1) if t.loc.file else Loc(line=stmt.first, text=text)
+def _loc_of(t: Any, frame: Any, line: int) -> Any:
+    text = linecache.getline(frame.code.co_filename, line).strip()
+    return replace(t.loc, line=line, text=text, col=-1) if t.loc.file else Loc(line=line, text=text)
 
 
 def _body(t: Any, fn: Any, args: list, loc: Any) -> tuple[tuple, Any]:

@@ -441,29 +441,35 @@ class Tracer:
             self.cp.undo.append((name, frame.locals.get(name)))
 
     def loop_or_segment(self, frame: Frame, brk: Break) -> Val | None:
-        """A statement that is a loop on runtime data (a ``runtime-loop`` break) becomes a ``Loop``
-        region (``compiler.loops``) when it can; any other statement, or a loop it cannot capture,
-        one opaque step (``segment``). Returns forward's result when the statement returns it."""
+        """A statement holding a loop on runtime data becomes a ``Loop`` region, or keeps its own
+        structure with its inner loops as ``Loop`` regions (``compiler.loops``), when it can; any
+        other statement, or one it cannot capture, one opaque step (``segment``). Returns forward's
+        result when the statement returns it."""
         cp = self.cp
-        if not self.abstract or not self.recording or cp is None or not loops.is_loop(frame.code, cp.stmt):
+        if not self.abstract or not self.recording or cp is None or not loops.has_loop(frame.code, cp.stmt):
             return self.segment(frame, brk)
-        self.rollback(frame)
-        try:
-            returns, result = loops.capture(self, frame, cp.stmt, self.statements)
-        except (Exception, Resume, Opaque) as exc:  # noqa: BLE001 - anything it cannot capture runs as written
-            import os, traceback
-            if os.environ.get("XCS_LOOP_DEBUG"):
-                traceback.print_exception(exc)
-            del exc
-            self.cp = cp
-            return self.segment(frame, brk)
-        if returns:
-            return result
-        items = self.statements.items
-        if cp.stmt.index == len(items) - 1:  # the loop ends forward: it returns None
-            return Val(None, Const(None))
-        frame.pc = _statement_entry(frame.code, items[cp.stmt.index + 1].first)
-        return None
+        for way in loops.WAYS:
+            self.rollback(frame)
+            saved = dict(frame.locals)
+            self.cp = cp  # containers the capture changes are saved, and restored by the next rollback
+            try:
+                returns, result = loops.capture_way(self, frame, cp.stmt, self.statements, way)
+            except (Exception, Resume, Opaque) as exc:  # noqa: BLE001 - the next way, or the statement as written
+                import os, traceback
+                if os.environ.get("XCS_LOOP_DEBUG"):
+                    print("WAY", way); traceback.print_exception(exc)
+                frame.locals.clear()
+                frame.locals.update(saved)
+                continue
+            self.cp = None
+            if returns:
+                return result
+            items = self.statements.items
+            if cp.stmt.index == len(items) - 1:  # the statement ends forward: it returns None
+                return Val(None, Const(None))
+            frame.pc = _statement_entry(frame.code, items[cp.stmt.index + 1].first)
+            return None
+        return self.segment(frame, brk)
 
     def rollback(self, frame: Frame) -> None:
         """Undo what the current statement of forward did so far (nodes, effects, locals, cells and
@@ -823,6 +829,8 @@ class Tracer:
             return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
         if fn.options is not None and self.recording:
             return constructs.switch(self, fn, args, kwargs)
+        if isinstance(fn.raw, loops.Markers) and self.frame is not None:  # a loop on runtime data of rewritten code
+            return fn.raw.call(self, self.frame, args[0].value)
         if isinstance(fn.raw, constructs.WithExit):
             return constructs.close_with(self, self.frame, fn.raw, args)
         if self.recording and any(isinstance(a.raw, constructs.GenState) for a in (*args, *kwargs.values())):
@@ -958,7 +966,8 @@ class Tracer:
             self.prescan(forward.__code__)
         except GraphBreak:
             return None
-        return self.call_function(forward, [Val(fn.value, fn.expr)], {"inputs": self.call_inputs(kwargs)})
+        call = lambda f: self.call_function(f, [Val(fn.value, fn.expr)], {"inputs": self.call_inputs(kwargs)})  # noqa: E731
+        return loops.inline(self, fn, forward, call) if self.abstract else call(forward)
 
     def call_inputs(self, kwargs: dict[str, Val]) -> Val:
         """The inputs mapping an operator call passes: ``op(inputs=x)`` is ``x``, ``op(a=1)`` ``{"a": 1}``."""

@@ -21,8 +21,8 @@ from xcs.runtime.errors import StepError
 MODES = ("auto", "enhanced", "structural", "trace")
 SCHEDULERS = ("sequential", "parallel", "async", "auto")
 PROGRAMS = [p for p in REGISTRY if p.module == "loop_style"]
-# loops with a static bound (``attempt < self.retries``): unrolled into nested branches, no loop region
-UNROLLED = ("loop_retry_json", "loop_refine_each")
+# a loop with a static bound (``attempt < self.retries``): unrolled into nested branches, no loop region
+UNROLLED = ("loop_retry_json",)
 pytestmark = pytest.mark.usefixtures("fresh_plans")
 
 

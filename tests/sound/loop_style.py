@@ -256,7 +256,8 @@ def summarize_until_stop():
 
 # 8 ---------------------------------------------------------------------------------------------
 class Refine(Operator):
-    """One question refined until approved (at most three rounds): the operator mapped below."""
+    """One question refined until the judge approves: the operator mapped below (its loop runs inside
+    the map region's elements)."""
 
     def __init__(self):
         self.answer = FakeLLM("refine-answer", "echo")
@@ -265,21 +266,29 @@ class Refine(Operator):
     def forward(self, *, inputs):
         draft = self.answer(inputs={"prompt": inputs["question"]})["text"]
         rounds = 0
-        while rounds < 3 and not self.judge(inputs={"draft": draft})["ok"]:
+        while not self.judge(inputs={"draft": draft})["ok"]:
             draft = self.answer(inputs={"prompt": f"Again: {draft}"})["text"]
             rounds += 1
         return {"answer": draft, "rounds": rounds}
 
 
 class RefineEach(Operator):
-    """A map over the questions of an operator whose forward loops."""
+    """A map over the questions of an operator whose forward loops; and the same loop written inline
+    in a loop over the questions (a map region whose elements run a ``while``)."""
 
     def __init__(self):
         self.refine = Refine()
 
     def forward(self, *, inputs):
         answers = [self.refine(inputs={"question": q}) for q in inputs["questions"]]
-        return {"answers": [a["answer"] for a in answers], "rounds": sum(a["rounds"] for a in answers)}
+        inline = []
+        for q in inputs["questions"]:
+            draft = q
+            while not self.refine.judge(inputs={"draft": draft})["ok"]:
+                draft = self.refine.answer(inputs={"prompt": f"Inline: {draft}"})["text"]
+            inline.append(draft)
+        return {"answers": [a["answer"] for a in answers], "rounds": sum(a["rounds"] for a in answers),
+                "inline": inline}
 
 
 @program("loop_refine_each", "dspy", [
