@@ -34,7 +34,7 @@ from xcs.compiler.ir import (
 from xcs.runtime.errors import JitError
 
 VERSION = "0.1.0"
-CODEGEN_VERSION = "7"  # bump whenever the generated text changes for the same graph
+CODEGEN_VERSION = "8"  # bump whenever the generated text changes for the same graph
 RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step", "njit", "numpy_function"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))

@@ -40,10 +40,10 @@ from xcs.compiler.ir import (
 )
 from xcs.compiler.regions import Scope, in_order, unguarded
 from xcs.compiler.values import PENDING, STEP, NeedsValue, Val
-from xcs.runtime.loops import defined
+from xcs.runtime.segments import defined
 
 UNBOUND = Global("xcs.runtime.segments", "UNBOUND")  # a variable the loop may bind, before it does
-DEFINED = Global("xcs.runtime.loops", "defined")
+DEFINED = Global("xcs.runtime.segments", "defined")
 LOOPS = "_xcs_loop"  # the rewritten code's parameter holding its ``Markers``
 CHECK = "_xcs_defined"  # the iteration's parameter holding ``defined``
 STATUS, VALUE = "_xcs_status", "_xcs_value"  # the rest function's parameters (not user names: a leading _xcs)
@@ -254,7 +254,7 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any, nested: bool) -> tup
     _synthetic(rest[0], tree)
     for later_stmt in statements.items[stmt.index + 1:]:
         rest.append(statement_tree(code.co_filename, later_stmt.first, later_stmt.last))
-    held = {**{n: c.val for n, c in frame.cells.items() if c.val is not None}, **frame.locals}
+    held = _bound(frame)
     names = tuple(sorted(held))
     fn = _function("_xcs_rest", names + (STATUS, VALUE), rest, tree, code.co_filename, frame.globals)
     status = t.glue("getitem", [state, Val(0, Const(0))])
@@ -271,7 +271,7 @@ def capture_statement(t: Any, frame: Any, stmt: Any, statements: Any) -> None:
     later = frozenset(n for s in statements.items[stmt.index + 1:] for n in s.reads)
     if stmt.returns:
         raise NotALoop("a statement that returns")
-    bound = _bound(frame, tree)
+    bound = _bound(frame)
     table = Markers(code.co_filename)
     body = [Markers.rewrite(table, tree, later | set(_names(tree, ast.Load)))]
     if not table.loops:
@@ -283,9 +283,7 @@ def capture_statement(t: Any, frame: Any, stmt: Any, statements: Any) -> None:
     fn = _function("_xcs_statement", reads + (LOOPS,), [*body, back], tree, code.co_filename, frame.globals)
     result = t.call_function(fn, [bound[n] for n in reads] + [Val(table)], {})
     for i, name in enumerate(writes):
-        frame.locals[name] = result.box[i] if result.box is not None else t.glue("getitem", [result, Val(i, Const(i))])
-        if t.abstract:
-            frame.seen.note(name, frame.locals[name])
+        _bind(t, frame, name, result.box[i] if result.box is not None else t.glue("getitem", [result, Val(i, Const(i))]))
 
 
 def inline_forward(t: Any, fn: Any, forward: types.FunctionType, call: Any) -> Any:
@@ -409,7 +407,7 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
     variables in ``frame`` to the loop's values; returns the loop's value (the tuple) and whether it
     may ``return``."""
     code = frame.code
-    bound = _bound(frame, tree)
+    bound = _bound(frame)
     targets = _names(tree.target, ast.Store) if isinstance(tree, ast.For) else []
     writes = _names(tree, ast.Store)
     unbound = [n for n in writes if n not in bound and n in later and n not in targets]
@@ -482,21 +480,33 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
     t.stepped = True
     state = Val(PENDING, Ref(name), STEP)
     for i, local in enumerate(carried_t, 1):
-        frame.locals[local] = t.glue("getitem", [state, Val(i, Const(i))])
+        val = t.glue("getitem", [state, Val(i, Const(i))])
         if local in unbound:  # reading it raises as Python does when no iteration bound it
-            frame.locals[local] = t.glue("call", [Val(defined, DEFINED), frame.locals[local], Val(local, Const(local))])
-        if t.abstract:
-            frame.seen.note(local, frame.locals[local])
+            val = t.glue("call", [Val(defined, DEFINED), val, Val(local, Const(local))])
+        _bind(t, frame, local, val)
     return state, exits.returns
 
 
-def _bound(frame: Any, tree: ast.AST) -> dict:
-    """The names bound in ``frame`` before ``tree`` runs (variables closures capture included, which
-    ``tree`` may read but not assign)."""
-    cells = {n: c.val for n, c in frame.cells.items() if c.val is not None}
-    if set(_names(tree, ast.Store)) & set(frame.cells):
-        raise NotALoop("the statement assigns a variable a closure captures")
-    return {**cells, **frame.locals}
+def inside(t: Any) -> bool:
+    """Whether the interpreter is inside a loop region's body: there a call of a method of a runtime
+    value (``items.extend(page)``) runs as an effect, in program order (elsewhere its value is needed:
+    a break, as before)."""
+    return any(s.kind == "loop" for s in t.scopes)
+
+
+def _bound(frame: Any) -> dict:
+    """The names bound in ``frame`` (variables closures capture included)."""
+    return {**{n: c.val for n, c in frame.cells.items() if c.val is not None}, **frame.locals}
+
+
+def _bind(t: Any, frame: Any, name: str, val: Val) -> None:
+    """``name = val`` in ``frame`` (in its cell when a closure captures the variable)."""
+    if name in frame.cells:
+        frame.cells[name].val = val
+    else:
+        frame.locals[name] = val
+    if t.abstract:
+        frame.seen.note(name, val)
 
 
 def _own_exits(node: ast.For) -> bool:

@@ -43,7 +43,7 @@ from xcs.compiler.ir import (
     canonical_repr, is_literal,
     Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, walk,
 )
-from xcs.runtime.loops import defined
+from xcs.runtime.segments import defined
 from xcs.compiler.values import (
     INPUT, NULL, PENDING, STATE, STATIC, STEP, UNBOUND, IterState, NeedsValue, Val, instructions, pending, step_name,
 )
@@ -454,10 +454,7 @@ class Tracer:
             self.cp = cp  # containers the capture changes are saved, and restored by the next rollback
             try:
                 returns, result = loops.capture_way(self, frame, cp.stmt, self.statements, way)
-            except (Exception, Resume, Opaque) as exc:  # noqa: BLE001 - the next way, or the statement as written
-                import os, traceback
-                if os.environ.get("XCS_LOOP_DEBUG"):
-                    print("WAY", way); traceback.print_exception(exc)
+            except (Exception, Resume, Opaque):  # noqa: BLE001 - the next way, or the statement as written
                 frame.locals.clear()
                 frame.locals.update(saved)
                 continue
@@ -909,7 +906,7 @@ class Tracer:
             node = Call(
                 self.builder.fresh(name), self.operand(fn), tuple(self.operand(a) for a in args),
                 tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
-                (self.effects[-1],) if self.effects and not self.scopes else (), barrier=fn.raw is PENDING or not _cannot_fail(fn.raw),
+                (self.effects[-1],) if self.effects and not self.scopes else (), barrier=fn.raw is PENDING and loops.inside(self) or not _cannot_fail(fn.value),
             )
         except GraphBreak as exc:  # an argument the plan could not rebuild: this call runs natively
             self.breaks(exc.brk.code, exc.brk.reason)
@@ -1385,6 +1382,8 @@ def _load_fast(t: Tracer, f: Frame, name: str) -> None:
         raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
     if t.abstract:
         f.seen.note(name, val)
+        if t.scopes:
+            regions.note_read(t, name, val)
     f.stack.append(val)
 
 

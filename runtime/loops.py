@@ -1,5 +1,4 @@
-"""Run-time support for loop regions: ``together`` runs the independent steps of one iteration at once;
-``defined`` reads a variable a loop may have left unbound.
+"""Run-time support for loop regions: ``together`` runs the independent steps of one iteration at once.
 
 A plan writes a loop on runtime data as a real ``while``/``for`` loop around a function of one
 iteration (``compiler.codegen``); inside it, steps that do not depend on each other (and are neither
@@ -13,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from xcs.runtime.regions import map_each
-from xcs.runtime.segments import UNBOUND
 
 
 def _run(step: Callable[[], Any]) -> Any:
@@ -24,14 +22,3 @@ def together(*steps: Callable[[], Any]) -> tuple:
     """The results of ``steps`` (functions of no argument), run concurrently, in order."""
     return tuple(map_each(_run, steps))
 
-
-def defined(value: Any, name: str) -> Any:
-    """``value``, the value a loop left in the local variable ``name``; when no iteration bound it
-    (``UNBOUND``), the ``UnboundLocalError`` Python raises reading that variable (its own message)."""
-    if value is UNBOUND:
-        if not name.isidentifier():
-            raise UnboundLocalError(name)
-        namespace: dict = {}
-        exec(f"def read():\n    {name}\n    {name} = None\n", namespace)  # noqa: S102 - an identifier only
-        namespace["read"]()
-    return value
