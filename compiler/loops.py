@@ -272,14 +272,14 @@ def capture_statement(t: Any, frame: Any, stmt: Any, statements: Any) -> None:
     if stmt.returns:
         raise NotALoop("a statement that returns")
     bound = _bound(frame)
+    reads = tuple(n for n in _names(tree, ast.Load) if n in bound)
+    writes = tuple(n for n in _names(tree, ast.Store) if n in later)
     table = Markers(code.co_filename)
-    body = [Markers.rewrite(table, tree, later | set(_names(tree, ast.Load)))]
+    body = [table.rewrite(_copy(tree), later)]
     if not table.loops:
         raise NotALoop("no loop on runtime data in the statement")
-    writes = tuple(n for n in _names(tree, ast.Store) if n in later)
     back = ast.Return(ast.Tuple([ast.Name(n, ast.Load()) for n in writes], ast.Load()))
     _synthetic(back, tree)
-    reads = tuple(n for n in _names(tree, ast.Load) if n in bound)
     fn = _function("_xcs_statement", reads + (LOOPS,), [*body, back], tree, code.co_filename, frame.globals)
     result = t.call_function(fn, [bound[n] for n in reads] + [Val(table)], {})
     for i, name in enumerate(writes):
@@ -297,7 +297,7 @@ def inline_forward(t: Any, fn: Any, forward: types.FunctionType, call: Any) -> A
     if not isinstance(tree, ast.FunctionDef) or tree.decorator_list:
         raise NotALoop("not a plain function")
     table = Markers(forward.__code__.co_filename)
-    tree.body = [Markers.rewrite(table, s, frozenset(_names(tree, ast.Load))) for s in tree.body]
+    tree.body = [table.rewrite(s, frozenset(), tree) for s in tree.body]
     if not table.loops:
         raise NotALoop("no loop on runtime data in forward")
     tree.args.kwonlyargs.append(ast.arg(LOOPS))
@@ -323,18 +323,20 @@ class Markers:
         self.filename = filename
         self.loops: list[tuple[ast.stmt, frozenset[str]]] = []
 
-    def rewrite(self, tree: ast.stmt, later: frozenset[str]) -> ast.stmt:
-        """``tree`` with every ``while`` and every ``for`` with its own ``break``/``continue``/``return``
-        replaced by a marker (a ``for`` without one stays a loop: a map region, markers inside)."""
-        table = self
+    def rewrite(self, tree: ast.stmt, later: frozenset[str], root: ast.AST | None = None) -> ast.stmt:
+        """``tree`` (a part of ``root``) with every ``while`` and every ``for`` with its own
+        ``break``/``continue``/``return`` replaced by a marker (a ``for`` without one stays a loop: a
+        map region, markers inside). A marked loop's later reads: ``later`` and what ``root`` reads
+        outside it."""
+        table, root = self, tree if root is None else root
 
         class Replace(ast.NodeTransformer):
             def visit_While(self, node: ast.AST) -> Any:
-                return table.mark(node, later)
+                return table.mark(node, later | _loads_outside(root, node))
 
             def visit_For(self, node: ast.For) -> Any:
                 if _own_exits(node):
-                    return table.mark(node, later)
+                    return table.mark(node, later | _loads_outside(root, node))
                 return self.generic_visit(node)
 
             def visit_FunctionDef(self, node: ast.AST) -> Any:
@@ -347,7 +349,7 @@ class Markers:
 
     def mark(self, node: ast.stmt, later: frozenset[str]) -> list[ast.stmt]:
         index = len(self.loops)
-        self.loops.append((node, later))
+        self.loops.append((_copy(node), later))
         local = f"{LOOPS}_{index}"
         made: list[ast.stmt] = [
             ast.Assign([ast.Name(local, ast.Store())], ast.Call(ast.Name(LOOPS, ast.Load()), [ast.Constant(index)], []))]
@@ -429,9 +431,9 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
     extra = {CHECK: Val(defined, DEFINED)} if unbound else {}
     table = Markers(code.co_filename)
     if nested:
-        inner_later = later | set(loaded)
-        tree.body = [table.rewrite(s, inner_later) for s in tree.body]
-        tree.orelse = [table.rewrite(s, inner_later) for s in tree.orelse]
+        whole = _copy(tree)
+        tree.body = [table.rewrite(s, later, whole) for s in tree.body]
+        tree.orelse = [table.rewrite(s, later, whole) for s in tree.orelse]
         if not table.loops:
             raise NotALoop("no loop inside the loop")
         extra[LOOPS] = Val(table)
@@ -507,6 +509,25 @@ def _bind(t: Any, frame: Any, name: str, val: Val) -> None:
         frame.locals[name] = val
     if t.abstract:
         frame.seen.note(name, val)
+
+
+def _loads_outside(root: ast.AST, node: ast.AST) -> frozenset[str]:
+    """The names ``root`` reads outside its part ``node`` (compared by position: ``node`` may be a copy)."""
+    where = (node.lineno, node.col_offset, type(node))
+    found: set[str] = set()
+
+    def visit(n: ast.AST) -> None:
+        if isinstance(n, ast.stmt) and (n.lineno, n.col_offset, type(n)) == where:
+            return
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+            found.add(n.id)
+        if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            found.add(n.target.id)
+        for child in ast.iter_child_nodes(n):
+            visit(child)
+
+    visit(root)
+    return frozenset(found)
 
 
 def _own_exits(node: ast.For) -> bool:

@@ -236,3 +236,57 @@ class Aliased(Operator):
 
 def test_a_container_the_loop_changes_held_by_another_name():
     check(Aliased, [{"items": ["a", "b", "stop", "c"]}, {"items": []}], opaque=True)
+
+
+class Accumulate(Operator):
+    """A loop over a runtime list whose elements carry a variable from one to the next: a loop region,
+    never a map region (whose elements would all read the value before the loop)."""
+
+    def __init__(self):
+        self.echo = Echo("acc")
+
+    def forward(self, *, inputs):
+        text = ""
+        out = []
+        for d in inputs["docs"]:
+            text = self.echo(query=text + d)["answer"]
+            out.append(text)
+        return {"out": out, "text": text}
+
+
+def test_a_variable_carried_between_the_elements_of_a_loop_over_a_runtime_list():
+    check(Accumulate, [{"docs": ["a", "b", "c"]}, {"docs": []}])
+
+
+class Nested(Operator):
+    """A ``while`` inside each element of a loop over a runtime list (a map region whose elements run a
+    loop region), a loop inside a loop, and a comprehension over static members in a loop's body."""
+
+    def __init__(self):
+        self.answer, self.members = Echo("na"), [Echo("m0"), Echo("m1")]
+
+    def forward(self, *, inputs):
+        out = []
+        for q in inputs["questions"]:
+            draft = q
+            while len(draft) < inputs["limit"]:
+                draft = self.answer(query=draft)["answer"]
+            out.append(draft)
+        total = 0
+        i = 0
+        while i < inputs["n"]:
+            j = 0
+            while j < i:
+                total += len(self.answer(query=str(j))["answer"])
+                j += 1
+            i += 1
+        best = inputs["questions"][0] if inputs["questions"] else ""
+        while len(best) < inputs["limit"]:
+            best = max([m(query=best)["answer"] for m in self.members], key=len)
+        return {"out": out, "total": total, "best": best}
+
+
+def test_nested_loops():
+    check(Nested, [{"questions": ["a", "bb"], "limit": 8, "n": 3}, {"questions": [], "limit": 0, "n": 0}])
+    plan = dump(jit(Nested()), {"questions": ["a"], "limit": 8, "n": 3})
+    assert "map_each" in plan and plan.count("_iteration(") >= 4
