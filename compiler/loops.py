@@ -124,6 +124,16 @@ class _Defined(ast.NodeTransformer):
     visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
 
 
+def _containers(bound: dict, names: Any) -> list[str]:
+    """The ``names`` that hold a container built in forward (a list or dict the code may change in
+    place); NotALoop when another variable also holds one (only the names given would be rebound)."""
+    found = [n for n in names if n in bound and bound[n].box is not None and not isinstance(bound[n].raw, tuple)]
+    for name in found:
+        if any(m != name and _holds(v, bound[name]) for m, v in bound.items()):
+            raise NotALoop(f"the container {name!r} the loop may change is also held by another variable")
+    return found
+
+
 def _holds(val: Val, target: Val, depth: int = 0) -> bool:
     """Whether ``val`` is ``target`` or a container built in forward holding it."""
     if val is target:
@@ -273,7 +283,8 @@ def capture_statement(t: Any, frame: Any, stmt: Any, statements: Any) -> None:
         raise NotALoop("a statement that returns")
     bound = _bound(frame)
     reads = tuple(n for n in _names(tree, ast.Load) if n in bound)
-    writes = tuple(n for n in _names(tree, ast.Store) if n in later)
+    changed = _containers(bound, reads)  # the loops in it may change them: rebound here after it
+    writes = tuple(dict.fromkeys([n for n in _names(tree, ast.Store) if n in later] + changed))
     table = Markers(code.co_filename)
     body = [table.rewrite(_copy(tree), later)]
     if not table.loops:
@@ -421,12 +432,12 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
     loaded = _names(tree, ast.Load)
     tree = _Defined(set(unbound)).visit(_copy(tree))  # reading one of them raises as Python does while unbound
     carried = [n for n in writes if (n in bound or n in unbound) and n not in targets]
-    containers = [n for n in dict.fromkeys(_mutated(tree) + loaded)
-                  if n in bound and bound[n].box is not None and not isinstance(bound[n].raw, tuple)]
+    containers = _containers(bound, list(dict.fromkeys(_mutated(tree) + loaded)))
+    if not code.co_name.startswith("_xcs_"):  # a parameter's container: its caller may hold it too
+        params = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+        if params & set(_mutated(tree)) & set(containers):
+            raise NotALoop("the loop may change a container the function received")
     carried += [n for n in containers if n not in carried]  # the loop may change them: runtime values in it
-    for name in containers:
-        if any(m != name and _holds(v, bound[name]) for m, v in bound.items()):
-            raise NotALoop(f"the container {name!r} the loop may change is also held by another variable")
     reads = tuple(n for n in loaded if n in bound and n not in carried)
     extra = {CHECK: Val(defined, DEFINED)} if unbound else {}
     table = Markers(code.co_filename)
