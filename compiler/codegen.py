@@ -229,13 +229,15 @@ class Emitter:
         self.uses_skip = any(n.keep is not None for n in mapped)
         self.uses_batch = any(n.batch is not None for n in regions)
         self.uses_together = False  # a loop runs independent steps of one iteration at once (``loop``)
+        self.uses_proceed = False  # a loop checks that its call goes on before each iteration
+        self.locals: dict[str, str] = {}  # ``local``: names the plan makes for its loops
         self.in_loop = False  # rendering a loop's iteration: its branches' sides group steps too
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
         # verbatim glue: the names its binds may not take, the current function's assignments
         # (name -> text; None where no statement can precede the expression) and the statement's prelude
         globals_ = {o.module.split(".")[0] for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)}
-        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch", "SKIP", "together"}
+        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch", "SKIP", "together", "proceed"}
         # a module whose name a step took (a step ``random`` of ``random.random()``): imported under an alias
         modules = sorted({o.module for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)})
         self.alias: dict[str, str] = {}
@@ -512,11 +514,11 @@ class Emitter:
         """A loop region: a function of one iteration (and of the ``else`` block), called by a real
         ``while``/``for`` loop until an iteration's status is not ``LOOP_NEXT``."""
         inner, name = indent + "    ", node.name
-        status, value = f"{name}_status", f"{name}_value"
+        status, value, iteration, otherwise = (self.local(f"{name}_{part}") for part in ("status", "value", "iteration", "else"))
         state = ", ".join((status, *node.params, value))
         carried = ", ".join(node.params)
         element = (node.item,) if node.over is not None else ()
-        lines = [f"{indent}def {name}_iteration({', '.join((*element, *node.params))}):"]
+        lines = [f"{indent}def {iteration}({', '.join((*element, *node.params))}):"]
         outer, self.in_loop = self.in_loop, True
         try:
             with self.scope({}):
@@ -525,23 +527,26 @@ class Emitter:
         finally:
             self.in_loop = outer
         if node.else_result is not None:
-            lines.append(f"{indent}def {name}_else({carried}):")
+            lines.append(f"{indent}def {otherwise}({carried}):")
             with self.scope({}):
                 lines += self.statements(node.else_body, inner)
                 lines += self.line(inner, lambda: f"return {self.expr(node.else_result)}")
         with self.scope(None):
             init = ", ".join(self.expr(o) for o in node.init)
         lines.append(f"{indent}{state} = {', '.join((str(LOOP_NEXT), *([init] if init else []), 'None'))}")
+        self.uses_proceed = True
         if node.over is None:
             lines.append(f"{indent}while {status} == {LOOP_NEXT}:")
-            lines.append(f"{inner}{state} = {name}_iteration({carried})")
+            lines.append(f"{inner}proceed()")
+            lines.append(f"{inner}{state} = {iteration}({carried})")
         else:
             lines += self.line(indent, lambda: f"for {node.item} in {self.expr(node.over)}:")
-            lines.append(f"{inner}{state} = {name}_iteration({', '.join((node.item, *node.params))})")
+            lines.append(f"{inner}proceed()")
+            lines.append(f"{inner}{state} = {iteration}({', '.join((node.item, *node.params))})")
             lines += [f"{inner}if {status} != {LOOP_NEXT}:", f"{inner}    break"]
         if node.else_result is not None:  # the loop ended without break or return
             lines.append(f"{indent}if {status} in ({LOOP_NEXT}, {LOOP_END}):")
-            lines.append(f"{inner}{state} = {name}_else({carried})")
+            lines.append(f"{inner}{state} = {otherwise}({carried})")
         return lines + [f"{indent}{target} ({state})"]
 
     def block(self, body: tuple, indent: str) -> list[str]:
@@ -578,12 +583,24 @@ class Emitter:
             if len(wave) == 1:
                 lines += self.statements(tuple(wave), indent)
                 continue
-            for step in wave:
-                lines.append(f"{indent}def {step.name}_step():")
+            made = [self.local(f"{step.name}_step") for step in wave]
+            for step, fn in zip(wave, made):
+                lines.append(f"{indent}def {fn}():")
                 with self.scope(self.inner()):
                     lines += self.step_body(step, indent + "    ")
-            lines.append(f"{indent}{', '.join(s.name for s in wave)} = together({', '.join(s.name + '_step' for s in wave)})")
+            lines.append(f"{indent}{', '.join(s.name for s in wave)} = together({', '.join(made)})")
         return lines
+
+    def local(self, base: str) -> str:
+        """A name of the plan's own (a loop's functions and state) that no node, element or global
+        takes: ``base``, else with ``_`` appended; the same each time ``base`` is asked for."""
+        if base not in self.locals:
+            name = base
+            while name in self.taken:
+                name += "_"
+            self.taken.add(name)
+            self.locals[base] = name
+        return self.locals[base]
 
     def call(self, node: OperatorCall | Call | Kernel) -> str:
         if isinstance(node, Kernel):
@@ -674,7 +691,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         "from xcs.runtime.plan import Plan, Step",
         *(["from xcs.runtime.batching import map_batch"] if em.uses_batch else []),
         *([f"from xcs.runtime.regions import {'SKIP, ' if em.uses_skip else ''}map_each"] if em.uses_map else []),
-        *(["from xcs.runtime.loops import together"] if em.uses_together else []),
+        *([f"from xcs.runtime.loops import proceed{', together' if em.uses_together else ''}"] if em.uses_proceed else []),
         *([f"from xcs.runtime.kernels import njit{', numpy_function' if functions else ''}"] if kernels else []),
         *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),
