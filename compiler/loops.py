@@ -1,31 +1,38 @@
-"""Loop regions: a top-level ``while`` or ``for`` statement of ``forward`` on runtime data (a runtime
-condition, ``break``/``continue``/``return`` under one, a loop over a runtime sequence that exits
-early) captured as a ``Loop`` region instead of one opaque statement.
+"""Loop regions: a ``while`` or ``for`` loop on runtime data (a runtime condition, ``break``/
+``continue``/``return`` under one, a loop over a runtime sequence that exits early or carries a
+variable from one element to the next) captured as a ``Loop`` region instead of one opaque statement.
 
-The capture (``compiler.trace``) meets such a loop as a ``runtime-loop`` break: a loop driven by
-runtime data cannot be unrolled. It then rolls the statement back and calls ``capture``, which
-rewrites the loop's syntax tree into a function of ONE iteration (line numbers and columns kept, so
-every node keeps its user location): the carried variables (assigned in the loop and bound before
-it) are parameters and come back in the tuple it returns, ``(status, *carried, value)``; ``break``,
+The capture (``compiler.trace``) meets such a loop as a break inside a statement of ``forward``. It
+rolls the statement back and tries, in order (``WAYS``, ``capture_way``): the statement itself as a
+loop region (``capture``); the statement as written with the loops inside it as loop regions
+(``capture_statement``: a map region whose elements run a ``while``); the statement as a loop region
+with its inner loops as loop regions too; then the statement runs as written, as before. A composite
+sub-operator's ``forward`` that breaks is inlined again with its loops as loop regions (``inline``).
+
+A loop region is built (``build``) by rewriting the loop's syntax tree into a function of ONE
+iteration (line numbers and columns kept, so every node keeps its user location): the carried
+variables (assigned in the loop and bound before it, or read after it; the containers it may change)
+are parameters and come back in the tuple it returns, ``(status, *carried, value)``; ``break``,
 ``continue`` and ``return value`` become returns of that tuple with the status ``LOOP_BREAK``,
 ``LOOP_NEXT`` and ``LOOP_RETURN`` (``compiler.ir``); a while loop's condition guards the body (false:
 ``LOOP_END``). The interpreter captures that function once, on abstract carried values, with every
 region it knows (an exit under a runtime condition is a branch whose sides both return); its nodes
-are the loop's body. An ``else`` block is a second such function. A loop that may ``return`` takes
-the rest of ``forward`` with it: a third function returns the loop's value when its status is
-``LOOP_RETURN`` and else runs the statements after the loop.
+are the loop's body. An ``else`` block is a second such function. A top-level loop that may
+``return`` takes the rest of ``forward`` with it: a third function returns the loop's value when its
+status is ``LOOP_RETURN`` and else runs the statements after the loop. Loops inside rewritten code
+are ``Markers``: calls the interpreter answers by building their loop region in the calling frame.
 
 Steps of one iteration that depend on no other step run together; effects, state reads and leaf
 calls that change shared state keep program order (``after`` edges between the body's steps,
-``order``). Whatever this cannot express (a variable first bound inside the loop and read after it,
-a closure variable, a loop nested in another statement, a body the interpreter cannot capture)
-leaves the statement to run as written, as before.
+``_order``). A variable only the loop binds is read through ``runtime.segments.defined`` (unbound:
+``UnboundLocalError``, as Python). Whatever this cannot express (the loop variable read after the
+loop, a container the loop changes that another variable holds, a loop in a helper function, a body
+the interpreter cannot capture) leaves the statement to run as written.
 """
 
 from __future__ import annotations
 
 import ast
-import copy
 import inspect
 import linecache
 import types
@@ -35,8 +42,12 @@ from typing import Any
 from xcs.compiler.breaks import GraphBreak
 from xcs.compiler.codegen import is_step
 from xcs.compiler.ir import (
-    LOOP_BREAK, LOOP_END, LOOP_NEXT, LOOP_RETURN, Branch, Call, Const, Global, Glue, Loc, Loop, MapRegion, OperatorCall, Ref, With,
+    LOOP_END, LOOP_NEXT, LOOP_RETURN, Branch, Call, Const, Global, Glue, Loc, Loop, MapRegion, OperatorCall, Ref, With,
     walk,
+)
+from xcs.compiler.loop_syntax import (
+    CHECK, Defined, Exits, NotALoop, copied, function, loads_outside, mutated, names, own_exits, returns_in, statement_tree,
+    synthetic,
 )
 from xcs.compiler.regions import Scope, in_order, unguarded
 from xcs.compiler.values import PENDING, STEP, NeedsValue, Val
@@ -45,85 +56,7 @@ from xcs.runtime.segments import defined
 UNBOUND = Global("xcs.runtime.segments", "UNBOUND")  # a variable the loop may bind, before it does
 DEFINED = Global("xcs.runtime.segments", "defined")
 LOOPS = "_xcs_loop"  # the rewritten code's parameter holding its ``Markers``
-CHECK = "_xcs_defined"  # the iteration's parameter holding ``defined``
 STATUS, VALUE = "_xcs_status", "_xcs_value"  # the rest function's parameters (not user names: a leading _xcs)
-
-
-class NotALoop(Exception):
-    """The statement is not a loop this module can capture (it then runs as written)."""
-
-
-def statement_tree(filename: str, first: int, last: int) -> ast.stmt:
-    """The statement on lines ``first``..``last`` of ``filename``, parsed with its real lines and columns."""
-    lines = linecache.getlines(filename)[first - 1:last]
-    if not lines or not lines[0][:1].isspace():
-        raise NotALoop("not an indented statement")
-    tree = ast.parse("if True:\n" + "".join(lines))
-    ast.increment_lineno(tree, first - 2)
-    return tree.body[0].body[0]
-
-
-class _Exits(ast.NodeTransformer):
-    """``break``/``continue``/``return`` of one loop (not of loops or functions nested in it) as a
-    return of ``(status, *carried, value)``."""
-
-    def __init__(self, carried: tuple[str, ...], loop: bool):
-        self.carried, self.loop, self.returns = carried, loop, False
-
-    def exit(self, node: ast.stmt, status: int, value: ast.expr | None = None) -> ast.Return:
-        items = [ast.Constant(status), *(ast.Name(n, ast.Load()) for n in self.carried), value or ast.Constant(None)]
-        made = ast.Return(ast.Tuple(items, ast.Load()))
-        for each in ast.walk(made):
-            if each is not value and not (value is not None and _inside(each, value)):
-                ast.copy_location(each, node)
-                each.col_offset = each.end_col_offset = 0  # no source site starts there
-        return made
-
-    def visit_Break(self, node: ast.Break) -> Any:
-        return self.exit(node, LOOP_BREAK) if self.loop else node
-
-    def visit_Continue(self, node: ast.Continue) -> Any:
-        return self.exit(node, LOOP_NEXT) if self.loop else node
-
-    def visit_Return(self, node: ast.Return) -> Any:
-        self.returns = True
-        return self.exit(node, LOOP_RETURN, node.value)
-
-    def nested(self, node: ast.AST) -> Any:  # an inner loop: its break/continue are its own
-        outer, self.loop = self.loop, False
-        try:
-            return self.generic_visit(node)
-        finally:
-            self.loop = outer
-
-    visit_For = visit_While = visit_AsyncFor = nested
-
-    def visit_FunctionDef(self, node: ast.AST) -> Any:
-        return node
-
-    visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
-
-
-class _Defined(ast.NodeTransformer):
-    """Every read of ``names`` (variables the loop binds first) as ``_xcs_defined(name, "name")``."""
-
-    def __init__(self, names: set[str]):
-        self.names = names
-
-    def visit_Name(self, node: ast.Name) -> Any:
-        if node.id not in self.names or not isinstance(node.ctx, ast.Load):
-            return node
-        made = ast.Call(ast.Name(CHECK, ast.Load()), [node, ast.Constant(node.id)], [])
-        for each in (made, made.func, made.args[1]):
-            ast.copy_location(each, node)
-        return made
-
-    def visit_FunctionDef(self, node: ast.AST) -> Any:
-        return node
-
-    visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = visit_FunctionDef
-
-
 def _containers(bound: dict, names: Any) -> list[str]:
     """The ``names`` that hold a container built in forward (a list or dict the code may change in
     place); NotALoop when another variable also holds one (only the names given would be rebound)."""
@@ -142,55 +75,6 @@ def _holds(val: Val, target: Val, depth: int = 0) -> bool:
     if box is None or depth > 8:
         return False
     return any(_holds(v, target, depth + 1) for v in (box.values() if isinstance(box, dict) else box))
-
-
-def _inside(node: ast.AST, tree: ast.AST) -> bool:
-    return any(node is n for n in ast.walk(tree))
-
-
-def _function(name: str, params: tuple[str, ...], body: list[ast.stmt], at: ast.stmt, filename: str,
-              globals_: dict) -> types.FunctionType:
-    """``def name(params): body`` compiled with ``filename`` (its statements keep their lines)."""
-    fn = ast.FunctionDef(name, ast.arguments([], [ast.arg(p) for p in params], None, [], [], None, []), body, [], None)
-    if hasattr(fn, "type_params"):
-        fn.type_params = []
-    ast.copy_location(fn, at)
-    module = ast.Module([fn], [])
-    ast.fix_missing_locations(module)
-    namespace: dict = {}
-    exec(compile(module, filename, "exec"), globals_, namespace)  # noqa: S102 - the user's own statements
-    return namespace[name]
-
-
-def _names(node: ast.AST, ctx: type) -> list[str]:
-    """The names ``node`` loads (``ast.Load``) or binds (``ast.Store``), outside nested scopes, in order."""
-    found: dict[str, None] = {}
-
-    def visit(n: ast.AST) -> None:
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            return
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ctx):
-            found.setdefault(n.id)
-        if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-            found.setdefault(n.target.id)  # ``x += 1`` loads x too
-        for child in ast.iter_child_nodes(n):
-            visit(child)
-
-    visit(node)
-    return list(found)
-
-
-def _mutated(node: ast.AST) -> list[str]:
-    """Names whose object the loop may change in place: a method's receiver, a subscript or attribute
-    assigned or deleted through them."""
-    found: dict[str, None] = {}
-    for n in ast.walk(node):
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
-            found.setdefault(n.func.value.id)
-        if isinstance(n, (ast.Subscript, ast.Attribute)) and isinstance(n.ctx, (ast.Store, ast.Del)):
-            if isinstance(n.value, ast.Name):
-                found.setdefault(n.value.id)
-    return list(found)
 
 
 WAYS = ("loop", "statement", "nested")  # ``capture_way``, in the order they are tried
@@ -254,22 +138,22 @@ def capture(t: Any, frame: Any, stmt: Any, statements: Any, nested: bool) -> tup
     if not isinstance(tree, (ast.While, ast.For)):
         raise NotALoop("not a while or for statement")
     later = {n for s in statements.items[stmt.index + 1:] for n in s.reads}
-    if _returns(tree) and not all(s.ok for s in statements.items[stmt.index + 1:]):
+    if returns_in(tree) and not all(s.ok for s in statements.items[stmt.index + 1:]):
         raise NotALoop("a statement after a loop that returns cannot run on its own")
     state, returns = build(t, frame, tree, frozenset(later), nested)
     if not returns:
         return False, None
     rest = [ast.If(ast.Compare(ast.Name(STATUS, ast.Load()), [ast.Eq()], [ast.Constant(LOOP_RETURN)]),
                    [ast.Return(ast.Name(VALUE, ast.Load()))], [])]
-    _synthetic(rest[0], tree)
+    synthetic(rest[0], tree)
     for later_stmt in statements.items[stmt.index + 1:]:
         rest.append(statement_tree(code.co_filename, later_stmt.first, later_stmt.last))
     held = _bound(frame)
-    names = tuple(sorted(held))
-    fn = _function("_xcs_rest", names + (STATUS, VALUE), rest, tree, code.co_filename, frame.globals)
+    params = tuple(sorted(held))
+    fn = function("_xcs_rest", params + (STATUS, VALUE), rest, tree, code.co_filename, frame.globals)
     status = t.glue("getitem", [state, Val(0, Const(0))])
     value = t.glue("getitem", [state, Val(-1, Const(-1))])
-    return True, t.call_function(fn, [held[n] for n in names] + [status, value], {})
+    return True, t.call_function(fn, [held[n] for n in params] + [status, value], {})
 
 
 def capture_statement(t: Any, frame: Any, stmt: Any, statements: Any) -> None:
@@ -282,16 +166,16 @@ def capture_statement(t: Any, frame: Any, stmt: Any, statements: Any) -> None:
     if stmt.returns:
         raise NotALoop("a statement that returns")
     bound = _bound(frame)
-    reads = tuple(n for n in _names(tree, ast.Load) if n in bound)
+    reads = tuple(n for n in names(tree, ast.Load) if n in bound)
     changed = _containers(bound, reads)  # the loops in it may change them: rebound here after it
-    writes = tuple(dict.fromkeys([n for n in _names(tree, ast.Store) if n in later] + changed))
+    writes = tuple(dict.fromkeys([n for n in names(tree, ast.Store) if n in later] + changed))
     table = Markers(code.co_filename)
-    body = [table.rewrite(_copy(tree), later)]
+    body = [table.rewrite(copied(tree), later)]
     if not table.loops:
         raise NotALoop("no loop on runtime data in the statement")
     back = ast.Return(ast.Tuple([ast.Name(n, ast.Load()) for n in writes], ast.Load()))
-    _synthetic(back, tree)
-    fn = _function("_xcs_statement", reads + (LOOPS,), [*body, back], tree, code.co_filename, frame.globals)
+    synthetic(back, tree)
+    fn = function("_xcs_statement", reads + (LOOPS,), [*body, back], tree, code.co_filename, frame.globals)
     result = t.call_function(fn, [bound[n] for n in reads] + [Val(table)], {})
     for i, name in enumerate(writes):
         _bind(t, frame, name, result.box[i] if result.box is not None else t.glue("getitem", [result, Val(i, Const(i))]))
@@ -343,11 +227,11 @@ class Markers:
 
         class Replace(ast.NodeTransformer):
             def visit_While(self, node: ast.AST) -> Any:
-                return table.mark(node, later | _loads_outside(root, node))
+                return table.mark(node, later | loads_outside(root, node))
 
             def visit_For(self, node: ast.For) -> Any:
-                if _own_exits(node):
-                    return table.mark(node, later | _loads_outside(root, node))
+                if own_exits(node):
+                    return table.mark(node, later | loads_outside(root, node))
                 return self.generic_visit(node)
 
             def visit_FunctionDef(self, node: ast.AST) -> Any:
@@ -360,15 +244,15 @@ class Markers:
 
     def mark(self, node: ast.stmt, later: frozenset[str]) -> list[ast.stmt]:
         index = len(self.loops)
-        self.loops.append((_copy(node), later))
+        self.loops.append((copied(node), later))
         local = f"{LOOPS}_{index}"
         made: list[ast.stmt] = [
             ast.Assign([ast.Name(local, ast.Store())], ast.Call(ast.Name(LOOPS, ast.Load()), [ast.Constant(index)], []))]
-        if _returns(node):
+        if returns_in(node):
             item = lambda i: ast.Subscript(ast.Name(local, ast.Load()), ast.Constant(i), ast.Load())  # noqa: E731
             made.append(ast.If(ast.Compare(item(0), [ast.Eq()], [ast.Constant(LOOP_RETURN)]), [ast.Return(item(1))], []))
         for each in made:
-            _synthetic(each, node)
+            synthetic(each, node)
         return made
 
     def call(self, t: Any, frame: Any, index: int) -> Any:
@@ -421,28 +305,28 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
     may ``return``."""
     code = frame.code
     bound = _bound(frame)
-    targets = _names(tree.target, ast.Store) if isinstance(tree, ast.For) else []
-    writes = _names(tree, ast.Store)
+    targets = names(tree.target, ast.Store) if isinstance(tree, ast.For) else []
+    writes = names(tree, ast.Store)
     unbound = [n for n in writes if n not in bound and n in later and n not in targets]
     for name in writes:
         if name in targets and name in later:
             raise NotALoop(f"the loop variable {name!r} is read after the loop")
     if any(isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and n.target.id in unbound for n in ast.walk(tree)):
         raise NotALoop("an augmented assignment of a variable the loop may leave unbound")
-    loaded = _names(tree, ast.Load)
-    tree = _Defined(set(unbound)).visit(_copy(tree))  # reading one of them raises as Python does while unbound
+    loaded = names(tree, ast.Load)
+    tree = Defined(set(unbound)).visit(copied(tree))  # reading one of them raises as Python does while unbound
     carried = [n for n in writes if (n in bound or n in unbound) and n not in targets]
-    containers = _containers(bound, list(dict.fromkeys(_mutated(tree) + loaded)))
+    containers = _containers(bound, list(dict.fromkeys(mutated(tree) + loaded)))
     if not code.co_name.startswith("_xcs_"):  # a parameter's container: its caller may hold it too
         params = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
-        if params & set(_mutated(tree)) & set(containers):
+        if params & set(mutated(tree)) & set(containers):
             raise NotALoop("the loop may change a container the function received")
     carried += [n for n in containers if n not in carried]  # the loop may change them: runtime values in it
     reads = tuple(n for n in loaded if n in bound and n not in carried)
     extra = {CHECK: Val(defined, DEFINED)} if unbound else {}
     table = Markers(code.co_filename)
     if nested:
-        whole = _copy(tree)
+        whole = copied(tree)
         tree.body = [table.rewrite(s, later, whole) for s in tree.body]
         tree.orelse = [table.rewrite(s, later, whole) for s in tree.orelse]
         if not table.loops:
@@ -451,7 +335,7 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
     reads += tuple(extra)
     carried_t = tuple(carried)
 
-    exits = _Exits(carried_t, True)
+    exits = Exits(carried_t, True)
     body = [exits.visit(s) for s in tree.body]
     end = exits.exit(tree, LOOP_NEXT)
     if isinstance(tree, ast.While):
@@ -463,18 +347,18 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
         assign = ast.copy_location(ast.Assign([tree.target], ast.Name(item, ast.Load())), tree.target)
         iteration_body, item_name = [assign, *body, end], (item,)
     globals_ = frame.globals
-    iteration = _function("_xcs_iteration", reads + carried_t + item_name, iteration_body, tree, code.co_filename, globals_)
+    iteration = function("_xcs_iteration", reads + carried_t + item_name, iteration_body, tree, code.co_filename, globals_)
     otherwise = None
     if tree.orelse:
-        else_exits = _Exits(carried_t, False)
-        otherwise = _function("_xcs_else", reads + carried_t, [else_exits.visit(s) for s in tree.orelse]
+        else_exits = Exits(carried_t, False)
+        otherwise = function("_xcs_else", reads + carried_t, [else_exits.visit(s) for s in tree.orelse]
                               + [else_exits.exit(tree, LOOP_END)], tree, code.co_filename, globals_)
         exits.returns |= else_exits.returns
     outer = [extra[n] if n in extra else bound[n] for n in reads]
     over = None
     if isinstance(tree, ast.For):
         get = ast.copy_location(ast.Return(tree.iter), tree.iter)
-        over = t.operand(t.call_function(_function("_xcs_over", reads, [get], tree, code.co_filename, globals_), outer, {}))
+        over = t.operand(t.call_function(function("_xcs_over", reads, [get], tree, code.co_filename, globals_), outer, {}))
     loc = t.loc = _loc_of(t, frame, tree.lineno)
     name = t.builder.fresh("loop")
     params = tuple(t.builder.fresh(n) for n in carried_t)
@@ -520,65 +404,6 @@ def _bind(t: Any, frame: Any, name: str, val: Val) -> None:
         frame.locals[name] = val
     if t.abstract:
         frame.seen.note(name, val)
-
-
-def _loads_outside(root: ast.AST, node: ast.AST) -> frozenset[str]:
-    """The names ``root`` reads outside its part ``node`` (compared by position: ``node`` may be a copy)."""
-    where = (node.lineno, node.col_offset, type(node))
-    found: set[str] = set()
-
-    def visit(n: ast.AST) -> None:
-        if isinstance(n, ast.stmt) and (n.lineno, n.col_offset, type(n)) == where:
-            return
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-            found.add(n.id)
-        if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-            found.add(n.target.id)
-        for child in ast.iter_child_nodes(n):
-            visit(child)
-
-    visit(root)
-    return frozenset(found)
-
-
-def _own_exits(node: ast.For) -> bool:
-    """Whether a ``for`` loop has a ``break``, ``continue`` or ``return`` of its own (or an ``else``)."""
-    found = False
-
-    def visit(n: ast.AST, own: bool) -> None:
-        nonlocal found
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            return
-        if isinstance(n, ast.Return) or own and isinstance(n, (ast.Break, ast.Continue)):
-            found = True
-        for child in ast.iter_child_nodes(n):
-            visit(child, own and not isinstance(n, (ast.For, ast.While, ast.AsyncFor)))
-
-    for stmt in node.body:
-        visit(stmt, True)
-    return found or bool(node.orelse)
-
-
-def _returns(tree: ast.AST) -> bool:
-    """Whether ``tree`` holds a ``return`` (not of a function nested in it)."""
-    def visit(n: ast.AST) -> bool:
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            return False
-        return isinstance(n, ast.Return) or any(visit(c) for c in ast.iter_child_nodes(n))
-
-    return visit(tree)
-
-
-def _copy(tree: ast.stmt) -> ast.stmt:
-    """A deep copy of a syntax tree (the rewrites change it in place)."""
-    return copy.deepcopy(tree)
-
-
-def _synthetic(tree: ast.AST, at: ast.AST) -> None:
-    """Give every node of ``tree`` the line of ``at`` and column 0 (no source site starts there)."""
-    for each in ast.walk(tree):
-        ast.copy_location(each, at)
-        each.col_offset = each.end_col_offset = 0
 
 
 def _loc_of(t: Any, frame: Any, line: int) -> Any:

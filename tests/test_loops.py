@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 from corpus import CALLS, Echo
-from sound import harness, loop_style
+from sound import harness, loop_style  # noqa: F401 - registers the loop programs
 from sound.common import EVENTS, TIMING, REGISTRY
 from xcs import Operator, dump, execution_options, explain, jit
 from xcs.runtime.errors import StepError
