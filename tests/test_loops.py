@@ -13,14 +13,14 @@ import warnings
 import pytest
 
 from corpus import CALLS, Echo
-from sound import harness, loop_style  # noqa: F401 - registers the loop programs
-from sound.common import EVENTS, TIMING, REGISTRY
+from sound import harness
+from sound.common import EVENTS, TIMING
 from xcs import Operator, dump, execution_options, explain, jit
 from xcs.runtime.errors import StepError
 
 MODES = ("auto", "enhanced", "structural", "trace")
 SCHEDULERS = ("sequential", "parallel", "async", "auto")
-PROGRAMS = [p for p in REGISTRY if p.module == "loop_style"]
+PROGRAMS = [p for p in harness.programs() if p.module == "loop_style"]  # every module registered first
 # a loop with a static bound (``attempt < self.retries``): unrolled into nested branches, no loop region
 UNROLLED = ("loop_retry_json",)
 pytestmark = pytest.mark.usefixtures("fresh_plans")

@@ -95,7 +95,9 @@ def parse_action(text):
     if "Final Answer:" in text:
         return "finish", text.split("Final Answer:")[1].strip()
     found = ACTION.search(text)
-    return (found.group(1), found.group(2)) if found else ("finish", text)
+    if found:
+        return found.group(1), found.group(2)
+    return "finish", text
 
 
 class ReActAgent(Operator):
