@@ -231,7 +231,7 @@ class Emitter:
         self.uses_together = False  # a loop runs independent steps of one iteration at once (``loop``)
         self.uses_proceed = False  # a loop checks that its call goes on before each iteration
         self.locals: dict[str, str] = {}  # ``local``: names the plan makes for its loops
-        self.in_loop = False  # rendering a loop's iteration: its branches' sides group steps too
+        self.grouped = _grouped(graph.nodes)  # branches whose sides group steps (``together``), as a loop's body
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
         # verbatim glue: the names its binds may not take, the current function's assignments
@@ -459,13 +459,13 @@ class Emitter:
             return lines + self.line(indent, lambda: f"{target} map_each({fn}, {self.expr(node.over)})")
         lines = self.line(indent, lambda: f"if {self.condition(node.cond)}:")
         with self.scope(self.inner()):
-            lines += self.block(node.then_body, inner)
+            lines += self.block(node, node.then_body, inner)
             lines += self.line(inner, lambda: f"{target} {self.tuple(node.then_out)}")
         if not returns:
             lines.append(f"{indent}else:")
         side = indent if returns else inner
         with self.scope(self.inner()):
-            lines += self.block(node.else_body, side)
+            lines += self.block(node, node.else_body, side)
             lines += self.line(side, lambda: f"{target} {self.tuple(node.else_out)}")
         return lines
 
@@ -519,13 +519,9 @@ class Emitter:
         carried = ", ".join(node.params)
         element = (node.item,) if node.over is not None else ()
         lines = [f"{indent}def {iteration}({', '.join((*element, *node.params))}):"]
-        outer, self.in_loop = self.in_loop, True
-        try:
-            with self.scope({}):
-                lines += self.together(node.body, inner)
-                lines += self.line(inner, lambda: f"return {self.expr(node.result)}")
-        finally:
-            self.in_loop = outer
+        with self.scope({}):
+            lines += self.together(node.body, inner)
+            lines += self.line(inner, lambda: f"return {self.expr(node.result)}")
         if node.else_result is not None:
             lines.append(f"{indent}def {otherwise}({carried}):")
             with self.scope({}):
@@ -549,9 +545,9 @@ class Emitter:
             lines.append(f"{inner}{state} = {otherwise}({carried})")
         return lines + [f"{indent}{target} ({state})"]
 
-    def block(self, body: tuple, indent: str) -> list[str]:
-        """A branch side's statements: grouped (``together``) inside a loop's iteration."""
-        return self.together(body, indent) if self.in_loop else self.statements(body, indent)
+    def block(self, branch: Branch, body: tuple, indent: str) -> list[str]:
+        """A side's statements: grouped (``together``) for a branch of a loop's iteration."""
+        return self.together(body, indent) if branch.name in self.grouped else self.statements(body, indent)
 
     def together(self, body: tuple, indent: str) -> list[str]:
         """The statements of one iteration: steps that depend on no other step of the group run
@@ -722,6 +718,24 @@ def step_dependencies(graph: Graph, em: Emitter | None = None) -> dict[str, tupl
     """``{step: the steps it reads}`` for the steps the plan schedules, in plan order."""
     em = em or Emitter(graph)
     return {c.name: tuple(em.calls[i].name for i in em.step_deps(_step_operands(c))) for c in em.calls}
+
+
+def _grouped(nodes: tuple) -> frozenset[str]:
+    """The branches of loop bodies (and of their sides, recursively): their steps are ordered by
+    ``after`` edges (``compiler.loops``), so the independent ones may run together."""
+    found: set[str] = set()
+
+    def sides(body: tuple) -> None:
+        for node in body:
+            if isinstance(node, Branch):
+                found.add(node.name)
+                sides(node.then_body)
+                sides(node.else_body)
+
+    for node in walk(nodes):
+        if isinstance(node, Loop):
+            sides(node.body)
+    return frozenset(found)
 
 
 def _effectful(node) -> bool:
