@@ -25,8 +25,7 @@ are ``Markers``: calls the interpreter answers by building their loop region in 
 Steps of one iteration that depend on no other step run together; effects, state reads and leaf
 calls that change shared state keep program order (``after`` edges between the body's steps,
 ``_order``). A variable only the loop binds is read through ``runtime.segments.defined`` (unbound:
-``UnboundLocalError``, as Python). Whatever this cannot express (the loop variable read after the
-loop, a container the loop changes that another variable holds, a loop in a helper function, a body
+``UnboundLocalError``, as Python). Whatever this cannot express (a container the loop changes that another variable holds, a loop in a helper function, a body
 the interpreter cannot capture) leaves the statement to run as written.
 """
 
@@ -307,15 +306,12 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
     bound = _bound(frame)
     targets = names(tree.target, ast.Store) if isinstance(tree, ast.For) else []
     writes = names(tree, ast.Store)
-    unbound = [n for n in writes if n not in bound and n in later and n not in targets]
-    for name in writes:
-        if name in targets and name in later:
-            raise NotALoop(f"the loop variable {name!r} is read after the loop")
+    unbound = [n for n in writes if n not in bound and n in later]
     if any(isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and n.target.id in unbound for n in ast.walk(tree)):
         raise NotALoop("an augmented assignment of a variable the loop may leave unbound")
     loaded = names(tree, ast.Load)
     tree = Defined(set(unbound)).visit(copied(tree))  # reading one of them raises as Python does while unbound
-    carried = [n for n in writes if (n in bound or n in unbound) and n not in targets]
+    carried = [n for n in writes if n in bound or n in unbound]  # the loop variable too: read after it
     containers = _containers(bound, list(dict.fromkeys(mutated(tree) + loaded)))
     if not code.co_name.startswith("_xcs_"):  # a parameter's container: its caller may hold it too
         params = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])

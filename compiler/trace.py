@@ -43,7 +43,7 @@ from xcs.compiler.ir import (
     canonical_repr, is_literal,
     Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, walk,
 )
-from xcs.runtime.segments import defined
+from xcs.runtime.segments import defined, unbound
 from xcs.compiler.values import (
     INPUT, NULL, PENDING, STATE, STATIC, STEP, UNBOUND, IterState, NeedsValue, Val, instructions, pending, step_name,
 )
@@ -1379,7 +1379,7 @@ def _load_fast(t: Tracer, f: Frame, name: str) -> None:
         return
     val = f.locals.get(name)
     if val is None:
-        raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
+        unbound(name)  # the interpreter's own error and message
     if t.abstract:
         f.seen.note(name, val)
         if t.scopes:

@@ -31,15 +31,20 @@ def bound(names: dict, wanted: tuple[str, ...]) -> tuple:
 
 def defined(value: Any, name: str) -> Any:
     """``value``, the value a statement (a loop, an ``if`` without ``else``, a ``try``) left in the local
-    variable ``name``; when it left it unbound (``UNBOUND``), the ``UnboundLocalError`` Python raises
-    reading that variable (its own message)."""
+    variable ``name``; when it left it unbound (``UNBOUND``), reading it raises (``unbound``)."""
     if value is UNBOUND:
-        if not name.isidentifier():
-            raise UnboundLocalError(name)
-        namespace: dict = {}
-        exec(f"def read():\n    {name}\n    {name} = None\n", namespace)  # noqa: S102 - an identifier only
-        namespace["read"]()
+        unbound(name)
     return value
+
+
+def unbound(name: str) -> None:
+    """Raise the ``UnboundLocalError`` Python raises reading the unbound local variable ``name``, with
+    this interpreter's own message."""
+    if not name.isidentifier():
+        raise UnboundLocalError(name)
+    namespace: dict = {}
+    exec(f"def read():\n    {name}\n    {name} = None\n", namespace)  # noqa: S102 - an identifier only
+    namespace["read"]()
 
 
 def segment(module: str, line: int, name: str, text: str) -> types.FunctionType:

@@ -290,3 +290,25 @@ def test_nested_loops():
     check(Nested, [{"questions": ["a", "bb"], "limit": 8, "n": 3}, {"questions": [], "limit": 0, "n": 0}])
     plan = dump(jit(Nested()), {"questions": ["a"], "limit": 8, "n": 3})
     assert "map_each" in plan and plan.count("_iteration(") >= 4
+
+
+class FindFirst(Operator):
+    """The loop variable read after a loop that breaks (unbound after zero iterations), a ``return``
+    in ``for/else``."""
+
+    def __init__(self):
+        self.echo = Echo("ff")
+
+    def forward(self, *, inputs):
+        for x in inputs["xs"]:
+            if self.echo(query=x)["answer"].endswith("!"):
+                break
+        else:
+            if inputs["strict"]:
+                return {"none": True}
+        return {"found": x}
+
+
+def test_the_loop_variable_after_the_loop():
+    check(FindFirst, [{"xs": [], "strict": True}, {"xs": ["a", "b!", "c"], "strict": True},
+                      {"xs": ["a"], "strict": False}, {"xs": [], "strict": False}])
