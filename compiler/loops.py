@@ -25,8 +25,9 @@ are ``Markers``: calls the interpreter answers by building their loop region in 
 Steps of one iteration that depend on no other step run together; effects, state reads and leaf
 calls that change shared state keep program order (``after`` edges between the body's steps,
 ``_order``). A variable only the loop binds is read through ``runtime.segments.defined`` (unbound:
-``UnboundLocalError``, as Python). Whatever this cannot express (a container the loop changes that another variable holds, a loop in a helper function, a body
-the interpreter cannot capture) leaves the statement to run as written.
+``UnboundLocalError``, as Python). Whatever this cannot express (a container the loop changes that
+another variable holds, a loop in a helper function, a body the interpreter cannot capture) leaves
+the statement to run as written.
 """
 
 from __future__ import annotations
