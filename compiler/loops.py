@@ -288,11 +288,7 @@ def restore(t: Any, mark: tuple) -> bool:
     nodes, effects, required, scopes, helpers, depth, stepped, loc, frame, boxes = mark
     if t.cp is not None and len(t.cp.boxes) != boxes:
         return False
-    for node in walk(tuple(t.builder.nodes[nodes:])):
-        t.readers.discard(node.name)
-        t.origins.pop(node.name, None)
-        t.variables.pop(node.name, None)
-    del t.builder.nodes[nodes:], t.effects[effects:], t.required[required:]
+    t.truncate(nodes, effects, required)
     t.scopes[:], t.helpers[:] = scopes, helpers
     t.depth, t.stepped, t.loc, t.frame = depth, stepped, loc, frame
     return True

@@ -468,16 +468,21 @@ class Tracer:
             return None
         return self.segment(frame, brk)
 
-    def rollback(self, frame: Frame) -> None:
-        """Undo what the current statement of forward did so far (nodes, effects, locals, cells and
-        containers), back to its checkpoint."""
-        cp = self.cp
-        removed = tuple(self.builder.nodes[cp.nodes:])
-        del self.builder.nodes[cp.nodes:], self.effects[cp.effects:], self.required[cp.required:]
+    def truncate(self, nodes: int, effects: int, required: int) -> None:
+        """Forget the nodes, effects and input reads recorded after the first ``nodes``, ``effects``
+        and ``required`` of them."""
+        removed = tuple(self.builder.nodes[nodes:])
+        del self.builder.nodes[nodes:], self.effects[effects:], self.required[required:]
         for name in {n.name for n in walk(removed)}:
             self.readers.discard(name)
             self.origins.pop(name, None)
             self.variables.pop(name, None)
+
+    def rollback(self, frame: Frame) -> None:
+        """Undo what the current statement of forward did so far (nodes, effects, locals, cells and
+        containers), back to its checkpoint."""
+        cp = self.cp
+        self.truncate(cp.nodes, cp.effects, cp.required)
         self.stepped, self.loc, self.frame, self.depth = cp.stepped, cp.loc, frame, 1
         self.scopes.clear()
         self.helpers.clear()
