@@ -178,7 +178,7 @@ def capture_statement(t: Any, frame: Any, stmt: Any, statements: Any) -> None:
     fn = function("_xcs_statement", reads + (LOOPS,), [*body, back], tree, code.co_filename, frame.globals)
     result = t.call_function(fn, [bound[n] for n in reads] + [Val(table)], {})
     for i, name in enumerate(writes):
-        _bind(t, frame, name, result.box[i] if result.box is not None else t.glue("getitem", [result, Val(i, Const(i))]))
+        assign(t, frame, name, result.box[i] if result.box is not None else t.glue("getitem", [result, Val(i, Const(i))]))
 
 
 def inline_forward(t: Any, fn: Any, forward: types.FunctionType, call: Any) -> Any:
@@ -373,7 +373,7 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
         val = t.glue("getitem", [state, Val(i, Const(i))])
         if local in unbound:  # reading it raises as Python does when no iteration bound it
             val = t.glue("call", [Val(defined, DEFINED), val, Val(local, Const(local))])
-        _bind(t, frame, local, val)
+        assign(t, frame, local, val)
     return state, exits.returns
 
 
@@ -389,7 +389,7 @@ def _bound(frame: Any) -> dict:
     return {**{n: c.val for n, c in frame.cells.items() if c.val is not None}, **frame.locals}
 
 
-def _bind(t: Any, frame: Any, name: str, val: Val) -> None:
+def assign(t: Any, frame: Any, name: str, val: Val) -> None:
     """``name = val`` in ``frame`` (in its cell when a closure captures the variable)."""
     if name in frame.cells:
         frame.cells[name].val = val

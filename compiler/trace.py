@@ -565,12 +565,7 @@ class Tracer:
             aliases = [n for n, v in frame.locals.items()
                        if written in before and v is before[written] and n not in rebound]
             for name in {written, *aliases}:  # a container changed in place: every name that holds it
-                if name in frame.cells:
-                    frame.cells[name].val = item
-                else:
-                    frame.locals[name] = item
-                if self.abstract:
-                    frame.seen.note(name, item)
+                loops.assign(self, frame, name, item)
         nxt = self.statements.items[stmt.index + 1]
         frame.pc = _statement_entry(code, nxt.first)
         return None
