@@ -337,8 +337,8 @@ def build(t: Any, frame: Any, tree: ast.stmt, later: frozenset[str], nested: boo
         iteration_body, item_name = [guarded], ()
     else:
         item = "_xcs_item"
-        assign = ast.copy_location(ast.Assign([tree.target], ast.Name(item, ast.Load())), tree.target)
-        iteration_body, item_name = [assign, *body, end], (item,)
+        first = ast.copy_location(ast.Assign([tree.target], ast.Name(item, ast.Load())), tree.target)
+        iteration_body, item_name = [first, *body, end], (item,)
     globals_ = frame.globals
     iteration = function("_xcs_iteration", reads + carried_t + item_name, iteration_body, tree, code.co_filename, globals_)
     otherwise = None
