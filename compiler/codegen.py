@@ -28,13 +28,13 @@ from typing import Callable, Iterator
 from xcs.compiler import analysis
 from xcs.compiler.glue import ATOM, COMPARE, CONVERSIONS, NOT, RULES, UNARY
 from xcs.compiler.ir import (
-    Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, Kernel, MapRegion, OperatorCall,
-    Ref, Static, With, is_literal, operands, walk,
+    LOOP_END, LOOP_NEXT, Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, Kernel, Loop,
+    MapRegion, OperatorCall, Ref, Static, With, is_literal, operands, walk,
 )
 from xcs.compiler.errors import JitError
 
 VERSION = "0.1.0"
-CODEGEN_VERSION = "7"  # bump whenever the generated text changes for the same graph
+CODEGEN_VERSION = "8"  # bump whenever the generated text changes for the same graph
 RESERVED = frozenset({"ops", "inputs", "run", "guard", "output", "PLAN", "Plan", "Step", "njit", "numpy_function"}) | frozenset(
     keyword.kwlist
 ) | frozenset(dir(builtins))
@@ -129,6 +129,9 @@ def check_graph(graph: Graph) -> None:
                 identifier(param)
         elif isinstance(node, With):
             identifier(node.entered)
+        elif isinstance(node, Loop):
+            for name in (*node.params, *((node.item,) if node.over is not None else ())):
+                identifier(name)
         elif isinstance(node, Guard):
             literal(node.expected)
         elif isinstance(node, Glue):
@@ -175,7 +178,7 @@ class Header:
 
 def is_step(node) -> bool:
     """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
-    if isinstance(node, (OperatorCall, Call, Kernel, With)) or (isinstance(node, Glue) and node.hoisted):
+    if isinstance(node, (OperatorCall, Call, Kernel, With, Loop)) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
         return node.batch is not None or node.hoisted or any(is_step(n) for n in node.body)
@@ -216,7 +219,8 @@ class Emitter:
         self.nodes = {n.name: n for n in walk(graph.nodes)}
         self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)} | {
             p for n in self.nodes.values() if isinstance(n, Function) for p in n.params} | {
-            n.entered for n in self.nodes.values() if isinstance(n, With)}
+            n.entered for n in self.nodes.values() if isinstance(n, With)} | {
+            p for n in self.nodes.values() if isinstance(n, Loop) for p in (*n.params, n.item) if p}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
         regions = [n for n in self.nodes.values() if isinstance(n, MapRegion) and is_step(n)]
@@ -224,12 +228,16 @@ class Emitter:
         self.uses_map = bool(mapped)
         self.uses_skip = any(n.keep is not None for n in mapped)
         self.uses_batch = any(n.batch is not None for n in regions)
+        self.uses_together = False  # a loop runs independent steps of one iteration at once (``loop``)
+        self.uses_proceed = False  # a loop checks that its call goes on before each iteration
+        self.locals: dict[str, str] = {}  # ``local``: names the plan makes for its loops
+        self.grouped = _grouped(graph.nodes)  # branches whose sides group steps (``together``), as a loop's body
         self.modules: set[str] = set()
         self._deps: dict[str, frozenset[str]] = {}
         # verbatim glue: the names its binds may not take, the current function's assignments
         # (name -> text; None where no statement can precede the expression) and the statement's prelude
         globals_ = {o.module.split(".")[0] for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)}
-        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch", "SKIP"}
+        self.taken = set(self.nodes) | self.items | RESERVED | globals_ | {"map_each", "map_batch", "SKIP", "together", "proceed"}
         # a module whose name a step took (a step ``random`` of ``random.random()``): imported under an alias
         modules = sorted({o.module for n in self.nodes.values() for o in operands(n) if isinstance(o, Global)})
         self.alias: dict[str, str] = {}
@@ -259,7 +267,7 @@ class Emitter:
             node = self.nodes.get(name)
             if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel, Function, With)):  # glue, or a region's inside
+            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel, Function, With, Loop)):  # glue, or a region's inside
                 result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
@@ -290,7 +298,7 @@ class Emitter:
         if isinstance(node, Function):  # a lambda: its body's glue, inline
             with self.scope(None):
                 return f"lambda {', '.join(node.params)}: {self.expr(node.result)}", 0
-        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel, With)) or (node.hoisted and not self.guarding):
+        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel, With, Loop)) or (node.hoisted and not self.guarding):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
 
@@ -418,6 +426,8 @@ class Emitter:
                 lines += self.line(indent, lambda: f"{node.name} = {self.glue_text(node)[0]}")
             elif isinstance(node, (MapRegion, Branch, With)) and is_step(node):
                 lines += self.region(node, indent, assign=node.name)
+            elif isinstance(node, Loop):
+                lines += self.loop(node, indent, f"{node.name} =")
         return lines
 
     def region(self, node, indent: str, assign: str = "", returns: bool = False) -> list[str]:
@@ -449,13 +459,13 @@ class Emitter:
             return lines + self.line(indent, lambda: f"{target} map_each({fn}, {self.expr(node.over)})")
         lines = self.line(indent, lambda: f"if {self.condition(node.cond)}:")
         with self.scope(self.inner()):
-            lines += self.statements(node.then_body, inner)
+            lines += self.block(node, node.then_body, inner)
             lines += self.line(inner, lambda: f"{target} {self.tuple(node.then_out)}")
         if not returns:
             lines.append(f"{indent}else:")
         side = indent if returns else inner
         with self.scope(self.inner()):
-            lines += self.statements(node.else_body, side)
+            lines += self.block(node, node.else_body, side)
             lines += self.line(side, lambda: f"{target} {self.tuple(node.else_out)}")
         return lines
 
@@ -495,7 +505,98 @@ class Emitter:
             return self.line(indent, lambda: f"return {self.call(node)}")
         if isinstance(node, Glue):
             return self.line(indent, lambda: f"return {self.glue_text(node)[0]}")
+        if isinstance(node, Loop):
+            return self.loop(node, indent, "return")
         return self.region(node, indent, returns=True)
+
+    # -------------------------------------------------------------- loops
+    def loop(self, node: Loop, indent: str, target: str) -> list[str]:
+        """A loop region: a function of one iteration (and of the ``else`` block), called by a real
+        ``while``/``for`` loop until an iteration's status is not ``LOOP_NEXT``."""
+        inner, name = indent + "    ", node.name
+        status, value, iteration, otherwise = (self.local(f"{name}_{part}") for part in ("status", "value", "iteration", "else"))
+        state = ", ".join((status, *node.params, value))
+        carried = ", ".join(node.params)
+        element = (node.item,) if node.over is not None else ()
+        lines = [f"{indent}def {iteration}({', '.join((*element, *node.params))}):"]
+        with self.scope({}):
+            lines += self.together(node.body, inner)
+            lines += self.line(inner, lambda: f"return {self.expr(node.result)}")
+        if node.else_result is not None:
+            lines.append(f"{indent}def {otherwise}({carried}):")
+            with self.scope({}):
+                lines += self.statements(node.else_body, inner)
+                lines += self.line(inner, lambda: f"return {self.expr(node.else_result)}")
+        with self.scope(None):
+            init = ", ".join(self.expr(o) for o in node.init)
+        lines.append(f"{indent}{state} = {', '.join((str(LOOP_NEXT), *([init] if init else []), 'None'))}")
+        self.uses_proceed = True
+        if node.over is None:
+            lines.append(f"{indent}while {status} == {LOOP_NEXT}:")
+            lines.append(f"{inner}proceed()")
+            lines.append(f"{inner}{state} = {iteration}({carried})")
+        else:
+            lines += self.line(indent, lambda: f"for {node.item} in {self.expr(node.over)}:")
+            lines.append(f"{inner}proceed()")
+            lines.append(f"{inner}{state} = {iteration}({', '.join((node.item, *node.params))})")
+            lines += [f"{inner}if {status} != {LOOP_NEXT}:", f"{inner}    break"]
+        if node.else_result is not None:  # the loop ended without break or return
+            lines.append(f"{indent}if {status} in ({LOOP_NEXT}, {LOOP_END}):")
+            lines.append(f"{inner}{state} = {otherwise}({carried})")
+        return lines + [f"{indent}{target} ({state})"]
+
+    def block(self, branch: Branch, body: tuple, indent: str) -> list[str]:
+        """A side's statements: grouped (``together``) for a branch of a loop's iteration."""
+        return self.together(body, indent) if branch.name in self.grouped else self.statements(body, indent)
+
+    def together(self, body: tuple, indent: str) -> list[str]:
+        """The statements of one iteration: steps that depend on no other step of the group run
+        together (``runtime.loops.together``); effects and reads of state stay in program order (the
+        capture orders them with ``after``)."""
+        steps = [n for n in body if is_step(n)]
+        names = {n.name for n in steps}
+        local = {n.name: n for n in body}
+        level: dict[str, int] = {}
+
+        def reads(operand, found: set[str]) -> None:
+            if isinstance(operand, Ref) and operand.name in local and operand.name not in found:
+                found.add(operand.name)
+                if operand.name not in names:
+                    for o in operands(local[operand.name]):
+                        reads(o, found)
+
+        for step in steps:
+            found: set[str] = set()
+            for o in operands(step):
+                reads(o, found)
+            level[step.name] = 1 + max((level[n] for n in found & names if n in level), default=-1)
+        waves = [[s for s in steps if level[s.name] == k] for k in range(max(level.values(), default=-1) + 1)]
+        if all(len(w) <= 1 for w in waves):
+            return self.statements(body, indent)
+        self.uses_together = True
+        lines: list[str] = []
+        for wave in waves:
+            if len(wave) == 1:
+                lines += self.statements(tuple(wave), indent)
+                continue
+            made = [self.local(f"{step.name}_step") for step in wave]
+            for step, fn in zip(wave, made):
+                lines.append(f"{indent}def {fn}():")
+                with self.scope(self.inner()):
+                    lines += self.step_body(step, indent + "    ")
+            lines.append(f"{indent}{', '.join(s.name for s in wave)} = together({', '.join(made)})")
+        return lines
+
+    def local(self, base: str) -> str:
+        """A name of the plan's own (a loop's functions and state) that no node, element or global
+        takes: ``base``, else with ``_`` appended; the same each time ``base`` is asked for."""
+        if base not in self.locals:
+            name = base
+            while name in self.taken:
+                name += "_"
+            self.taken.add(name)
+            self.locals[base] = name
+        return self.locals[base]
 
     def call(self, node: OperatorCall | Call | Kernel) -> str:
         if isinstance(node, Kernel):
@@ -587,6 +688,7 @@ def generate(graph: Graph, header: Header, required: tuple[str, ...] = ()) -> st
         ),
         "from xcs.runtime.plan import Plan, Step",
         *([f"from xcs.runtime.batching import {', '.join(batching)}"] if batching else []),
+        *([f"from xcs.runtime.loops import proceed{', together' if em.uses_together else ''}"] if em.uses_proceed else []),
         *([f"from xcs.runtime.kernels import njit{', numpy_function' if functions else ''}"] if kernels else []),
         *(["from xcs.runtime.segments import segment"] if segments else []),
         *(f"import {m} as {em.alias[m]}" if m in em.alias else f"import {m}" for m in sorted(em.modules)),
@@ -617,6 +719,24 @@ def step_dependencies(graph: Graph, em: Emitter | None = None) -> dict[str, tupl
     """``{step: the steps it reads}`` for the steps the plan schedules, in plan order."""
     em = em or Emitter(graph)
     return {c.name: tuple(em.calls[i].name for i in em.step_deps(_step_operands(c))) for c in em.calls}
+
+
+def _grouped(nodes: tuple) -> frozenset[str]:
+    """The branches of loop bodies (and of their sides, recursively): their steps are ordered by
+    ``after`` edges (``compiler.loops``), so the independent ones may run together."""
+    found: set[str] = set()
+
+    def sides(body: tuple) -> None:
+        for node in body:
+            if isinstance(node, Branch):
+                found.add(node.name)
+                sides(node.then_body)
+                sides(node.else_body)
+
+    for node in walk(nodes):
+        if isinstance(node, Loop):
+            sides(node.body)
+    return frozenset(found)
 
 
 def _effectful(node) -> bool:

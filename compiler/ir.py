@@ -12,6 +12,8 @@ A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed se
 - ``Call``: a call the capture cannot prove pure (an effect): a step of its own, in program order;
 - ``Function``: a function made in forward (a ``lambda``) used as a value, written as a ``lambda``;
 - ``With``: a body of nodes run inside a ``with`` statement on a context manager;
+- ``Loop``: a ``while`` or ``for`` loop on runtime data: a body run iteration by iteration, with
+  carried variables, ``break``/``continue``/``return`` and ``else``;
 - ``Kernel``: a numeric segment, steps fused into one function of arrays and scalars
   (``compiler.numeric``).
 
@@ -267,8 +269,37 @@ class With:
     after: tuple[str, ...] = ()
 
 
-Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch, Kernel, Function, With]
-REGIONS = (MapRegion, Branch, Function, With)
+# What one iteration of a ``Loop`` ends with: its status (the first item of its result tuple).
+LOOP_NEXT, LOOP_BREAK, LOOP_RETURN, LOOP_END = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A ``while`` loop (``over`` is None) or a ``for`` loop over ``over`` (the element is
+    ``Ref(item)``) on runtime data, run iteration by iteration. ``params`` are the carried variables
+    (assigned in the loop, read by the next iteration or after it), starting at ``init``; one
+    iteration runs ``body`` with them bound and ends with ``result``: the tuple
+    ``(status, *params' new values, value)``. The status is ``LOOP_NEXT`` (go on: the end of the body
+    or ``continue``), ``LOOP_BREAK``, ``LOOP_RETURN`` (``return value`` inside the loop) or
+    ``LOOP_END`` (a while loop's condition is false). When the loop ends without ``break``
+    (``LOOP_END``, or a for loop's sequence is exhausted), ``else_body`` runs (when the loop has an
+    ``else``) and ``else_result`` is the loop's value; the region's value is the last such tuple."""
+
+    name: str
+    params: tuple[str, ...]
+    init: tuple[Operand, ...]
+    body: tuple = ()
+    result: Operand = Const(None)
+    over: Operand | None = None
+    item: str = ""
+    else_body: tuple = ()
+    else_result: Operand | None = None
+    loc: Loc = Loc()
+    after: tuple[str, ...] = ()
+
+
+Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch, Kernel, Function, With, Loop]
+REGIONS = (MapRegion, Branch, Function, With, Loop)
 
 
 @dataclass(frozen=True)
@@ -289,7 +320,7 @@ class Graph:
     @property
     def steps(self) -> tuple:
         """What the plan schedules: top-level operator calls and regions, in order."""
-        return tuple(n for n in self.nodes if isinstance(n, (OperatorCall, Call, MapRegion, Branch, Kernel)))
+        return tuple(n for n in self.nodes if isinstance(n, (OperatorCall, Call, MapRegion, Branch, Kernel, Loop)))
 
     @property
     def guards(self) -> tuple[Guard, ...]:
@@ -309,6 +340,9 @@ def walk(nodes: tuple) -> Iterator[Node]:
         elif isinstance(node, Branch):
             yield from walk(node.then_body)
             yield from walk(node.else_body)
+        elif isinstance(node, Loop):
+            yield from walk(node.body)
+            yield from walk(node.else_body)
 
 
 def rebuild(nodes: tuple, change: Any) -> tuple:
@@ -319,6 +353,8 @@ def rebuild(nodes: tuple, change: Any) -> tuple:
             node = replace(node, body=rebuild(node.body, change))
         elif isinstance(node, Branch):
             node = replace(node, then_body=rebuild(node.then_body, change), else_body=rebuild(node.else_body, change))
+        elif isinstance(node, Loop):
+            node = replace(node, body=rebuild(node.body, change), else_body=rebuild(node.else_body, change))
         node = change(node)
         if node is not None:
             out.append(node)
@@ -348,7 +384,15 @@ def operands(node: Node) -> tuple[Operand, ...]:
         return _free(node.body, (node.result,), set(node.params))
     if isinstance(node, With):
         return (node.manager, *_free(node.body, node.outs, {node.entered}), *after)
+    if isinstance(node, Loop):
+        return (*loop_heads(node), *_free(node.body, (node.result,), {node.item, *node.params}),
+                *_free(node.else_body, (node.else_result,) if node.else_result is not None else (), set(node.params)), *after)
     return ()
+
+
+def loop_heads(node: Loop) -> tuple[Operand, ...]:
+    """What a loop reads before its first iteration: its sequence and the carried variables' values."""
+    return ((node.over,) if node.over is not None else ()) + node.init
 
 
 def _region_outs(node: MapRegion) -> tuple[Operand, ...]:
@@ -415,12 +459,27 @@ def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
             _lint_body(node.else_body, set(seen))
             _lint_outs(node.name, node.then_out, seen | _names(node.then_body))
             _lint_outs(node.name, node.else_out, seen | _names(node.else_body))
+        if isinstance(node, Loop):
+            _lint_loop(node, seen)
         if isinstance(node, Glue) and node.op not in GLUE_OPS:
             raise LintError(f"{node.name}: unknown glue op {node.op!r}")
-        for operand in (operands(node) if not isinstance(node, REGIONS) else () if isinstance(node, Function) else (node.manager,) if isinstance(node, With) else (node.over if isinstance(node, MapRegion) else node.cond,)):
+        for operand in (operands(node) if not isinstance(node, REGIONS) else () if isinstance(node, Function) else (node.manager,) if isinstance(node, With) else loop_heads(node) if isinstance(node, Loop) else (node.over if isinstance(node, MapRegion) else node.cond,)):
             if isinstance(operand, Ref) and operand.name not in seen:
                 raise LintError(f"{node.name} uses {operand.name!r} before it is defined")
         seen.add(node.name)
+
+
+def _lint_loop(node: Loop, seen: set[str]) -> None:
+    bound = {node.item, *node.params} - {""}
+    if seen & bound or len(set(node.params)) != len(node.params) or node.item in node.params:
+        _dup(sorted(seen & bound)[0] if seen & bound else node.name)
+    if len(node.init) != len(node.params):
+        raise LintError(f"{node.name}: {len(node.params)} carried variables but {len(node.init)} initial values")
+    _lint_body(node.body, seen | bound)
+    _lint_outs(node.name, (node.result,), seen | bound | _names(node.body))
+    _lint_body(node.else_body, seen | set(node.params))
+    if node.else_result is not None:
+        _lint_outs(node.name, (node.else_result,), seen | set(node.params) | _names(node.else_body))
 
 
 def _names(body: tuple) -> set[str]:

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Function, Glue, Global, Graph, Guard, Input, Kernel, LintError, MapRegion, Operand,
-    OperatorCall, Output, Ref, Static, With, resolve_static,
+    LOOP_END, LOOP_NEXT, Branch, Call, Const, Function, Glue, Global, Graph, Guard, Input, Kernel, LintError, Loop,
+    MapRegion, Operand, OperatorCall, Output, Ref, Static, With, resolve_static,
 )
 from xcs.runtime.batching import map_batch
 from xcs.runtime.kernels import numpy_function
@@ -84,6 +84,8 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
                     env[node.entered] = entered
                     run(node.body)
                     env[node.name] = tuple(value(o) for o in node.outs)
+            elif isinstance(node, Loop):
+                env[node.name] = _interpret_loop(node, run, value, env)
             elif isinstance(node, Branch):
                 taken = bool(value(node.cond))
                 run(node.then_body if taken else node.else_body)
@@ -105,6 +107,31 @@ def _function(node: Function, run: Any, value: Any, env: dict) -> Any:
         return value(node.result)
 
     return call
+
+
+def _interpret_loop(node: Loop, run: Any, value: Any, env: dict) -> tuple:
+    """A loop region: iterations until one's status is not ``LOOP_NEXT``; the ``else`` block when the
+    loop ends without ``break`` or ``return``."""
+    state = (LOOP_NEXT, *map(value, node.init), None)
+
+    def iteration(bound: dict) -> tuple:
+        env.update(bound)
+        run(node.body)
+        return tuple(value(node.result))
+
+    if node.over is None:
+        while state[0] == LOOP_NEXT:
+            state = iteration(dict(zip(node.params, state[1:-1])))
+    else:
+        for element in value(node.over):
+            state = iteration({node.item: element, **dict(zip(node.params, state[1:-1]))})
+            if state[0] != LOOP_NEXT:
+                break
+    if node.else_result is not None and state[0] in (LOOP_NEXT, LOOP_END):
+        env.update(zip(node.params, state[1:-1]))
+        run(node.else_body)
+        state = tuple(value(node.else_result))
+    return state
 
 
 def _interpret_batch(node: MapRegion, over: Any, run: Any, value: Any, env: dict) -> Any:

@@ -56,6 +56,7 @@ class Scope:
     depth: int = 0  # the helper-call depth of the frame that opened it
     mark: Any = None  # for a branch side: (frame, jump, static state) it was opened at
     cells_before: dict = field(default_factory=dict)  # for a map: the frame's cell values at its start
+    read_before: set = field(default_factory=set)  # for a map: locals its body read before assigning them
 
 
 class LoopCarried:
@@ -115,6 +116,10 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
         raise GraphBreak("runtime-loop", "break, continue or return in a branch inside a loop over runtime data", t.loc)
     if len(scope.appends) > 1:
         raise GraphBreak("runtime-loop", "a loop over runtime data appends more than once per element", scope.loc)
+    carried = sorted(n for n in scope.read_before if frame.locals.get(n) is not scope.locals_before.get(n))
+    if carried:  # the next element reads what this one assigned: the elements cannot run apart
+        raise GraphBreak("runtime-loop", f"{carried[0]!r} is carried from one iteration of a loop over runtime "
+                         "data to the next", scope.loc)
     result = keep = None
     target = None
     if scope.appends:  # (list, value[, whether this element appends: a filter])
@@ -147,6 +152,14 @@ def close_map(t: Any, frame: Any, state: MapIter) -> None:
             ref = Ref(name)
         t.touch(target)
         target.box, target.expr, target.raw, target.kind = None, ref, PENDING, STEP
+
+
+def note_read(t: Any, name: str, val: Any) -> None:
+    """A local read inside open map regions: remembered by each region whose body has not assigned it
+    yet (``close_map``: a variable carried between elements)."""
+    for scope in t.scopes:
+        if scope.kind == "map" and scope.depth == t.depth and scope.locals_before.get(name) is val:
+            scope.read_before.add(name)
 
 
 def batch_region(t: Any, fn: Any, vmapped: tuple[str, Batching], inputs: Any) -> Any:

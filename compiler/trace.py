@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from xcs.compiler import constructs, effects, regions, segments
+from xcs.compiler import constructs, effects, loops, regions, segments
 from xcs.compiler.opcodes import breaking
 from xcs.compiler.sharing import Holdings
 from xcs.compiler.breaks import Break, GraphBreak
@@ -43,6 +43,7 @@ from xcs.compiler.ir import (
     canonical_repr, is_literal,
     Call, Const, Global, Glue, Graph, Guard, Input, Loc, OperatorCall, Output, Ref, Source, Static, operands, walk,
 )
+from xcs.runtime.segments import defined, unbound
 from xcs.compiler.values import (
     INPUT, NULL, PENDING, STATE, STATIC, STEP, UNBOUND, IterState, NeedsValue, Val, instructions, pending, step_name,
 )
@@ -141,7 +142,7 @@ PURE_BUILTINS = frozenset(
     ).split()
 )
 PURE_BOUND = frozenset({"get", "count", "index", "keys", "values", "items", "__getitem__", "__contains__"})
-PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch})
+PURE_FUNCTIONS = frozenset({json.dumps, json.loads, re.sub, re.findall, re.split, re.escape, re.fullmatch, defined})
 
 
 PROJECT_MARKERS = ("pyproject.toml", ".git", "setup.py")  # what makes a directory a repository's root
@@ -439,20 +440,49 @@ class Tracer:
         if frame is self.root_frame and self.cp is not None:
             self.cp.undo.append((name, frame.locals.get(name)))
 
-    def segment(self, frame: Frame, brk: Break) -> Val | None:
-        """Roll back the current statement and record it as one ``Call`` of the user's own text (with
-        the rest of forward when it returns); then resume after it. Returns forward's result when the
-        segment returns it."""
-        cp, code = self.cp, frame.code
-        stmt = cp.stmt
-        tail = stmt.returns or stmt.index == len(self.statements.items) - 1
-        parts = self.statements.tail(stmt) if tail else (stmt,)
-        removed = tuple(self.builder.nodes[cp.nodes:])
-        del self.builder.nodes[cp.nodes:], self.effects[cp.effects:], self.required[cp.required:]
+    def loop_or_segment(self, frame: Frame, brk: Break) -> Val | None:
+        """A statement holding a loop on runtime data becomes a ``Loop`` region, or keeps its own
+        structure with its inner loops as ``Loop`` regions (``compiler.loops``), when it can; any
+        other statement, or one it cannot capture, one opaque step (``segment``). Returns forward's
+        result when the statement returns it."""
+        cp = self.cp
+        if not self.abstract or not self.recording or cp is None or not loops.has_loop(frame.code, cp.stmt):
+            return self.segment(frame, brk)
+        for way in loops.WAYS:
+            self.rollback(frame)
+            saved = dict(frame.locals)
+            self.cp = cp  # containers the capture changes are saved, and restored by the next rollback
+            try:
+                returns, result = loops.capture_way(self, frame, cp.stmt, self.statements, way)
+            except (Exception, Resume, Opaque):  # noqa: BLE001 - the next way, or the statement as written
+                frame.locals.clear()
+                frame.locals.update(saved)
+                continue
+            self.cp = None
+            if returns:
+                return result
+            items = self.statements.items
+            if cp.stmt.index == len(items) - 1:  # the statement ends forward: it returns None
+                return Val(None, Const(None))
+            frame.pc = _statement_entry(frame.code, items[cp.stmt.index + 1].first)
+            return None
+        return self.segment(frame, brk)
+
+    def truncate(self, nodes: int, effects: int, required: int) -> None:
+        """Forget the nodes, effects and input reads recorded after the first ``nodes``, ``effects``
+        and ``required`` of them."""
+        removed = tuple(self.builder.nodes[nodes:])
+        del self.builder.nodes[nodes:], self.effects[effects:], self.required[required:]
         for name in {n.name for n in walk(removed)}:
             self.readers.discard(name)
             self.origins.pop(name, None)
             self.variables.pop(name, None)
+
+    def rollback(self, frame: Frame) -> None:
+        """Undo what the current statement of forward did so far (nodes, effects, locals, cells and
+        containers), back to its checkpoint."""
+        cp = self.cp
+        self.truncate(cp.nodes, cp.effects, cp.required)
         self.stepped, self.loc, self.frame, self.depth = cp.stepped, cp.loc, frame, 1
         self.scopes.clear()
         self.helpers.clear()
@@ -479,6 +509,16 @@ class Tracer:
         frame.stack.clear()
         frame.kwnames = ()
         self.cp = None
+
+    def segment(self, frame: Frame, brk: Break) -> Val | None:
+        """Roll back the current statement and record it as one ``Call`` of the user's own text (with
+        the rest of forward when it returns); then resume after it. Returns forward's result when the
+        segment returns it."""
+        cp, code = self.cp, frame.code
+        stmt = cp.stmt
+        tail = stmt.returns or stmt.index == len(self.statements.items) - 1
+        parts = self.statements.tail(stmt) if tail else (stmt,)
+        self.rollback(frame)
         local = set(code.co_varnames) | set(code.co_cellvars)
         # what it reads, and what it may assign or leave as it was (``if c: out = x``: out's value before)
         reads = dict.fromkeys([n for p in parts for n in p.reads] + [n for p in parts for n in p.writes])
@@ -518,17 +558,15 @@ class Tracer:
             return result
         before = {n: held(n) for n in changed}
         rebound = {n for p in parts for n in p.writes}
+        compound = loops.may_leave_unbound(code, stmt)
         for i, written in enumerate(writes):
             item = self.glue("getitem", [result, Val(i, Const(i))])
+            if compound and not bound(written):  # a loop that ran zero times, an if without else
+                item = self.glue("call", [Val(defined, loops.DEFINED), item, Val(written, Const(written))])
             aliases = [n for n, v in frame.locals.items()
                        if written in before and v is before[written] and n not in rebound]
             for name in {written, *aliases}:  # a container changed in place: every name that holds it
-                if name in frame.cells:
-                    frame.cells[name].val = item
-                else:
-                    frame.locals[name] = item
-                if self.abstract:
-                    frame.seen.note(name, item)
+                loops.assign(self, frame, name, item)
         nxt = self.statements.items[stmt.index + 1]
         frame.pc = _statement_entry(code, nxt.first)
         return None
@@ -789,6 +827,8 @@ class Tracer:
             return self.glue("method", [fn.receiver, *args, *kwargs.values()], detail=fn.attr, keys=tuple(kwargs))
         if fn.options is not None and self.recording:
             return constructs.switch(self, fn, args, kwargs)
+        if isinstance(fn.raw, loops.Markers) and self.frame is not None:  # a loop on runtime data of rewritten code
+            return fn.raw.call(self, self.frame, args[0].value)
         if isinstance(fn.raw, constructs.WithExit):
             return constructs.close_with(self, self.frame, fn.raw, args)
         if self.recording and any(isinstance(a.raw, constructs.GenState) for a in (*args, *kwargs.values())):
@@ -858,7 +898,7 @@ class Tracer:
     def effect(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
         """A call the capture cannot prove pure: one ``Call`` step, after the previous effect."""
         name = _call_name(fn)
-        if any(scope.kind not in ("side", "with") for scope in self.scopes):  # a map's elements overlap
+        if any(scope.kind not in ("side", "with", "loop") for scope in self.scopes):  # a map's elements overlap
             self.breaks("effect-in-region", f"a call of {name} inside a loop over runtime data")
             return self.call(fn, args, kwargs)
         try:
@@ -867,7 +907,7 @@ class Tracer:
             node = Call(
                 self.builder.fresh(name), self.operand(fn), tuple(self.operand(a) for a in args),
                 tuple((k, self.operand(v)) for k, v in kwargs.items()), self.loc,
-                (self.effects[-1],) if self.effects and not self.scopes else (), barrier=not _cannot_fail(fn.value),
+                (self.effects[-1],) if self.effects and not self.scopes else (), barrier=fn.raw is PENDING and loops.inside(self) or not _cannot_fail(fn.value),
             )
         except GraphBreak as exc:  # an argument the plan could not rebuild: this call runs natively
             self.breaks(exc.brk.code, exc.brk.reason)
@@ -924,7 +964,8 @@ class Tracer:
             self.prescan(forward.__code__)
         except GraphBreak:
             return None
-        return self.call_function(forward, [Val(fn.value, fn.expr)], {"inputs": self.call_inputs(kwargs)})
+        call = lambda f: self.call_function(f, [Val(fn.value, fn.expr)], {"inputs": self.call_inputs(kwargs)})  # noqa: E731
+        return loops.inline(self, fn, forward, call) if self.abstract else call(forward)
 
     def call_inputs(self, kwargs: dict[str, Val]) -> Val:
         """The inputs mapping an operator call passes: ``op(inputs=x)`` is ``x``, ``op(a=1)`` ``{"a": 1}``."""
@@ -1125,13 +1166,13 @@ class Tracer:
             except Resume as exc:
                 if not root:
                     raise
-                result = self.segment(frame, exc.brk)
+                result = self.loop_or_segment(frame, exc.brk)
                 line = 0
             except (GraphBreak, NeedsValue) as exc:  # NeedsValue: a dry capture needed an output's value
                 if not (root and self.recording and self.can_segment()):
                     raise
                 brk = exc.brk if exc.brk.loc.file else Break(exc.brk.code, exc.brk.reason, self.loc)
-                result = self.segment(frame, brk)
+                result = self.loop_or_segment(frame, brk)
                 line = 0
             if result is not None:
                 return result
@@ -1339,9 +1380,11 @@ def _load_fast(t: Tracer, f: Frame, name: str) -> None:
         return
     val = f.locals.get(name)
     if val is None:
-        raise UnboundLocalError(f"local variable {name!r} referenced before assignment")
+        unbound(name)  # the interpreter's own error and message
     if t.abstract:
         f.seen.note(name, val)
+        if t.scopes:
+            regions.note_read(t, name, val)
     f.stack.append(val)
 
 

@@ -323,14 +323,14 @@ class BranchInMap(Operator):
 
 # ---------------------------------------------------------------------- rejected programs
 class WhileRuntime(Operator):
-    """A while loop on runtime data: 'runtime-loop'."""
+    """A while loop on runtime data: a loop region."""
 
     def __init__(self):
         self.inc = Add("wr", 3)
 
     def forward(self, *, inputs):
         x = inputs["x"]
-        while x < 10:  # graph break
+        while x < 10:
             x = self.inc(x=x)["y"]
         return {"x": x}
 
@@ -360,13 +360,14 @@ class Held:
 
 
 class WithBlock(Operator):
-    """A with statement in a loop over runtime data (its elements overlap): 'unsupported-bytecode'."""
+    """A with statement in a loop over runtime data: its elements cannot overlap, so the loop is a loop
+    region (one element after the other, as eager)."""
     def __init__(self):
         self.echo, self.held = Echo("wb"), Held()
 
     def forward(self, *, inputs):
         for word in inputs["query"].split():
-            with self.held:  # graph break
+            with self.held:
                 self.echo(query=word)
         return {"answer": inputs["query"]}
 
@@ -409,7 +410,7 @@ class UnknownCall(Operator):
 
 
 class LoopCarried(Operator):
-    """State carried between iterations of a loop over runtime data: 'runtime-loop'."""
+    """State carried between iterations of a loop over runtime data: a loop region."""
 
     def __init__(self):
         self.echo = Echo("lc")
@@ -418,7 +419,20 @@ class LoopCarried(Operator):
         text = ""
         for d in inputs["docs"]:
             text = self.echo(query=text + d)["answer"]
-        return {"text": text}  # graph break
+        return {"text": text}
+
+
+class LastElement(Operator):
+    """The loop variable of a loop over runtime data read after it: 'runtime-loop'."""
+
+    def __init__(self):
+        self.echo = Echo("le")
+
+    def forward(self, *, inputs):
+        last = d = None
+        for d in inputs["docs"]:
+            last = self.echo(query=d)["answer"]
+        return {"last": last, "d": d}  # graph break
 
 
 class BranchMutation(Operator):
@@ -593,13 +607,14 @@ PROGRAMS: tuple[Program, ...] = (
     Program("both_return", BothReturn, ({"x": 2}, {"x": 3}, {"x": -7}, {"x": 0})),
     Program("early_return", EarlyReturn, Q),
     Program("branch_in_map", BranchInMap, DOCS),
-    Program("while_runtime", WhileRuntime, ({"x": 1}, {"x": 20}, {"x": 5}), breaks="runtime-loop"),
+    Program("while_runtime", WhileRuntime, ({"x": 1}, {"x": 20}, {"x": 5})),
     Program("try_finally", TryFinally, Q, breaks="unsupported-bytecode"),
-    Program("with_block", WithBlock, Q, breaks="unsupported-bytecode"),
+    Program("with_block", WithBlock, Q),
     Program("yield_inside", YieldInside, Q, breaks="unsupported-bytecode"),
     Program("global_write", GlobalWrite, Q, breaks="unsupported-bytecode"),
     Program("unknown_call", UnknownCall, Q),
-    Program("loop_carried", LoopCarried, DOCS, breaks="runtime-loop"),
+    Program("loop_carried", LoopCarried, DOCS),
+    Program("last_element", LastElement, DOCS, breaks="runtime-loop"),
     Program("branch_mutation", BranchMutation, Q, breaks="runtime-branch"),
     Program("unknown_method", UnknownMethod, Q, breaks="runtime-value"),
     Program("fan_in_32", FanIn32, Q),

@@ -97,13 +97,15 @@ def explain(op: Any, inputs: Mapping[str, Any], *, run: bool = False) -> Explana
     deps = step_dependencies(cap.graph)
     waves = analysis.waves(deps) if deps else ()
     path, _ = analysis.critical_path(deps, {name: 1.0 for name in deps}) if deps else ((), 0.0)
-    kinds = {"map regions": 0, "branch regions": 0}
+    kinds = {"map regions": 0, "branch regions": 0, "loop regions": 0}
     for node in cap.graph.nodes:
         kind = type(node).__name__
         if kind == "MapRegion":
             kinds["map regions"] += 1
         elif kind == "Branch" and node.name in deps:
             kinds["branch regions"] += 1
+        elif kind == "Loop":
+            kinds["loop regions"] += 1
     return Explanation(
         **base, steps=len(deps), waves=len(waves), width=max((len(w) for w in waves), default=0),
         critical_path=tuple(path), regions=kinds, numeric=numeric,

@@ -3,7 +3,8 @@ generator expressions (``"\\n".join(...)``, ``sum``, ``any``/``all``), filters (
 ``if``, an ``append`` under a condition, verify-then-fix per item), functions as values
 (``key=lambda``, ``max(d, key=d.get)``), routers (``self.experts[route](...)``), ``with`` blocks
 (timers, locks), effects under a runtime condition, ``{**a, **b}`` of outputs and set literals; plus
-one critique/revise ``while`` loop (a statement run as written). DSPy, LangChain and agent styles."""
+critique/revise ``while`` loops (a static bound: unrolled branches; no bound: a loop region). DSPy,
+LangChain and agent styles."""
 
 from __future__ import annotations
 
@@ -423,8 +424,8 @@ def label_counts():
 
 # 21 --------------------------------------------------------------------------------------------
 class CritiqueRevise(Operator):
-    """Critique, then revise until the judge approves, at most three rounds (a while loop on outputs:
-    a statement run as written)."""
+    """Critique, then revise until the judge approves, at most three rounds (a while loop on outputs
+    with a static bound: unrolled into nested branches)."""
 
     def __init__(self, rounds=3):
         self.draft = FakeLLM("cr-draft", "echo", delay=0.05)
@@ -449,7 +450,7 @@ def critique_revise():
 # 22 --------------------------------------------------------------------------------------------
 class ReviseUntilApproved(Operator):
     """Revise until the judge approves, with no bound but the judge (a while loop on an output with
-    no static bound: a statement run as written)."""
+    no static bound: a loop region)."""
 
     def __init__(self):
         self.judge = FakeLLM("rua-judge", "yesno")
