@@ -4,7 +4,7 @@
 A plan writes a loop on runtime data as a real ``while``/``for`` loop around a function of one
 iteration (``compiler.codegen``); inside it, steps that do not depend on each other (and are neither
 effects nor reads of state) form one group, which ``together`` runs on the map-region runner
-(``runtime.regions.map_each``): concurrently under the concurrent schedulers, in order under
+(``runtime.batching.map_each``): concurrently under the concurrent schedulers, in order under
 ``sequential``; the first failure (in program order) is raised.
 """
 
@@ -14,7 +14,7 @@ from concurrent.futures import CancelledError
 from typing import Any, Callable
 
 from xcs.runtime.executor import CALL
-from xcs.runtime.regions import map_each
+from xcs.runtime.batching import map_each
 
 
 def _run(step: Callable[[], Any]) -> Any:
