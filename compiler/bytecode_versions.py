@@ -80,14 +80,22 @@ def normalize(code: CodeType) -> list[Ins]:
     at: dict[int, int] = {}  # bytecode offset -> index in ``out`` of the first instruction from there
     pending_jumps: list[int] = []
     tries: dict[int, list[int]] = {}  # offset where a protected range starts -> its handlers' offsets
-    for entry in dis.Bytecode(code).exception_entries:
+    entries = dis.Bytecode(code).exception_entries
+    for entry in entries:
         tries.setdefault(entry.start, []).append(entry.target)
     handlers: dict[int, int | None] = {}  # handler offset -> the line that opened its try (for errors)
     last_line: int | None = None
+    starts: list[int] = []  # indexes of the TRY_BEGIN markers
+    previous = ""
+    raw = {item.offset: item.opname for item in dis.get_instructions(code)}
     for item in dis.get_instructions(code):
         at[item.offset] = len(out)
         for target in tries.get(item.offset, ()):
             handlers.setdefault(target, last_line)
+            if previous == "NOP" and _user_handler(raw, target):  # a ``try:`` line (a NOP) opens its body
+                starts.append(len(out))
+                out.append(Ins("TRY_BEGIN", target, last_line, None))
+        previous = item.opname
         name, arg = item.opname, item.argval
         pos = item.positions
         line, col = (pos.lineno, pos.col_offset) if pos is not None else (None, None)
@@ -166,7 +174,34 @@ def normalize(code: CodeType) -> list[Ins]:
         else:
             arg = at[ins.arg]
         out[index] = Ins(ins.op, arg, ins.line, ins.col)
+    end = len(out)
+    table = tuple((at[e.start], at.get(e.end, end), at[e.target]) for e in entries)
+    for index in starts:
+        ins = out[index]
+        out[index] = Ins(ins.op, TryStart(ins.line or 0, at[ins.arg], table), ins.line, ins.col)
     return _merge_exit_tails(_prune(out, {at[h]: line for h, line in handlers.items()}))
+
+
+@dataclass(frozen=True)
+class TryStart:
+    """The argument of ``TRY_BEGIN``, the marker normalisation puts where a ``try`` statement's body
+    starts: the ``try`` line, the index of the handler of the body's first instruction, and the whole
+    exception table (``(start, end, handler)`` instruction indexes, ``end`` exclusive)."""
+
+    line: int
+    handler: int
+    table: tuple[tuple[int, int, int], ...]
+
+    def handler_of(self, pc: int) -> int | None:
+        """The innermost handler of instruction ``pc`` (None: no entry covers it)."""
+        return next((h for start, end, h in self.table if start <= pc < end), None)
+
+
+def _user_handler(raw: dict[int, str], target: int) -> bool:
+    """Whether the handler at offset ``target`` is a user's ``except``/``finally`` (not a ``with``
+    block's exit nor an inlined comprehension's cleanup)."""
+    after = [raw[o] for o in sorted(o for o in raw if o > target)[:1]]
+    return raw.get(target) == "PUSH_EXC_INFO" and after != ["WITH_EXCEPT_START"]
 
 
 INPLACE = 13  # ``BINARY_OP`` arguments from here on are the in-place forms (``+=``)
@@ -185,7 +220,8 @@ def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
     reports it.
     """
     reachable: set[int] = set()
-    todo = [0]
+    todo = [0] + [h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"
+                  and not (h + 1 < len(out) and out[h + 1].op == "WITH_EXCEPT_START")]
     while todo:
         pc = todo.pop()
         if pc in reachable or pc >= len(out):
@@ -196,19 +232,10 @@ def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
             todo.append(pc + 1)
         if ins.op in ("JUMP", "JUMP_IF", "FOR_ITER"):
             todo.append(ins.arg if ins.op == "JUMP" else ins.arg[0])
-    user_handlers = {
-        h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"
-        and not (h + 1 < len(out) and out[h + 1].op == "WITH_EXCEPT_START")
-    }
-    return [
-        ins if pc in reachable
-        else Ins("TRY", None, handlers[pc] or ins.line, ins.col) if pc in user_handlers
-        else Ins("UNREACHABLE", None, ins.line, ins.col)
-        for pc, ins in enumerate(out)
-    ]
+    return [ins if pc in reachable else Ins("UNREACHABLE", None, ins.line, ins.col) for pc, ins in enumerate(out)]
 
 
-STRAIGHT_LINE_ENDS = frozenset({"JUMP", "JUMP_IF", "FOR_ITER", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE", "UNREACHABLE", "TRY"})
+STRAIGHT_LINE_ENDS = frozenset({"JUMP", "JUMP_IF", "FOR_ITER", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE", "UNREACHABLE", "TRY_BEGIN"})
 
 
 def _merge_exit_tails(ins: list[Ins]) -> list[Ins]:

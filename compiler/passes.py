@@ -23,7 +23,7 @@ from xcs.compiler.effects import is_iterator
 from xcs.compiler.extensions import run_custom_passes
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Function, Glue, Graph, Guard, MapRegion, With, OperatorCall, Output, Ref, Static, is_literal, operands,
+    Branch, Call, Const, Function, Glue, Graph, Guard, Handler, MapRegion, Try, With, OperatorCall, Output, Ref, Static, is_literal, operands,
     rebuild, resolve_static, walk,
 )
 from xcs.compiler.verbatim import verbatim_glue
@@ -71,7 +71,7 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
         if isinstance(value, tuple):
             items = tuple(sub(v) for v in value)
             return value if all(a is b for a, b in zip(items, value)) else items
-        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Function, With, Guard, Output)):
+        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Function, With, Try, Handler, Guard, Output)):
             return _sub_node(value)
         return value
 
@@ -204,6 +204,9 @@ def _reads(node) -> tuple:
         return (node.result,)
     if isinstance(node, With):
         return (node.manager, *node.outs, *after)
+    if isinstance(node, Try):
+        return (*(h.types for h in node.handlers if h.types is not None), *(o for h in node.handlers for o in h.ends),
+                *node.outs, *node.final_outs, *after)
     return operands(node)
 
 

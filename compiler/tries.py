@@ -1,0 +1,354 @@
+"""The ``try`` statement in the static capture: one ``Try`` region (``compiler.ir``).
+
+Normalisation marks where a ``try`` body starts (``TRY_BEGIN``, its ``bytecode_versions.TryStart``
+holding the exception table). There ``enter`` interprets, as sub-runs of the frame (as a branch runs
+its sides): the body, up to where it leaves the range its handler protects; each ``except`` clause from
+its handler's code (the types read before ``CHECK_EXC_MATCH``, the clause's body up to its
+``POP_EXCEPT``, or a ``raise`` ending it); ``else`` up to where the handlers rejoin; and ``finally``
+(its normal-path copy). The statement's shape (clauses, ``else``, ``finally``, ``except*``) is read from
+the source with ``ast``.
+
+What a handler or ``finally`` reads of a variable the body assigns, and a variable one path assigns and
+another may leave unset, is unknown until the plan runs: reading it is a break, as is ``return`` inside
+the statement, ``except*`` and a ``raise`` under a condition inside a handler. Like the regions, this
+module is called by the interpreter with itself (``t``): trace -> tries -> regions -> values.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+from xcs.compiler.breaks import GraphBreak
+from xcs.compiler.bytecode_versions import TryStart
+from xcs.compiler.ir import Branch, Call, Const, Glue, Handler, Ref, Try, With, operands, walk
+from xcs.compiler.regions import LoopCarried, Scope, in_order, unguarded
+from xcs.compiler.values import PENDING, STEP, Val
+
+CODE = "unsupported-try"
+KINDS = frozenset({"try", "handler", "else", "finally"})  # the scopes of a try's parts (run in program order)
+TYPE_LOADS = frozenset({"LOAD_GLOBAL", "PUSH_NULL", "LOAD_ATTR", "LOAD_FAST", "LOAD_DEREF", "BUILD_TUPLE", "LOAD_CONST"})
+CLEANUP = frozenset({"LOAD_CONST", "STORE_FAST", "DELETE_FAST"})  # ``e = None; del e`` after a named clause
+
+
+class Unknown(LoopCarried):
+    """A variable whose value after (or inside) a ``try`` depends on where the body raised."""
+
+    code = CODE
+
+    def reason(self) -> str:
+        return f"{self.name!r} may or may not have been assigned when the try body raised"
+
+
+class HandlerEnd(Exception):
+    """An ``except`` clause being interpreted reached its ``POP_EXCEPT`` (instruction ``pc``)."""
+
+    def __init__(self, pc: int):
+        self.pc = pc
+
+
+class HandlerRaise(Exception):
+    """An ``except`` clause being interpreted ends by raising ``exc`` (None: ``raise`` again)."""
+
+    def __init__(self, exc: Any, cause: Any):
+        self.exc, self.cause = exc, cause
+
+
+def _in_handler(t: Any) -> bool:
+    return bool(t.scopes) and t.scopes[-1].kind == "handler" and t.scopes[-1].depth == t.depth
+
+
+def pop_except(t: Any, frame: Any) -> None:
+    """``POP_EXCEPT``: the end of the clause being interpreted."""
+    if not _in_handler(t):
+        raise GraphBreak(CODE, "an except clause left other than at its end", t.loc)
+    raise HandlerEnd(frame.pc - 1)
+
+
+def raise_in_handler(t: Any, frame: Any, n: int) -> None:
+    """``RAISE_VARARGS`` directly in a clause being interpreted ends it (``HandlerRaise``); elsewhere
+    it returns and the raise is a break as before."""
+    if not t.abstract or not _in_handler(t):
+        return
+    cause = frame.stack.pop() if n == 2 else None
+    exc = frame.stack.pop() if n >= 1 else None
+    raise HandlerRaise(exc, cause)
+
+
+@lru_cache(maxsize=64)
+def _statements(filename: str, text: str) -> dict[int, ast.AST]:
+    """line -> the ``try`` statement starting there, in a source file's text."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    return {n.lineno: n for n in ast.walk(tree) if isinstance(n, (ast.Try, getattr(ast, "TryStar", ast.Try)))}
+
+
+def _statement(filename: str, line: int, loc: Any) -> ast.Try:
+    found = _statements(filename, "".join(linecache.getlines(filename))).get(line)
+    if found is None:
+        raise GraphBreak(CODE, "the source of a try statement is not available", loc)
+    if type(found).__name__ == "TryStar":
+        raise GraphBreak(CODE, "except* is not modelled by the capture", loc)
+    return found
+
+
+def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> tuple[int, int]:
+    """The range the body's handler protects and the one instruction its normal path leaves it for."""
+    spans = [(s, e) for s, e, h in start.table if h == start.handler]
+    first, last = min(s for s, _ in spans), max(e for _, e in spans)
+    exits = set()
+    for pc in range(first, last):
+        op, arg = ins[pc].op, ins[pc].arg
+        if op in ("RETURN_VALUE", "RETURN_GENERATOR", "YIELD_VALUE"):
+            raise GraphBreak(CODE, "return inside a try statement", loc)
+        if op == "UNREACHABLE":
+            continue
+        nexts = () if op in ("RAISE_VARARGS", "RERAISE") else (arg,) if op == "JUMP" else (
+            (pc + 1, arg[0]) if op in ("JUMP_IF", "FOR_ITER") else (pc + 1,))
+        exits |= {n for n in nexts if not first <= n < last}
+    if len(exits) != 1:
+        raise GraphBreak(CODE, "a try body left in more than one way (break, continue)", loc)
+    return first, exits.pop()
+
+
+def _follow(ins: tuple, pc: int) -> int:
+    seen = set()
+    while pc < len(ins) and ins[pc].op == "JUMP" and pc not in seen:
+        seen.add(pc)
+        pc = ins[pc].arg
+    return pc
+
+
+def _part(t: Any, frame: Any, kind: str, pc: int, stop: int, loc: Any) -> tuple:
+    """Interpret ``frame`` from ``pc`` to ``stop`` in a scope of its own; its nodes."""
+    nodes = t.builder.nodes
+    scope = Scope(kind, len(nodes), loc=loc, depth=t.depth)
+    t.scopes.append(scope)
+    frame.pc = pc
+    try:
+        returned = t.execute(frame, stop=stop)
+    finally:
+        if t.scopes and t.scopes[-1] is scope:
+            t.scopes.pop()
+    if returned is not None:
+        raise GraphBreak(CODE, "return inside a try statement", loc)
+    body = tuple(nodes[scope.start:])
+    del nodes[scope.start:]
+    return body
+
+
+def _outs(t: Any, vals: list, loc: Any) -> tuple[tuple, tuple]:
+    """The operands of ``vals`` and the glue rendering them made."""
+    nodes = t.builder.nodes
+    start = len(nodes)
+    t.scopes.append(Scope("side", start, loc=loc, depth=t.depth))
+    try:
+        outs = tuple(t.operand(v) for v in vals)
+    finally:
+        t.scopes.pop()
+    made = tuple(nodes[start:])
+    del nodes[start:]
+    return outs, made
+
+
+def _hoisted(body: tuple) -> tuple:
+    """Glue of a try's body computed where the program computes it, so what it raises is raised inside
+    the statement and in order: glue stays inline only in the first step after it that reads it;
+    glue no step reads (dead, or read after the statement) or read only after another step is a
+    statement of its own."""
+    at = {n.name: i for i, n in enumerate(body) if isinstance(n, Glue)}
+    inline: set[str] = set()
+    previous = -1
+    for i, n in enumerate(body):
+        if isinstance(n, Glue):
+            continue
+        todo = [o.name for o in operands(n) if isinstance(o, Ref) and o.name in at]
+        while todo:
+            name = todo.pop()
+            if name not in inline and at[name] > previous:
+                inline.add(name)
+                todo += [o.name for o in operands(body[at[name]]) if isinstance(o, Ref) and o.name in at]
+        previous = i
+    out = []
+    for n in body:
+        if isinstance(n, Glue) and n.name not in inline:
+            n = replace(n, hoisted=True)
+        elif isinstance(n, Branch):
+            n = replace(n, then_body=_hoisted(n.then_body), else_body=_hoisted(n.else_body))
+        elif isinstance(n, With):
+            n = replace(n, body=_hoisted(n.body))
+        out.append(n)
+    return tuple(out)
+
+
+def _poisoned(base: dict, names: set) -> dict:
+    out = dict(base)
+    for n in names:
+        out[n] = Val(PENDING, Unknown(n), STEP)
+    return out
+
+
+def _changed(before: dict, after: dict) -> set:
+    return {n for n in set(before) | set(after) if before.get(n) is not after.get(n)}
+
+
+def enter(t: Any, frame: Any, start: TryStart) -> None:
+    """``TRY_BEGIN``: capture the whole ``try`` statement as one ``Try`` node; leave the frame after it
+    with the variables it assigns read from the node."""
+    loc, ins = t.loc, frame.ins
+    stmt = _statement(frame.code.co_filename, start.line, loc)
+    if frame.cells and any(isinstance(n, ast.Nonlocal) for n in ast.walk(stmt)):
+        raise GraphBreak(CODE, "a try statement assigning a closure variable", loc)
+    stack0, locals0 = list(frame.stack), dict(frame.locals)
+    cells0 = {name: cell.val for name, cell in frame.cells.items()}
+    first, exit_pc = _exit(t, ins, start, loc)
+    body = _part(t, frame, "try", frame.pc, exit_pc, loc)
+    after_body = dict(frame.locals)
+    assigned = _changed(locals0, after_body)
+
+    handlers: list[tuple[Handler, dict | None]] = []  # (clause, its locals when it ends normally)
+    types_nodes: list = []
+    rejoin = None
+    pc = start.handler + 1  # after PUSH_EXC_INFO
+    for clause in stmt.handlers:
+        frame.stack = stack0 + [Val(None, Const(None)), None]
+        frame.locals = _poisoned(locals0, assigned)
+        types = None
+        if clause.type is not None:
+            check = pc
+            while check < len(ins) and ins[check].op in TYPE_LOADS:
+                check += 1
+            if ins[check].op != "CHECK_EXC_MATCH" or ins[check + 1].op != "JUMP_IF":
+                raise GraphBreak(CODE, "an except clause whose types the capture cannot read", loc)
+            mark = len(t.builder.nodes)
+            frame.pc = pc
+            t.execute(frame, stop=check)
+            types = t.operand(frame.stack.pop())
+            made = t.builder.nodes[mark:]
+            if any(not isinstance(n, Glue) for n in made):
+                raise GraphBreak(CODE, "an except clause whose types are computed by a call", loc)
+            types_nodes += made
+            del t.builder.nodes[mark:]
+            body_pc, next_pc = check + 2, ins[check + 1].arg[0]
+        else:
+            body_pc, next_pc = pc, None
+        bound = ""
+        if clause.name and ins[body_pc].op == "STORE_FAST":
+            bound = t.builder.fresh(clause.name)
+        frame.stack[-1] = Val(PENDING, Ref(bound or "error"), STEP)
+        nodes = t.builder.nodes
+        scope = Scope("handler", len(nodes), loc=loc, depth=t.depth)
+        t.scopes.append(scope)
+        frame.pc = body_pc
+        ended, raised = None, None
+        try:
+            if t.execute(frame, stop=-1) is not None:
+                raise GraphBreak(CODE, "return inside an except clause", loc)
+        except HandlerEnd as end:
+            ended = end.pc
+        except HandlerRaise as exc:
+            raised = exc
+        finally:
+            if t.scopes and t.scopes[-1] is scope:
+                t.scopes.pop()
+        hbody = tuple(nodes[scope.start:])
+        del nodes[scope.start:]
+        if raised is not None:
+            ends = [v for v in (raised.exc, raised.cause) if v is not None]
+            operands_, made = _outs(t, ends, loc)
+            exc_op = operands_[0] if raised.exc is not None else None
+            cause_op = operands_[1] if raised.cause is not None else None
+            handler = Handler(types, bound, hbody + made, (), exc_op, cause_op, raised.exc is None, loc)
+            handlers.append((handler, None))
+        else:
+            if clause.name:
+                frame.locals.pop(clause.name, None)  # ``del e`` at the clause's end
+            after = ended + 1
+            while after < len(ins) and ins[after].op in CLEANUP:
+                after += 1
+            target = _follow(ins, after)
+            if rejoin is not None and target != rejoin:
+                raise GraphBreak(CODE, "except clauses that continue in different places", loc)
+            rejoin = target
+            handlers.append((Handler(types, bound, hbody, (), loc=loc), dict(frame.locals)))
+        if next_pc is None:
+            break
+        pc = next_pc
+
+    frame.stack = list(stack0)
+    frame.locals = dict(after_body)
+    exit_to = _follow(ins, exit_pc)
+    if rejoin is None:
+        if stmt.orelse and stmt.handlers:
+            raise GraphBreak(CODE, "a try with else whose except clauses all raise", loc)
+        rejoin = exit_to
+    else_body = () if exit_to == rejoin else _part(t, frame, "else", exit_pc, rejoin, loc)
+    normal = dict(frame.locals)
+    if any(frame.cells[n].val is not v for n, v in cells0.items()):
+        raise GraphBreak(CODE, "a try statement assigning a closure variable", loc)
+
+    paths = [normal] + [h_locals for _, h_locals in handlers if h_locals is not None]
+    names = sorted(set().union(*(_changed(locals0, p) for p in paths)))
+    unknown = {n for n in names if any(p.get(n) is None or isinstance(p[n].expr, Unknown) for p in paths)}
+    kept = [n for n in names if n not in unknown]
+    outs, made = _outs(t, [normal[n] for n in kept], loc)
+    else_body = else_body + made if else_body else else_body
+    body = body if else_body else body + made
+    built = []
+    for handler, h_locals in handlers:
+        if h_locals is not None:
+            h_outs, h_made = _outs(t, [h_locals[n] for n in kept], loc)
+            handler = replace(handler, body=handler.body + h_made, outs=h_outs)
+        built.append(replace(handler, body=in_order(t, _hoisted(unguarded(handler.body, loc)))))
+
+    final_body, final_outs, final_names, end = (), (), [], rejoin
+    if stmt.finalbody:
+        final_body, final_names, end = _finally(t, frame, start, stmt, rejoin, locals0, set(names), loc)
+        final_outs, made = _outs(t, [frame.locals[n] for n in final_names], loc)
+        final_body += made
+
+    t.builder.nodes.extend(types_nodes)
+    name = t.builder.fresh("try_block")
+    t.builder.nodes.append(Try(
+        name, in_order(t, _hoisted(unguarded(body, loc))), tuple(built), in_order(t, _hoisted(unguarded(else_body, loc))),
+        outs, in_order(t, _hoisted(unguarded(final_body, loc))), final_outs, loc,
+    ))
+    if not t.scopes and any(isinstance(n, (Call, With)) for n in walk((t.builder.nodes[-1],))):
+        t.effects.append(name)
+    t.stepped = True
+    result = dict(locals0)
+    for i, n in enumerate(kept + final_names):
+        ref = t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=loc))
+        result[n] = Val(PENDING, ref, STEP)
+    for n in unknown - set(final_names):
+        result[n] = Val(PENDING, Unknown(n), STEP)
+    frame.locals, frame.stack, frame.pc = result, list(stack0), end
+
+
+def _finally(t: Any, frame: Any, start: TryStart, stmt: ast.Try, rejoin: int, locals0: dict, assigned: set,
+             loc: Any) -> tuple[tuple, list, int]:
+    """The ``finally`` body (its copy on the normal path, from ``rejoin``): its nodes, the variables it
+    assigns and where the statement ends."""
+    ins = start.handler_of
+    handler = start.handler if not stmt.handlers else ins(ins(start.handler) or -1)
+    code = frame.ins
+    if handler is None or code[handler].op != "PUSH_EXC_INFO":
+        raise GraphBreak(CODE, "a finally block the capture cannot find", loc)
+    cleanup = ins(handler)
+    last = max((e for s, e, h in start.table if h == cleanup and s >= handler), default=-1) - 1
+    if last < 0 or code[last].op != "RERAISE":
+        raise GraphBreak(CODE, "a finally block the capture cannot find", loc)
+    size = last - handler - 1
+    copy = code[rejoin:rejoin + size]
+    if [i.op for i in copy] != [i.op for i in code[handler + 1:last]]:
+        raise GraphBreak(CODE, "a finally block whose two copies differ", loc)
+    frame.locals = _poisoned(locals0, assigned)
+    before = dict(frame.locals)
+    body = _part(t, frame, "finally", rejoin, rejoin + size, loc)
+    names = sorted(n for n in _changed(before, frame.locals) if n in frame.locals)
+    return body, names, rejoin + size

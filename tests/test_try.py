@@ -1,0 +1,109 @@
+"""Try regions (``compiler.tries``): every program of ``tests/sound/try_style.py`` in every mode under
+every scheduler observes what eager Python observes (outputs, exceptions, LLM/tool calls, effects,
+logs); the supported idioms compile without an opaque statement; exceptions chain as in eager; what a
+region cannot express stays a statement run as written."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from sound import harness
+from sound.try_style import RateLimitError, RaisesChained, ServiceError, SafeEach
+from xcs import Operator, dump, execution_options, explain, jit
+from xcs.compiler.ir import Try, walk
+
+SCHEDULERS = ("sequential", "parallel", "async", "auto")
+PROGRAMS = [p for p in harness.programs() if p.module == "try_style"]
+pytestmark = pytest.mark.usefixtures("fresh_plans")
+
+
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.name)
+def test_every_mode_and_scheduler_observes_what_eager_observes(program):
+    eager = harness.run(program)
+    for mode in harness.MODES:
+        for scheduler in SCHEDULERS:
+            compiled = harness.run(program, mode, scheduler)
+            assert harness.differences(eager, compiled) == [], (mode, scheduler)
+
+
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.name)
+def test_the_idioms_compile_without_an_opaque_statement(program):
+    for mode in ("auto", "enhanced", "structural"):
+        report = explain(jit(program.factory(), mode=mode), program.inputs[0])
+        assert report.opaque == () and report.breaks == (), (mode, report)
+
+
+def _error(op, inputs):
+    try:
+        op(inputs=inputs)
+    except Exception as exc:  # noqa: BLE001 - the outcome is the exception
+        return harness.root_error(exc)
+    raise AssertionError("no exception")
+
+
+@pytest.mark.parametrize("mode", harness.MODES)
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_a_handler_raising_chains_to_the_body_exception(mode, scheduler):
+    with execution_options(scheduler=scheduler), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for question, cause in (("busy", RateLimitError), ("gone", type(None))):
+            eager, compiled = _error(RaisesChained(), {"question": question}), _error(
+                jit(RaisesChained(), mode=mode), {"question": question})
+            for exc in (eager, compiled):
+                assert type(exc) is ServiceError
+                assert type(exc.__cause__) is cause
+                assert type(exc.__context__) is (RateLimitError if question == "busy" else KeyError)
+            assert str(eager) == str(compiled)
+
+
+@pytest.mark.parametrize("mode", harness.MODES)
+def test_an_unmatched_exception_propagates_with_the_user_line(mode):
+    program = next(p for p in PROGRAMS if p.name == "try_unmatched")
+    exc = _error(jit(program.factory(), mode=mode), {"question": "busy"})
+    assert type(exc) is RateLimitError and str(exc) == "narrow is busy"
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_frame.f_code.co_name))
+        tb = tb.tb_next
+    assert any(name == "forward" and file.endswith("try_style.py") for file, name in frames)
+
+
+def test_the_plan_holds_a_try_statement_and_the_elements_stay_concurrent():
+    op = jit(SafeEach(), mode="enhanced")
+    text = dump(op, inputs={"questions": ["a", "b"]})
+    assert "    try:\n" in text and "except sound.try_style.RateLimitError:" in text and "map_each(" in text
+    graph = op.__xcs_jit__.graph_of(op, {"questions": ["a"]}, "SafeEach", run=False).graph
+    assert sum(isinstance(n, Try) for n in walk(graph.nodes)) == 2
+
+
+def test_plan_snapshot(plan_snapshot):
+    program = next(p for p in PROGRAMS if p.name == "try_except_else")
+    assert dump(jit(program.factory(), mode="enhanced"), program.inputs[0]) == plan_snapshot
+
+
+class Unknowable(Operator):
+    """The handler reads a variable the body assigns: its value depends on where the body raised."""
+
+    def __init__(self):
+        from sound.try_style import FlakyLLM
+        self.first, self.second = FlakyLLM("first"), FlakyLLM("second")
+
+    def forward(self, *, inputs):
+        draft = {"text": "none"}
+        try:
+            draft = self.first(inputs={"prompt": inputs["q"]})
+            final = self.second(inputs={"prompt": "busy " + draft["text"]})
+        except RateLimitError:
+            final = {"text": "fallback after " + draft["text"]}
+        return final
+
+
+@pytest.mark.parametrize("mode", harness.MODES)
+def test_what_a_region_cannot_express_runs_as_written(mode):
+    for q in ("x", "busy"):
+        assert jit(Unknowable(), mode=mode)(inputs={"q": q}) == Unknowable()(inputs={"q": q})
+    report = explain(jit(Unknowable(), mode="structural"), {"q": "x"})
+    assert [b.code for b in report.opaque] == ["unsupported-try"]
