@@ -25,8 +25,10 @@ interpreter in ``compiler.trace`` executes. What is normalised:
   (3.12+); ``END_FOR`` becomes ``POP n`` with the version's count;
 - conditional jumps become ``JUMP_IF (pop, when)``: 3.11's directed and ``*_OR_POP`` forms included.
 
-Jump targets are instruction indexes. Exception-table pseudo-instructions are dropped: the interpreter
-breaks the graph on any ``try``/``with`` before it would need them.
+Jump targets are instruction indexes. The exception table is not interpreted: a ``with`` block is
+modelled whole (``BEFORE_WITH``), and where a ``try`` statement's body starts (after the ``NOP`` of its
+``try:`` line) normalisation puts a ``TRY_BEGIN`` marker carrying the table in instruction indexes
+(``TryStart``), from which ``compiler.tries`` finds the statement's parts.
 
 The code object is read with the standard library's ``dis`` (instructions with resolved arguments,
 absolute jump targets, positions and the exception table). The ``bytecode`` package did the same
@@ -83,7 +85,7 @@ def normalize(code: CodeType) -> list[Ins]:
     entries = dis.Bytecode(code).exception_entries
     for entry in entries:
         tries.setdefault(entry.start, []).append(entry.target)
-    handlers: dict[int, int | None] = {}  # handler offset -> the line that opened its try (for errors)
+    handlers: dict[int, int | None] = {}  # handler offset -> the line that opened its try
     last_line: int | None = None
     starts: list[int] = []  # indexes of the TRY_BEGIN markers
     previous = ""
@@ -216,8 +218,8 @@ def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
     Inlined comprehensions (3.12+) carry a handler that restores shadowed names and re-raises: pure
     bookkeeping. So does a ``with`` block (``PUSH_EXC_INFO; WITH_EXCEPT_START``): the capture models
     the block as a whole (``BEFORE_WITH``). A handler that starts with ``PUSH_EXC_INFO`` is the user's
-    try/except/finally: it becomes ``TRY`` (at the line of the ``try`` statement) so that the capture
-    reports it.
+    try/except/finally: its code is kept (``compiler.tries`` interprets it); what only its cleanup
+    entries reach is not.
     """
     reachable: set[int] = set()
     todo = [0] + [h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"

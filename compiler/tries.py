@@ -31,7 +31,6 @@ from xcs.compiler.values import PENDING, STEP, Val
 CODE = "unsupported-try"
 KINDS = frozenset({"try", "handler", "else", "finally"})  # the scopes of a try's parts (run in program order)
 TYPE_LOADS = frozenset({"LOAD_GLOBAL", "PUSH_NULL", "LOAD_ATTR", "LOAD_FAST", "LOAD_DEREF", "BUILD_TUPLE", "LOAD_CONST"})
-CLEANUP = frozenset({"LOAD_CONST", "STORE_FAST", "DELETE_FAST"})  # ``e = None; del e`` after a named clause
 
 
 class Unknown(LoopCarried):
@@ -98,11 +97,22 @@ def _statement(filename: str, line: int, loc: Any) -> ast.Try:
 
 
 def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> tuple[int, int]:
-    """The range the body's handler protects and the one instruction its normal path leaves it for."""
-    spans = [(s, e) for s, e, h in start.table if h == start.handler]
-    first, last = min(s for s, _ in spans), max(e for _, e in spans)
+    """The first instruction the body's handler protects and the one instruction the body's normal path
+    leaves for. An instruction is the body's when its chain of handlers reaches the body's handler (a
+    comprehension's or a with block's own handler inside the body leads there)."""
+
+    def inside(pc: int) -> bool:
+        handler, hops = start.handler_of(pc), 0
+        while handler is not None and hops < 16:
+            if handler == start.handler:
+                return True
+            handler, hops = start.handler_of(handler), hops + 1
+        return False
+
+    first = min(s for s, _, h in start.table if h == start.handler)
+    body = {pc for pc in range(first, len(ins)) if inside(pc)}
     exits = set()
-    for pc in range(first, last):
+    for pc in sorted(body):
         op, arg = ins[pc].op, ins[pc].arg
         if op in ("RETURN_VALUE", "RETURN_GENERATOR", "YIELD_VALUE"):
             raise GraphBreak(CODE, "return inside a try statement", loc)
@@ -110,7 +120,7 @@ def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> tuple[int, int]:
             continue
         nexts = () if op in ("RAISE_VARARGS", "RERAISE") else (arg,) if op == "JUMP" else (
             (pc + 1, arg[0]) if op in ("JUMP_IF", "FOR_ITER") else (pc + 1,))
-        exits |= {n for n in nexts if not first <= n < last}
+        exits |= {n for n in nexts if n not in body}
     if len(exits) != 1:
         raise GraphBreak(CODE, "a try body left in more than one way (break, continue)", loc)
     return first, exits.pop()
@@ -269,8 +279,9 @@ def enter(t: Any, frame: Any, start: TryStart) -> None:
             if clause.name:
                 frame.locals.pop(clause.name, None)  # ``del e`` at the clause's end
             after = ended + 1
-            while after < len(ins) and ins[after].op in CLEANUP:
-                after += 1
+            cleanup = [(i.op, i.arg) for i in ins[after:after + 3]]
+            if clause.name and cleanup == [("LOAD_CONST", None), ("STORE_FAST", clause.name), ("DELETE_FAST", clause.name)]:
+                after += 3  # ``e = None; del e``
             target = _follow(ins, after)
             if rejoin is not None and target != rejoin:
                 raise GraphBreak(CODE, "except clauses that continue in different places", loc)
@@ -288,6 +299,8 @@ def enter(t: Any, frame: Any, start: TryStart) -> None:
             raise GraphBreak(CODE, "a try with else whose except clauses all raise", loc)
         rejoin = exit_to
     else_body = () if exit_to == rejoin else _part(t, frame, "else", exit_pc, rejoin, loc)
+    if len(frame.stack) != len(stack0):
+        raise GraphBreak(CODE, "a try statement whose paths join inside an expression", loc)
     normal = dict(frame.locals)
     if any(frame.cells[n].val is not v for n, v in cells0.items()):
         raise GraphBreak(CODE, "a try statement assigning a closure variable", loc)

@@ -10,12 +10,13 @@ import warnings
 import pytest
 
 from sound import harness
-from sound.try_style import RateLimitError, RaisesChained, ServiceError, SafeEach
 from xcs import Operator, dump, execution_options, explain, jit
 from xcs.compiler.ir import Try, walk
 
 SCHEDULERS = ("sequential", "parallel", "async", "auto")
-PROGRAMS = [p for p in harness.programs() if p.module == "try_style"]
+PROGRAMS = [p for p in harness.programs() if p.module == "try_style"]  # loads every corpus module first
+
+from sound.try_style import FlakyLLM, RaisesChained, RateLimitError, SafeEach, ServiceError  # noqa: E402
 pytestmark = pytest.mark.usefixtures("fresh_plans")
 
 
@@ -88,7 +89,6 @@ class Unknowable(Operator):
     """The handler reads a variable the body assigns: its value depends on where the body raised."""
 
     def __init__(self):
-        from sound.try_style import FlakyLLM
         self.first, self.second = FlakyLLM("first"), FlakyLLM("second")
 
     def forward(self, *, inputs):
