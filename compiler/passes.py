@@ -213,8 +213,9 @@ def _reads(node) -> tuple:
 def eliminate_dead_glue(graph: Graph) -> tuple[Graph, str]:
     live: set[str] = set()
     nodes = list(walk(graph.nodes))
-    for node in reversed(nodes):  # roots: everything that is not glue
-        if not isinstance(node, Glue):
+    statements = {n.name for t in nodes if isinstance(t, Try) for n in walk(sum(t.bodies, ())) if getattr(n, "hoisted", False)}
+    for node in reversed(nodes):  # roots: everything that is not glue, and a try's glue statements (what
+        if not isinstance(node, Glue) or node.name in statements:  # they raise is handled)
             live.add(node.name)
     changed = True
     while changed:

@@ -166,21 +166,24 @@ def _outs(t: Any, vals: list, loc: Any) -> tuple[tuple, tuple]:
     return outs, made
 
 
-def _hoisted(body: tuple) -> tuple:
+def _hoisted(body: tuple, outs: tuple = ()) -> tuple:
     """Glue of a try's body computed where the program computes it, so what it raises is raised inside
     the statement and in order: glue stays inline only in the first step after it that reads it;
-    glue no step reads (dead, or read after the statement) or read only after another step is a
-    statement of its own."""
+    glue no step reads (dead, or read after the statement: ``outs``) or read only after another step
+    is a statement of its own. An attribute nothing reads is the method a call was looked up from."""
     at = {n.name: i for i, n in enumerate(body) if isinstance(n, Glue)}
-    inline: set[str] = set()
-    previous = -1
+    read = {o.name for n in body for o in operands(n) if isinstance(o, Ref)} | {o.name for o in outs if isinstance(o, Ref)}
+    inline: set[str] = {n.name for n in body if isinstance(n, Glue) and (
+        (n.op == "getattr" and n.name not in read) or _cannot_raise(n))}
+    previous, seen = -1, set()
     for i, n in enumerate(body):
         if isinstance(n, Glue):
             continue
         todo = [o.name for o in operands(n) if isinstance(o, Ref) and o.name in at]
         while todo:
             name = todo.pop()
-            if name not in inline and at[name] > previous:
+            if name not in seen and at[name] > previous:
+                seen.add(name)
                 inline.add(name)
                 todo += [o.name for o in operands(body[at[name]]) if isinstance(o, Ref) and o.name in at]
         previous = i
@@ -189,11 +192,16 @@ def _hoisted(body: tuple) -> tuple:
         if isinstance(n, Glue) and n.name not in inline:
             n = replace(n, hoisted=True)
         elif isinstance(n, Branch):
-            n = replace(n, then_body=_hoisted(n.then_body), else_body=_hoisted(n.else_body))
+            n = replace(n, then_body=_hoisted(n.then_body, n.then_out), else_body=_hoisted(n.else_body, n.else_out))
         elif isinstance(n, With):
-            n = replace(n, body=_hoisted(n.body))
+            n = replace(n, body=_hoisted(n.body, n.outs))
         out.append(n)
     return tuple(out)
+
+
+def _cannot_raise(node: Glue) -> bool:
+    """A list or tuple display, or a dict display with literal keys: building it raises nothing."""
+    return node.op in ("list", "tuple") or (node.op == "dict" and all(isinstance(k, Const) for k in node.operands[::2]))
 
 
 def _poisoned(base: dict, names: set) -> dict:
@@ -317,7 +325,7 @@ def enter(t: Any, frame: Any, start: TryStart) -> None:
         if h_locals is not None:
             h_outs, h_made = _outs(t, [h_locals[n] for n in kept], loc)
             handler = replace(handler, body=handler.body + h_made, outs=h_outs)
-        built.append(replace(handler, body=in_order(t, _hoisted(unguarded(handler.body, loc)))))
+        built.append(replace(handler, body=in_order(t, _hoisted(unguarded(handler.body, loc), handler.ends))))
 
     final_body, final_outs, final_names, end = (), (), [], rejoin
     if stmt.finalbody:
@@ -328,8 +336,9 @@ def enter(t: Any, frame: Any, start: TryStart) -> None:
     t.builder.nodes.extend(types_nodes)
     name = t.builder.fresh("try_block")
     t.builder.nodes.append(Try(
-        name, in_order(t, _hoisted(unguarded(body, loc))), tuple(built), in_order(t, _hoisted(unguarded(else_body, loc))),
-        outs, in_order(t, _hoisted(unguarded(final_body, loc))), final_outs, loc,
+        name, in_order(t, _hoisted(unguarded(body, loc), () if else_body else outs)), tuple(built),
+        in_order(t, _hoisted(unguarded(else_body, loc), outs)), outs,
+        in_order(t, _hoisted(unguarded(final_body, loc), final_outs)), final_outs, loc,
     ))
     if not t.scopes and any(isinstance(n, (Call, With)) for n in walk((t.builder.nodes[-1],))):
         t.effects.append(name)

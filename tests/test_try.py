@@ -11,7 +11,10 @@ import pytest
 
 from sound import harness
 from xcs import Operator, dump, execution_options, explain, jit
+from xcs.compiler.capture import capture
 from xcs.compiler.ir import Try, walk
+from xcs.compiler.oracle import interpret
+from xcs.operator import is_operator
 
 SCHEDULERS = ("sequential", "parallel", "async", "auto")
 PROGRAMS = [p for p in harness.programs() if p.module == "try_style"]  # loads every corpus module first
@@ -34,6 +37,24 @@ def test_the_idioms_compile_without_an_opaque_statement(program):
     for mode in ("auto", "enhanced", "structural"):
         report = explain(jit(program.factory(), mode=mode), program.inputs[0])
         assert report.opaque == () and report.breaks == (), (mode, report)
+
+
+@pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.name)
+def test_the_ir_oracle_agrees_with_eager(program):
+    op = program.factory()
+    cap = capture(op, op.forward, program.inputs[0], mode="structural", name=program.name, is_operator=is_operator,
+                  run=False)
+    assert any(isinstance(n, Try) for n in walk(cap.graph.nodes))
+    for inputs in program.inputs:
+        expected = _outcome(lambda: program.factory().forward(inputs=dict(inputs)))
+        assert _outcome(lambda: interpret(cap.graph, op, dict(inputs))) == expected, inputs
+
+
+def _outcome(call):
+    try:
+        return "returned", call()
+    except Exception as exc:  # noqa: BLE001 - the outcome is the exception
+        return "raised", type(exc).__name__, str(exc), type(exc.__context__).__name__, type(exc.__cause__).__name__
 
 
 def _error(op, inputs):
@@ -107,3 +128,32 @@ def test_what_a_region_cannot_express_runs_as_written(mode):
         assert jit(Unknowable(), mode=mode)(inputs={"q": q}) == Unknowable()(inputs={"q": q})
     report = explain(jit(Unknowable(), mode="structural"), {"q": "x"})
     assert [b.code for b in report.opaque] == ["unsupported-try"]
+
+
+class BareInBranch(Operator):
+    """A bare ``except:`` inside a branch on an input."""
+
+    def __init__(self):
+        self.llm, self.other = FlakyLLM("bare"), FlakyLLM("other")
+
+    def forward(self, *, inputs):
+        if inputs["flag"]:
+            try:
+                text = self.llm(inputs={"prompt": inputs["q"]})["text"]
+            except:  # noqa: E722 - the idiom under test
+                text = "bare"
+        else:
+            text = self.other(inputs={"prompt": inputs["q"]})["text"]
+        return {"text": text}
+
+
+@pytest.mark.parametrize("mode", harness.MODES)
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_a_bare_except_inside_a_branch(mode, scheduler):
+    with execution_options(scheduler=scheduler), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        op = jit(BareInBranch(), mode=mode)
+        for inputs in ({"q": "busy", "flag": True}, {"q": "gone", "flag": True}, {"q": "x", "flag": True},
+                       {"q": "x", "flag": False}):
+            assert op(inputs=dict(inputs)) == BareInBranch()(inputs=dict(inputs))
+    assert explain(jit(BareInBranch(), mode="structural"), {"q": "x", "flag": True}).opaque == ()

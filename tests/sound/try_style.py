@@ -262,3 +262,27 @@ class NestedTry(Operator):
 @program("try_nested", "agent", BATCHES + [{"questions": ["busy", "busy"]}])
 def nested_try():
     return NestedTry()
+
+
+# 9 ---------------------------------------------------------------------------------------------
+class ValidateOnce(Operator):
+    """Validate that the model answered JSON (the parsed value itself unused); ask again once if not."""
+
+    def __init__(self):
+        self.generate = JsonLLM("validate")
+        self.again = JsonLLM("validate-again")
+
+    def forward(self, *, inputs):
+        out = self.generate(inputs={"prompt": inputs["question"]})
+        try:
+            json.loads(out["text"])
+            valid = True
+        except ValueError:
+            out = self.again(inputs={"prompt": "JSON only: " + inputs["question"].replace("ramble", "")})
+            valid = False
+        return {"text": out["text"], "first_try": valid}
+
+
+@program("try_validate_once", "dspy", [{"question": "ramble on"}, {"question": "short"}])
+def validate_once():
+    return ValidateOnce()
