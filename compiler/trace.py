@@ -1951,8 +1951,8 @@ def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
 
 
 @handles("TRY_BEGIN")
-def _try_begin(t: Tracer, f: Frame, start: Any) -> None:
-    tries.enter(t, f, start)  # the whole try statement (static capture only: ``STATIC_ONLY``)
+def _try_begin(t: Tracer, f: Frame, start: Any) -> Val | None:
+    return tries.enter(t, f, start)  # the whole try statement (static capture only: ``STATIC_ONLY``)
 
 
 @handles("POP_EXCEPT")

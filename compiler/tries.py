@@ -24,7 +24,8 @@ from typing import Any
 
 from xcs.compiler.breaks import GraphBreak
 from xcs.compiler.bytecode_versions import TryStart
-from xcs.compiler.ir import Branch, Call, Const, Glue, Handler, Ref, Try, With, operands, walk
+from xcs.compiler import segments
+from xcs.compiler.ir import Branch, Call, Const, Glue, Handler, Ref, Source, Try, With, operands, walk
 from xcs.compiler.regions import LoopCarried, Scope, in_order, unguarded
 from xcs.compiler.values import PENDING, STEP, Val
 
@@ -215,9 +216,10 @@ def _changed(before: dict, after: dict) -> set:
     return {n for n in set(before) | set(after) if before.get(n) is not after.get(n)}
 
 
-def enter(t: Any, frame: Any, start: TryStart) -> None:
+def enter(t: Any, frame: Any, start: TryStart) -> Val | None:
     """``TRY_BEGIN``: capture the whole ``try`` statement as one ``Try`` node; leave the frame after it
-    with the variables it assigns read from the node."""
+    with the variables it assigns read from the node (or return the region's value when every path of
+    the statement returns)."""
     loc, ins = t.loc, frame.ins
     stmt = _statement(frame.code.co_filename, start.line, loc)
     if frame.cells and any(isinstance(n, ast.Nonlocal) for n in ast.walk(stmt)):
@@ -226,6 +228,10 @@ def enter(t: Any, frame: Any, start: TryStart) -> None:
     cells0 = {name: cell.val for name, cell in frame.cells.items()}
     first, exit_pc = _exit(t, ins, start, loc)
     body = _part(t, frame, "try", frame.pc, exit_pc, loc)
+    returning = ins[_follow(ins, exit_pc)].op == "RETURN_VALUE" and len(frame.stack) == len(stack0) + 1
+    returned = frame.stack.pop() if returning else None  # ``return value`` ends the body
+    if body and all(isinstance(n, Glue) for n in walk(body)) and not returning:  # no step: run as written
+        body = _as_written(t, frame, stmt, locals0, loc)
     after_body = dict(frame.locals)
     assigned = _changed(locals0, after_body)
 
@@ -291,16 +297,22 @@ def enter(t: Any, frame: Any, start: TryStart) -> None:
             if clause.name and cleanup == [("LOAD_CONST", None), ("STORE_FAST", clause.name), ("DELETE_FAST", clause.name)]:
                 after += 3  # ``e = None; del e``
             target = _follow(ins, after)
-            if rejoin is not None and target != rejoin:
+            value = frame.stack[-2] if len(frame.stack) == len(stack0) + 2 else None  # ``return value; POP_EXCEPT``
+            if returning != (value is not None and ins[target].op == "RETURN_VALUE"):
+                raise GraphBreak(CODE, "return inside a try statement on some of its paths only", loc)
+            if not returning and rejoin is not None and target != rejoin:
                 raise GraphBreak(CODE, "except clauses that continue in different places", loc)
             rejoin = target
-            handlers.append((Handler(types, bound, hbody, (), loc=loc), dict(frame.locals)))
+            h_locals = dict(frame.locals) if value is None else {"": value}
+            handlers.append((Handler(types, bound, hbody, (), loc=loc), h_locals))
         if next_pc is None:
             break
         pc = next_pc
 
     frame.stack = list(stack0)
     frame.locals = dict(after_body)
+    if returning:
+        return _returns(t, frame, stmt, body, handlers, types_nodes, returned, loc)
     exit_to = _follow(ins, exit_pc)
     if rejoin is None:
         if stmt.orelse and stmt.handlers:
@@ -333,16 +345,11 @@ def enter(t: Any, frame: Any, start: TryStart) -> None:
         final_outs, made = _outs(t, [frame.locals[n] for n in final_names], loc)
         final_body += made
 
-    t.builder.nodes.extend(types_nodes)
-    name = t.builder.fresh("try_block")
-    t.builder.nodes.append(Try(
-        name, in_order(t, _hoisted(unguarded(body, loc), () if else_body else outs)), tuple(built),
+    name = _emit(t, Try(
+        t.builder.fresh("try_block"), in_order(t, _hoisted(unguarded(body, loc), () if else_body else outs)), tuple(built),
         in_order(t, _hoisted(unguarded(else_body, loc), outs)), outs,
         in_order(t, _hoisted(unguarded(final_body, loc), final_outs)), final_outs, loc,
-    ))
-    if not t.scopes and any(isinstance(n, (Call, With)) for n in walk((t.builder.nodes[-1],))):
-        t.effects.append(name)
-    t.stepped = True
+    ), types_nodes)
     result = dict(locals0)
     for i, n in enumerate(kept + final_names):
         ref = t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(i)), loc=loc))
@@ -350,6 +357,64 @@ def enter(t: Any, frame: Any, start: TryStart) -> None:
     for n in unknown - set(final_names):
         result[n] = Val(PENDING, Unknown(n), STEP)
     frame.locals, frame.stack, frame.pc = result, list(stack0), end
+
+
+def _returns(t: Any, frame: Any, stmt: ast.Try, body: tuple, handlers: list, types_nodes: list, returned: Any,
+             loc: Any) -> Val:
+    """A ``try`` whose body and every handler that does not raise end by returning (a helper's
+    ``try: return self.main(...) except E: return self.backup(...)``): each path's value is the one it
+    returns; the frame returns the region's."""
+    if stmt.orelse or stmt.finalbody:
+        raise GraphBreak(CODE, "return inside a try statement with else or finally", loc)
+    outs, made = _outs(t, [returned], loc)
+    built = []
+    for handler, h_locals in handlers:
+        if h_locals is not None:
+            h_outs, h_made = _outs(t, [h_locals[""]], loc)
+            handler = replace(handler, body=handler.body + h_made, outs=h_outs)
+        built.append(replace(handler, body=in_order(t, _hoisted(unguarded(handler.body, loc), handler.ends))))
+    name = _emit(t, Try(t.builder.fresh("try_block"), in_order(t, _hoisted(unguarded(body + made, loc), outs)),
+                        tuple(built), (), outs, loc=loc), types_nodes)
+    return Val(PENDING, t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(0)), loc=loc)), STEP)
+
+
+def _emit(t: Any, node: Try, types_nodes: list) -> str:
+    """Append the region (after the glue its handlers' types need); it is an effect when it holds one."""
+    t.builder.nodes.extend(types_nodes)
+    t.builder.nodes.append(node)
+    if not t.scopes and any(isinstance(n, (Call, With)) for n in walk((node,))):
+        t.effects.append(node.name)
+    t.stepped = True
+    return node.name
+
+
+def _as_written(t: Any, frame: Any, stmt: ast.Try, locals0: dict, loc: Any) -> tuple:
+    """A body of glue only as one ``Call`` of the user's own statements (``compiler.segments``): what
+    it raises is raised at the user's line. The variables it assigns are read from its result."""
+    part = segments.block(stmt.body)
+    code = frame.code
+    params = tuple(n for n in part.reads if n in locals0)
+    writes = tuple(n for n in part.writes if n in code.co_varnames)
+    name = t.builder.fresh("segment")
+    text = segments.function_text(code.co_filename, name, params, (part,), writes) if part.ok and not part.returns else None
+    if text is None:
+        raise GraphBreak(CODE, "a try body the capture cannot run as written", loc)
+    nodes = t.builder.nodes
+    start = len(nodes)
+    args = tuple(t.operand(locals0[n]) for n in params)
+    module = frame.globals.get("__name__", "__main__")
+    nodes.append(Call(name, Const(None), args, (), _loc_of(loc, code, part.first), (), Source(module, part.first - 1, text)))
+    frame.locals = dict(locals0)
+    for i, written in enumerate(writes):
+        frame.locals[written] = Val(PENDING, t.node(Glue(t.builder.fresh(written), "getitem", (Ref(name), Const(i)), loc=loc)), STEP)
+    body = tuple(nodes[start:])
+    del nodes[start:]
+    return body
+
+
+def _loc_of(loc: Any, code: Any, line: int) -> Any:
+    text = linecache.getline(code.co_filename, line).strip()
+    return replace(loc, line=line, text=text, col=-1)
 
 
 def _finally(t: Any, frame: Any, start: TryStart, stmt: ast.Try, rejoin: int, locals0: dict, assigned: set,

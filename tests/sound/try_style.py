@@ -245,10 +245,9 @@ class NestedTry(Operator):
 
     def _answer(self, question):
         try:
-            text = self.main(inputs={"prompt": question})["text"]
+            return self.main(inputs={"prompt": question})["text"]
         except RateLimitError:
-            text = self.backup(inputs={"prompt": question})["text"]
-        return text
+            return self.backup(inputs={"prompt": question})["text"]
 
     def forward(self, *, inputs):
         try:
