@@ -36,7 +36,7 @@ CODES: dict[str, str] = {
     "strategy-declined": "the operator's custom capture strategy (register_strategy) returned no graph",
     "runtime-value": "the static capture needs a value only the run has: a method of an operator's "
     "output, an index or key computed at run time, or a call whose purity depends on its argument",
-    "unsupported-try": "a try statement a try region cannot express (return, break or continue inside it, "
+    "unsupported-try": "a try statement a try region cannot express (return on some of its paths only, break or continue inside it, "
     "except*, a raise under a condition in a handler, or a variable read where its value depends on where "
     "the body raised)",
 }

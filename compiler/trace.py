@@ -922,7 +922,21 @@ class Tracer:
             self.prescan(forward.__code__)
         except GraphBreak:
             return None
-        return self.call_function(forward, [Val(fn.value, fn.expr)], {"inputs": self.call_inputs(kwargs)})
+        mark = (len(self.builder.nodes), len(self.effects), len(self.required), self.stepped, len(self.scopes),
+                self.loc, self.frame, self.depth)
+        try:
+            return self.call_function(forward, [Val(fn.value, fn.expr)], {"inputs": self.call_inputs(kwargs)})
+        except (GraphBreak, NeedsValue) as exc:  # a try its region cannot express: the call stays one step
+            if not self.dry or exc.brk.code != tries.CODE:
+                raise
+            removed = self.builder.nodes[mark[0]:]
+            del self.builder.nodes[mark[0]:], self.effects[mark[1]:], self.required[mark[2]:], self.scopes[mark[4]:]
+            for name in {n.name for n in walk(tuple(removed))}:
+                self.readers.discard(name)
+                self.origins.pop(name, None)
+                self.variables.pop(name, None)
+            self.stepped, self.loc, self.frame, self.depth = mark[3], mark[5], mark[6], mark[7]
+            return None
 
     def call_inputs(self, kwargs: dict[str, Val]) -> Val:
         """The inputs mapping an operator call passes: ``op(inputs=x)`` is ``x``, ``op(a=1)`` ``{"a": 1}``."""

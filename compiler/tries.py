@@ -6,11 +6,13 @@ its sides): the body, up to where it leaves the range its handler protects; each
 its handler's code (the types read before ``CHECK_EXC_MATCH``, the clause's body up to its
 ``POP_EXCEPT``, or a ``raise`` ending it); ``else`` up to where the handlers rejoin; and ``finally``
 (its normal-path copy). The statement's shape (clauses, ``else``, ``finally``, ``except*``) is read from
-the source with ``ast``.
+the source with ``ast``. A body of glue only runs as written (``compiler.segments``), so what it raises
+points at the user's line; a statement whose body and handlers all end by returning is a region whose
+value the frame returns.
 
 What a handler or ``finally`` reads of a variable the body assigns, and a variable one path assigns and
-another may leave unset, is unknown until the plan runs: reading it is a break, as is ``return`` inside
-the statement, ``except*`` and a ``raise`` under a condition inside a handler. Like the regions, this
+another may leave unset, is unknown until the plan runs: reading it is a break, as is ``return`` on
+some of the statement's paths only, ``except*`` and a ``raise`` under a condition inside a handler. Like the regions, this
 module is called by the interpreter with itself (``t``): trace -> tries -> regions -> values.
 """
 
@@ -97,9 +99,8 @@ def _statement(filename: str, line: int, loc: Any) -> ast.Try:
     return found
 
 
-def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> tuple[int, int]:
-    """The first instruction the body's handler protects and the one instruction the body's normal path
-    leaves for. An instruction is the body's when its chain of handlers reaches the body's handler (a
+def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> int:
+    """The one instruction the body's normal path leaves for (a ``return`` ending the body included). An instruction is the body's when its chain of handlers reaches the body's handler (a
     comprehension's or a with block's own handler inside the body leads there)."""
 
     def inside(pc: int) -> bool:
@@ -124,7 +125,7 @@ def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> tuple[int, int]:
         exits |= {n for n in nexts if n not in body}
     if len(exits) != 1:
         raise GraphBreak(CODE, "a try body left in more than one way (break, continue)", loc)
-    return first, exits.pop()
+    return exits.pop()
 
 
 def _follow(ins: tuple, pc: int) -> int:
@@ -226,10 +227,13 @@ def enter(t: Any, frame: Any, start: TryStart) -> Val | None:
         raise GraphBreak(CODE, "a try statement assigning a closure variable", loc)
     stack0, locals0 = list(frame.stack), dict(frame.locals)
     cells0 = {name: cell.val for name, cell in frame.cells.items()}
-    first, exit_pc = _exit(t, ins, start, loc)
+    exit_pc = _exit(t, ins, start, loc)
     body = _part(t, frame, "try", frame.pc, exit_pc, loc)
-    returning = ins[_follow(ins, exit_pc)].op == "RETURN_VALUE" and len(frame.stack) == len(stack0) + 1
-    returned = frame.stack.pop() if returning else None  # ``return value`` ends the body
+    returning = len(frame.stack) == len(stack0) + 1  # the value ``return`` ends the body with (then finally)
+    if len(frame.stack) != len(stack0) + returning or (
+            returning and not stmt.finalbody and ins[_follow(ins, exit_pc)].op != "RETURN_VALUE"):
+        raise GraphBreak(CODE, "a try body left other than at its end", loc)
+    returned = frame.stack.pop() if returning else None
     if body and all(isinstance(n, Glue) for n in walk(body)) and not returning:  # no step: run as written
         body = _as_written(t, frame, stmt, locals0, loc)
     after_body = dict(frame.locals)
@@ -312,7 +316,7 @@ def enter(t: Any, frame: Any, start: TryStart) -> Val | None:
     frame.stack = list(stack0)
     frame.locals = dict(after_body)
     if returning:
-        return _returns(t, frame, stmt, body, handlers, types_nodes, returned, loc)
+        return _returns(t, frame, start, stmt, (body, exit_pc, locals0, assigned), handlers, types_nodes, returned, loc)
     exit_to = _follow(ins, exit_pc)
     if rejoin is None:
         if stmt.orelse and stmt.handlers:
@@ -359,13 +363,19 @@ def enter(t: Any, frame: Any, start: TryStart) -> Val | None:
     frame.locals, frame.stack, frame.pc = result, list(stack0), end
 
 
-def _returns(t: Any, frame: Any, stmt: ast.Try, body: tuple, handlers: list, types_nodes: list, returned: Any,
-             loc: Any) -> Val:
+def _returns(t: Any, frame: Any, start: TryStart, stmt: ast.Try, body_state: tuple, handlers: list, types_nodes: list,
+             returned: Any, loc: Any) -> Val:
     """A ``try`` whose body and every handler that does not raise end by returning (a helper's
-    ``try: return self.main(...) except E: return self.backup(...)``): each path's value is the one it
-    returns; the frame returns the region's."""
-    if stmt.orelse or stmt.finalbody:
-        raise GraphBreak(CODE, "return inside a try statement with else or finally", loc)
+    ``try: return self.main(...) except E: return self.backup(...)``, or ``try: return ... finally:``
+    without handlers): each path's value is the one it returns; the frame returns the region's."""
+    body, exit_pc, locals0, assigned = body_state
+    if stmt.orelse or (stmt.finalbody and stmt.handlers):
+        raise GraphBreak(CODE, "return inside a try statement with else, or with both except and finally", loc)
+    final_body = ()
+    if stmt.finalbody:  # between the value and the return: the finally's normal-path copy
+        final_body, final_names, end = _finally(t, frame, start, stmt, exit_pc, locals0, assigned, loc)
+        if final_names or frame.ins[_follow(frame.ins, end)].op != "RETURN_VALUE":
+            raise GraphBreak(CODE, "a finally block that assigns a variable after a return", loc)
     outs, made = _outs(t, [returned], loc)
     built = []
     for handler, h_locals in handlers:
@@ -374,7 +384,7 @@ def _returns(t: Any, frame: Any, stmt: ast.Try, body: tuple, handlers: list, typ
             handler = replace(handler, body=handler.body + h_made, outs=h_outs)
         built.append(replace(handler, body=in_order(t, _hoisted(unguarded(handler.body, loc), handler.ends))))
     name = _emit(t, Try(t.builder.fresh("try_block"), in_order(t, _hoisted(unguarded(body + made, loc), outs)),
-                        tuple(built), (), outs, loc=loc), types_nodes)
+                        tuple(built), (), outs, in_order(t, _hoisted(unguarded(final_body, loc))), loc=loc), types_nodes)
     return Val(PENDING, t.node(Glue(t.builder.fresh("picked"), "getitem", (Ref(name), Const(0)), loc=loc)), STEP)
 
 

@@ -53,7 +53,8 @@ def test_the_ir_oracle_agrees_with_eager(program):
 def _outcome(call):
     try:
         return "returned", call()
-    except Exception as exc:  # noqa: BLE001 - the outcome is the exception
+    except Exception as exc:  # noqa: BLE001 - the outcome is the exception (behind the runtime's wrapper)
+        exc = harness.root_error(exc)
         return "raised", type(exc).__name__, str(exc), type(exc.__context__).__name__, type(exc.__cause__).__name__
 
 
@@ -157,3 +158,56 @@ def test_a_bare_except_inside_a_branch(mode, scheduler):
                        {"q": "x", "flag": False}):
             assert op(inputs=dict(inputs)) == BareInBranch()(inputs=dict(inputs))
     assert explain(jit(BareInBranch(), mode="structural"), {"q": "x", "flag": True}).opaque == ()
+
+
+class ReturnsInFinally(Operator):
+    """``try: return ... finally:`` in a sub-operator's forward (inlined into the caller's plan)."""
+
+    def __init__(self):
+        self.llm = FlakyLLM("wrapped")
+
+    def forward(self, *, inputs):
+        try:
+            return self.llm(inputs={"prompt": inputs["q"]})
+        finally:
+            harness.EVENTS.effect("released", inputs["q"])
+
+
+class ReturnsOnOnePath(Operator):
+    """A try that returns on one path only: no try region, the call of it stays one operator step."""
+
+    def __init__(self):
+        self.llm = FlakyLLM("one-path")
+
+    def forward(self, *, inputs):
+        try:
+            out = self.llm(inputs={"prompt": inputs["q"]})
+        except RateLimitError:
+            return {"text": "later"}
+        return out
+
+
+class Caller(Operator):
+    def __init__(self):
+        self.a, self.b = ReturnsInFinally(), ReturnsOnOnePath()
+
+    def forward(self, *, inputs):
+        return {"a": self.a(inputs=inputs)["text"], "b": self.b(inputs=inputs)["text"]}
+
+
+@pytest.mark.parametrize("mode", harness.MODES)
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_returns_inside_a_try_of_a_sub_operator(mode, scheduler):
+    with execution_options(scheduler=scheduler), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        op = jit(Caller(), mode=mode)
+        for q in ("fine", "busy", "gone"):
+            harness.EVENTS.reset()
+            got = _outcome(lambda: op(inputs={"q": q}))
+            effects = list(harness.EVENTS.effects)
+            harness.EVENTS.reset()
+            want = _outcome(lambda: Caller()(inputs={"q": q}))
+            assert (got[:2] if got[0] == "raised" else got) == (want[:2] if want[0] == "raised" else want), q
+            assert effects == list(harness.EVENTS.effects)
+    graph = jit(Caller(), mode="structural").__xcs_jit__.graph_of(Caller(), {"q": "x"}, "Caller", run=False).graph
+    assert [type(n).__name__ for n in graph.nodes if type(n).__name__ in ("Try", "OperatorCall", "Call")] == ["Try", "OperatorCall"]
