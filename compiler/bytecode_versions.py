@@ -26,9 +26,9 @@ interpreter in ``compiler.trace`` executes. What is normalised:
 - conditional jumps become ``JUMP_IF (pop, when)``: 3.11's directed and ``*_OR_POP`` forms included.
 
 Jump targets are instruction indexes. The exception table is not interpreted: a ``with`` block is
-modelled whole (``BEFORE_WITH``), and where a ``try`` statement's body starts (after the ``NOP`` of its
-``try:`` line) normalisation puts a ``TRY_BEGIN`` marker carrying the table in instruction indexes
-(``TryStart``), from which ``compiler.tries`` finds the statement's parts.
+modelled whole (``BEFORE_WITH``), and at the ``NOP`` of a line that may open a ``try`` statement (the
+only instruction of a ``try:`` line) normalisation puts a ``TRY_BEGIN`` marker carrying the table in
+instruction indexes (``TryTable``), from which ``compiler.tries`` finds the statement's parts.
 
 The code object is read with the standard library's ``dis`` (instructions with resolved arguments,
 absolute jump targets, positions and the exception table). The ``bytecode`` package did the same
@@ -88,16 +88,16 @@ def normalize(code: CodeType) -> list[Ins]:
     handlers: dict[int, int | None] = {}  # handler offset -> the line that opened its try
     last_line: int | None = None
     starts: list[int] = []  # indexes of the TRY_BEGIN markers
-    previous = ""
-    raw = {item.offset: item.opname for item in dis.get_instructions(code)}
-    for item in dis.get_instructions(code):
+    items = list(dis.get_instructions(code))
+    raw = {item.offset: item.opname for item in items}
+    raw.update({(a.offset, "next"): b.opname for a, b in zip(items, items[1:])})
+    for i, item in enumerate(items):
         at[item.offset] = len(out)
         for target in tries.get(item.offset, ()):
             handlers.setdefault(target, last_line)
-            if previous == "NOP" and _user_handler(raw, target):  # a ``try:`` line (a NOP) opens its body
-                starts.append(len(out))
-                out.append(Ins("TRY_BEGIN", target, last_line, None))
-        previous = item.opname
+        if item.opname == "NOP" and item.positions is not None and _opens_try(items, i, entries, raw):
+            starts.append(len(out))  # a ``try:`` line (a NOP) before code a user's handler protects
+            out.append(Ins("TRY_BEGIN", None, item.positions.lineno, None))
         name, arg = item.opname, item.argval
         pos = item.positions
         line, col = (pos.lineno, pos.col_offset) if pos is not None else (None, None)
@@ -178,20 +178,19 @@ def normalize(code: CodeType) -> list[Ins]:
         out[index] = Ins(ins.op, arg, ins.line, ins.col)
     end = len(out)
     table = tuple((at[e.start], at.get(e.end, end), at[e.target]) for e in entries)
+    tables = TryTable(table)
     for index in starts:
         ins = out[index]
-        out[index] = Ins(ins.op, TryStart(ins.line or 0, at[ins.arg], table), ins.line, ins.col)
+        out[index] = Ins(ins.op, tables, ins.line, ins.col)
     return _merge_exit_tails(_prune(out, {at[h]: line for h, line in handlers.items()}))
 
 
 @dataclass(frozen=True)
-class TryStart:
-    """The argument of ``TRY_BEGIN``, the marker normalisation puts where a ``try`` statement's body
-    starts: the ``try`` line, the index of the handler of the body's first instruction, and the whole
-    exception table (``(start, end, handler)`` instruction indexes, ``end`` exclusive)."""
+class TryTable:
+    """The argument of ``TRY_BEGIN``, the marker normalisation puts at the ``NOP`` of a line that may
+    open a ``try`` statement (``compiler.tries`` reads the statement from the source): the code's whole
+    exception table, ``(start, end, handler)`` instruction indexes (``end`` exclusive)."""
 
-    line: int
-    handler: int
     table: tuple[tuple[int, int, int], ...]
 
     def handler_of(self, pc: int) -> int | None:
@@ -199,11 +198,25 @@ class TryStart:
         return next((h for start, end, h in self.table if start <= pc < end), None)
 
 
-def _user_handler(raw: dict[int, str], target: int) -> bool:
+def _opens_try(items: list, i: int, entries: list, raw: dict[int, str]) -> bool:
+    """Whether the ``NOP`` ``items[i]`` comes before code one of the user's handlers protects (through
+    any handlers nested inside it): the only instruction of a ``try:`` line."""
+    nxt = next((it.offset for it in items[i + 1:] if it.opname != "NOP"), None)
+    seen = 0
+    while nxt is not None and seen < 64:
+        handler = next((e.target for e in entries if e.start <= nxt < e.end), None)
+        if handler is None:
+            return False
+        if _user_handler(raw, handler):
+            return True
+        nxt, seen = handler, seen + 1
+    return False
+
+
+def _user_handler(raw: dict, target: int) -> bool:
     """Whether the handler at offset ``target`` is a user's ``except``/``finally`` (not a ``with``
     block's exit nor an inlined comprehension's cleanup)."""
-    after = [raw[o] for o in sorted(o for o in raw if o > target)[:1]]
-    return raw.get(target) == "PUSH_EXC_INFO" and after != ["WITH_EXCEPT_START"]
+    return raw.get(target) == "PUSH_EXC_INFO" and raw.get((target, "next")) != "WITH_EXCEPT_START"
 
 
 INPLACE = 13  # ``BINARY_OP`` arguments from here on are the in-place forms (``+=``)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import ast
 import linecache
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from xcs.compiler.breaks import GraphBreak
-from xcs.compiler.bytecode_versions import TryStart
+from xcs.compiler.bytecode_versions import TryTable
 from xcs.compiler import segments
 from xcs.compiler.ir import Branch, Call, Const, Glue, Handler, Ref, Source, Try, With, operands, walk
 from xcs.compiler.regions import LoopCarried, Scope, in_order, unguarded
@@ -59,6 +59,46 @@ class HandlerRaise(Exception):
         self.exc, self.cause = exc, cause
 
 
+@dataclass(frozen=True)
+class TryStart:
+    """A ``try`` statement found at a ``TRY_BEGIN``: its line, the index of the handler of its body
+    (its first ``except`` clause's, else its ``finally``'s), where its body starts, and the table."""
+
+    line: int
+    handler: int
+    begin: int
+    table: TryTable
+
+    def handler_of(self, pc: int) -> int | None:
+        return self.table.handler_of(pc)
+
+
+def _find(t: Any, frame: Any, table: TryTable) -> tuple[ast.Try, TryStart] | None:
+    """The ``try`` statement a ``TRY_BEGIN`` opens (None: the line opens none, a ``pass``). Statements
+    opening at the same place (``try:`` right inside ``try:``) come after it; each inner one's handlers
+    (one, or two with ``except`` and ``finally``) come first in the chain of the body's handlers."""
+    ins, loc = frame.ins, t.loc
+    found = _statements(frame.code.co_filename, "".join(linecache.getlines(frame.code.co_filename)))
+    stmt = found.get(ins[frame.pc - 1].line)
+    if stmt is None:
+        return None
+    if type(stmt).__name__ == "TryStar":
+        raise GraphBreak(CODE, "except* is not modelled by the capture", loc)
+    begin, skip = frame.pc, 0
+    while begin < len(ins) and ins[begin].op == "TRY_BEGIN":
+        inner = found.get(ins[begin].line)
+        skip += 0 if inner is None else 1 + (bool(inner.handlers) and bool(inner.finalbody))
+        begin += 1
+    chain, handler = [], table.handler_of(begin)
+    while handler is not None and len(chain) <= skip and len(chain) < 64:
+        if ins[handler].op == "PUSH_EXC_INFO":
+            chain.append(handler)
+        handler = table.handler_of(handler)
+    if len(chain) <= skip:
+        raise GraphBreak(CODE, "a try statement whose handler the capture cannot find", loc)
+    return stmt, TryStart(ins[frame.pc - 1].line or 0, chain[skip], begin, table)
+
+
 def _in_handler(t: Any) -> bool:
     return bool(t.scopes) and t.scopes[-1].kind == "handler" and t.scopes[-1].depth == t.depth
 
@@ -90,20 +130,13 @@ def _statements(filename: str, text: str) -> dict[int, ast.AST]:
     return {n.lineno: n for n in ast.walk(tree) if isinstance(n, (ast.Try, getattr(ast, "TryStar", ast.Try)))}
 
 
-def _statement(filename: str, line: int, loc: Any) -> ast.Try:
-    found = _statements(filename, "".join(linecache.getlines(filename))).get(line)
-    if found is None:
-        raise GraphBreak(CODE, "the source of a try statement is not available", loc)
-    if type(found).__name__ == "TryStar":
-        raise GraphBreak(CODE, "except* is not modelled by the capture", loc)
-    return found
-
-
 def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> int:
     """The one instruction the body's normal path leaves for (a ``return`` ending the body included). An instruction is the body's when its chain of handlers reaches the body's handler (a
     comprehension's or a with block's own handler inside the body leads there)."""
 
     def inside(pc: int) -> bool:
+        while pc < len(ins) and ins[pc].op == "TRY_BEGIN":  # a marker stands where the code after it is
+            pc += 1
         handler, hops = start.handler_of(pc), 0
         while handler is not None and hops < 16:
             if handler == start.handler:
@@ -111,8 +144,7 @@ def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> int:
             handler, hops = start.handler_of(handler), hops + 1
         return False
 
-    first = min(s for s, _, h in start.table if h == start.handler)
-    body = {pc for pc in range(first, len(ins)) if inside(pc)}
+    body = {pc for pc in range(start.begin, len(ins)) if inside(pc)}
     exits = set()
     for pc in sorted(body):
         op, arg = ins[pc].op, ins[pc].arg
@@ -122,10 +154,16 @@ def _exit(t: Any, ins: tuple, start: TryStart, loc: Any) -> int:
             continue
         nexts = () if op in ("RAISE_VARARGS", "RERAISE") else (arg,) if op == "JUMP" else (
             (pc + 1, arg[0]) if op in ("JUMP_IF", "FOR_ITER") else (pc + 1,))
-        exits |= {n for n in nexts if n not in body}
+        exits |= {_hop(ins, n) for n in nexts if n not in body}  # (3.12+ may jump to a copy of what follows)
     if len(exits) != 1:
         raise GraphBreak(CODE, "a try body left in more than one way (break, continue)", loc)
     return exits.pop()
+
+
+def _hop(ins: tuple, pc: int) -> int:
+    """Where the instruction at ``pc`` continues: the target of a jump there (one jump: following more
+    could leave an enclosing region's range), else ``pc``. The paths of a try statement meet there."""
+    return ins[pc].arg if pc < len(ins) and ins[pc].op == "JUMP" else pc
 
 
 def _follow(ins: tuple, pc: int) -> int:
@@ -217,12 +255,15 @@ def _changed(before: dict, after: dict) -> set:
     return {n for n in set(before) | set(after) if before.get(n) is not after.get(n)}
 
 
-def enter(t: Any, frame: Any, start: TryStart) -> Val | None:
+def enter(t: Any, frame: Any, table: TryTable) -> Val | None:
     """``TRY_BEGIN``: capture the whole ``try`` statement as one ``Try`` node; leave the frame after it
     with the variables it assigns read from the node (or return the region's value when every path of
-    the statement returns)."""
+    the statement returns). A line that opens no ``try`` (a ``pass``) does nothing."""
     loc, ins = t.loc, frame.ins
-    stmt = _statement(frame.code.co_filename, start.line, loc)
+    found = _find(t, frame, table)
+    if found is None:
+        return None
+    stmt, start = found
     if frame.cells and any(isinstance(n, ast.Nonlocal) for n in ast.walk(stmt)):
         raise GraphBreak(CODE, "a try statement assigning a closure variable", loc)
     stack0, locals0 = list(frame.stack), dict(frame.locals)
@@ -300,7 +341,7 @@ def enter(t: Any, frame: Any, start: TryStart) -> Val | None:
             cleanup = [(i.op, i.arg) for i in ins[after:after + 3]]
             if clause.name and cleanup == [("LOAD_CONST", None), ("STORE_FAST", clause.name), ("DELETE_FAST", clause.name)]:
                 after += 3  # ``e = None; del e``
-            target = _follow(ins, after)
+            target = _hop(ins, after)
             value = frame.stack[-2] if len(frame.stack) == len(stack0) + 2 else None  # ``return value; POP_EXCEPT``
             if returning != (value is not None and ins[target].op == "RETURN_VALUE"):
                 raise GraphBreak(CODE, "return inside a try statement on some of its paths only", loc)
@@ -317,7 +358,7 @@ def enter(t: Any, frame: Any, start: TryStart) -> Val | None:
     frame.locals = dict(after_body)
     if returning:
         return _returns(t, frame, start, stmt, (body, exit_pc, locals0, assigned), handlers, types_nodes, returned, loc)
-    exit_to = _follow(ins, exit_pc)
+    exit_to = _hop(ins, exit_pc)
     if rejoin is None:
         if stmt.orelse and stmt.handlers:
             raise GraphBreak(CODE, "a try with else whose except clauses all raise", loc)
@@ -437,7 +478,7 @@ def _finally(t: Any, frame: Any, start: TryStart, stmt: ast.Try, rejoin: int, lo
     if handler is None or code[handler].op != "PUSH_EXC_INFO":
         raise GraphBreak(CODE, "a finally block the capture cannot find", loc)
     cleanup = ins(handler)
-    last = max((e for s, e, h in start.table if h == cleanup and s >= handler), default=-1) - 1
+    last = max((e for s, e, h in start.table.table if h == cleanup and s >= handler), default=-1) - 1
     if last < 0 or code[last].op != "RERAISE":
         raise GraphBreak(CODE, "a finally block the capture cannot find", loc)
     size = last - handler - 1

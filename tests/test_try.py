@@ -211,3 +211,33 @@ def test_returns_inside_a_try_of_a_sub_operator(mode, scheduler):
             assert effects == list(harness.EVENTS.effects)
     graph = jit(Caller(), mode="structural").__xcs_jit__.graph_of(Caller(), {"q": "x"}, "Caller", run=False).graph
     assert [type(n).__name__ for n in graph.nodes if type(n).__name__ in ("Try", "OperatorCall", "Call")] == ["Try", "OperatorCall"]
+
+
+class TryInTry(Operator):
+    """A try whose first statement is a try: the outer handler catches what the inner one does not
+    match and what the inner handler raises."""
+
+    def __init__(self):
+        self.a, self.b, self.c = FlakyLLM("a"), FlakyLLM("b"), FlakyLLM("c")
+
+    def forward(self, *, inputs):
+        try:
+            try:
+                r = self.a(inputs={"prompt": inputs["q"]})
+            except KeyError:
+                r = self.b(inputs={"prompt": "busy"})
+        except RateLimitError as outer:
+            r = self.c(inputs={"prompt": "c " + str(outer)})
+        return r
+
+
+@pytest.mark.parametrize("mode", harness.MODES)
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_a_try_inside_a_try(mode, scheduler):
+    with execution_options(scheduler=scheduler), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for q in ("x", "busy", "gone"):
+            assert _outcome(lambda: jit(TryInTry(), mode=mode)(inputs={"q": q})) == _outcome(
+                lambda: TryInTry()(inputs={"q": q})), q
+    graph = jit(TryInTry(), mode="structural").__xcs_jit__.graph_of(TryInTry(), {"q": "x"}, "TryInTry", run=False).graph
+    assert sum(isinstance(n, Try) for n in walk(graph.nodes)) == 2
