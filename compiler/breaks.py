@@ -36,6 +36,9 @@ CODES: dict[str, str] = {
     "strategy-declined": "the operator's custom capture strategy (register_strategy) returned no graph",
     "runtime-value": "the static capture needs a value only the run has: a method of an operator's "
     "output, an index or key computed at run time, or a call whose purity depends on its argument",
+    "unsupported-try": "a try statement a try region cannot express (return on some of its paths only, break or continue inside it, "
+    "except*, a raise under a condition in a handler, or a variable read where its value depends on where "
+    "the body raised)",
 }
 
 HINTS: dict[str, str] = {
@@ -55,6 +58,8 @@ HINTS: dict[str, str] = {
     "shared-iterator": "materialise it once (pairs = list(zip(a, b))) and read the list",
     "strategy-declined": "see the strategy's own rule, or compile with a built-in mode",
     "runtime-value": "let the trace strategy specialise on it (mode='trace'), or move it into an operator",
+    "unsupported-try": "assign a variable before the try (or in every handler) instead of reading it "
+    "where the body may have raised; move a return after the statement",
 }
 
 

@@ -25,8 +25,10 @@ interpreter in ``compiler.trace`` executes. What is normalised:
   (3.12+); ``END_FOR`` becomes ``POP n`` with the version's count;
 - conditional jumps become ``JUMP_IF (pop, when)``: 3.11's directed and ``*_OR_POP`` forms included.
 
-Jump targets are instruction indexes. Exception-table pseudo-instructions are dropped: the interpreter
-breaks the graph on any ``try``/``with`` before it would need them.
+Jump targets are instruction indexes. The exception table is not interpreted: a ``with`` block is
+modelled whole (``BEFORE_WITH``), and at the ``NOP`` of a line that may open a ``try`` statement (the
+only instruction of a ``try:`` line) normalisation puts a ``TRY_BEGIN`` marker carrying the table in
+instruction indexes (``TryTable``), from which ``compiler.tries`` finds the statement's parts.
 
 The code object is read with the standard library's ``dis`` (instructions with resolved arguments,
 absolute jump targets, positions and the exception table). The ``bytecode`` package did the same
@@ -80,14 +82,22 @@ def normalize(code: CodeType) -> list[Ins]:
     at: dict[int, int] = {}  # bytecode offset -> index in ``out`` of the first instruction from there
     pending_jumps: list[int] = []
     tries: dict[int, list[int]] = {}  # offset where a protected range starts -> its handlers' offsets
-    for entry in dis.Bytecode(code).exception_entries:
+    entries = dis.Bytecode(code).exception_entries
+    for entry in entries:
         tries.setdefault(entry.start, []).append(entry.target)
-    handlers: dict[int, int | None] = {}  # handler offset -> the line that opened its try (for errors)
+    handlers: dict[int, int | None] = {}  # handler offset -> the line that opened its try
     last_line: int | None = None
-    for item in dis.get_instructions(code):
+    starts: list[int] = []  # indexes of the TRY_BEGIN markers
+    items = list(dis.get_instructions(code))
+    raw = {item.offset: item.opname for item in items}
+    raw.update({(a.offset, "next"): b.opname for a, b in zip(items, items[1:])})
+    for i, item in enumerate(items):
         at[item.offset] = len(out)
         for target in tries.get(item.offset, ()):
             handlers.setdefault(target, last_line)
+        if item.opname == "NOP" and item.positions is not None and _opens_try(items, i, entries, raw):
+            starts.append(len(out))  # a ``try:`` line (a NOP) before code a user's handler protects
+            out.append(Ins("TRY_BEGIN", None, item.positions.lineno, None))
         name, arg = item.opname, item.argval
         pos = item.positions
         line, col = (pos.lineno, pos.col_offset) if pos is not None else (None, None)
@@ -166,7 +176,47 @@ def normalize(code: CodeType) -> list[Ins]:
         else:
             arg = at[ins.arg]
         out[index] = Ins(ins.op, arg, ins.line, ins.col)
+    end = len(out)
+    table = tuple((at[e.start], at.get(e.end, end), at[e.target]) for e in entries)
+    tables = TryTable(table)
+    for index in starts:
+        ins = out[index]
+        out[index] = Ins(ins.op, tables, ins.line, ins.col)
     return _merge_exit_tails(_prune(out, {at[h]: line for h, line in handlers.items()}))
+
+
+@dataclass(frozen=True)
+class TryTable:
+    """The argument of ``TRY_BEGIN``, the marker normalisation puts at the ``NOP`` of a line that may
+    open a ``try`` statement (``compiler.tries`` reads the statement from the source): the code's whole
+    exception table, ``(start, end, handler)`` instruction indexes (``end`` exclusive)."""
+
+    table: tuple[tuple[int, int, int], ...]
+
+    def handler_of(self, pc: int) -> int | None:
+        """The innermost handler of instruction ``pc`` (None: no entry covers it)."""
+        return next((h for start, end, h in self.table if start <= pc < end), None)
+
+
+def _opens_try(items: list, i: int, entries: list, raw: dict[int, str]) -> bool:
+    """Whether the ``NOP`` ``items[i]`` comes before code one of the user's handlers protects (through
+    any handlers nested inside it): the only instruction of a ``try:`` line."""
+    nxt = next((it.offset for it in items[i + 1:] if it.opname != "NOP"), None)
+    seen = 0
+    while nxt is not None and seen < 64:
+        handler = next((e.target for e in entries if e.start <= nxt < e.end), None)
+        if handler is None:
+            return False
+        if _user_handler(raw, handler):
+            return True
+        nxt, seen = handler, seen + 1
+    return False
+
+
+def _user_handler(raw: dict, target: int) -> bool:
+    """Whether the handler at offset ``target`` is a user's ``except``/``finally`` (not a ``with``
+    block's exit nor an inlined comprehension's cleanup)."""
+    return raw.get(target) == "PUSH_EXC_INFO" and raw.get((target, "next")) != "WITH_EXCEPT_START"
 
 
 INPLACE = 13  # ``BINARY_OP`` arguments from here on are the in-place forms (``+=``)
@@ -181,11 +231,12 @@ def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
     Inlined comprehensions (3.12+) carry a handler that restores shadowed names and re-raises: pure
     bookkeeping. So does a ``with`` block (``PUSH_EXC_INFO; WITH_EXCEPT_START``): the capture models
     the block as a whole (``BEFORE_WITH``). A handler that starts with ``PUSH_EXC_INFO`` is the user's
-    try/except/finally: it becomes ``TRY`` (at the line of the ``try`` statement) so that the capture
-    reports it.
+    try/except/finally: its code is kept (``compiler.tries`` interprets it); what only its cleanup
+    entries reach is not.
     """
     reachable: set[int] = set()
-    todo = [0]
+    todo = [0] + [h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"
+                  and not (h + 1 < len(out) and out[h + 1].op == "WITH_EXCEPT_START")]
     while todo:
         pc = todo.pop()
         if pc in reachable or pc >= len(out):
@@ -196,19 +247,10 @@ def _prune(out: list[Ins], handlers: dict[int, int | None]) -> list[Ins]:
             todo.append(pc + 1)
         if ins.op in ("JUMP", "JUMP_IF", "FOR_ITER"):
             todo.append(ins.arg if ins.op == "JUMP" else ins.arg[0])
-    user_handlers = {
-        h for h in handlers if h < len(out) and out[h].op == "PUSH_EXC_INFO"
-        and not (h + 1 < len(out) and out[h + 1].op == "WITH_EXCEPT_START")
-    }
-    return [
-        ins if pc in reachable
-        else Ins("TRY", None, handlers[pc] or ins.line, ins.col) if pc in user_handlers
-        else Ins("UNREACHABLE", None, ins.line, ins.col)
-        for pc, ins in enumerate(out)
-    ]
+    return [ins if pc in reachable else Ins("UNREACHABLE", None, ins.line, ins.col) for pc, ins in enumerate(out)]
 
 
-STRAIGHT_LINE_ENDS = frozenset({"JUMP", "JUMP_IF", "FOR_ITER", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE", "UNREACHABLE", "TRY"})
+STRAIGHT_LINE_ENDS = frozenset({"JUMP", "JUMP_IF", "FOR_ITER", "RETURN_VALUE", "RAISE_VARARGS", "RERAISE", "UNREACHABLE", "TRY_BEGIN"})
 
 
 def _merge_exit_tails(ins: list[Ins]) -> list[Ins]:

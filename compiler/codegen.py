@@ -29,7 +29,7 @@ from xcs.compiler import analysis
 from xcs.compiler.glue import ATOM, COMPARE, CONVERSIONS, NOT, RULES, UNARY
 from xcs.compiler.ir import (
     LOOP_END, LOOP_NEXT, Batching, Branch, Call, Const, Function, Global, Glue, Graph, Guard, Input, Kernel, Loop,
-    MapRegion, OperatorCall, Ref, Static, With, is_literal, operands, walk,
+    MapRegion, OperatorCall, Ref, Static, Try, With, is_literal, operands, walk,
 )
 from xcs.compiler.errors import JitError
 
@@ -132,6 +132,10 @@ def check_graph(graph: Graph) -> None:
         elif isinstance(node, Loop):
             for name in (*node.params, *((node.item,) if node.over is not None else ())):
                 identifier(name)
+        elif isinstance(node, Try):
+            for h in node.handlers:
+                if h.bound:
+                    identifier(h.bound)
         elif isinstance(node, Guard):
             literal(node.expected)
         elif isinstance(node, Glue):
@@ -178,7 +182,7 @@ class Header:
 
 def is_step(node) -> bool:
     """Operator calls and regions that contain them are scheduled; a pure region is inline glue."""
-    if isinstance(node, (OperatorCall, Call, Kernel, With, Loop)) or (isinstance(node, Glue) and node.hoisted):
+    if isinstance(node, (OperatorCall, Call, Kernel, With, Loop, Try)) or (isinstance(node, Glue) and node.hoisted):
         return True
     if isinstance(node, MapRegion):
         return node.batch is not None or node.hoisted or any(is_step(n) for n in node.body)
@@ -220,7 +224,8 @@ class Emitter:
         self.items = {n.item for n in self.nodes.values() if isinstance(n, MapRegion)} | {
             p for n in self.nodes.values() if isinstance(n, Function) for p in n.params} | {
             n.entered for n in self.nodes.values() if isinstance(n, With)} | {
-            p for n in self.nodes.values() if isinstance(n, Loop) for p in (*n.params, n.item) if p}
+            p for n in self.nodes.values() if isinstance(n, Loop) for p in (*n.params, n.item) if p} | {
+            h.bound for n in self.nodes.values() if isinstance(n, Try) for h in n.handlers if h.bound}
         self.calls = tuple(n for n in graph.nodes if is_step(n))
         self.index = {c.name: i for i, c in enumerate(self.calls)}
         regions = [n for n in self.nodes.values() if isinstance(n, MapRegion) and is_step(n)]
@@ -267,7 +272,7 @@ class Emitter:
             node = self.nodes.get(name)
             if name in self.index:
                 result = frozenset({name})
-            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel, Function, With, Loop)):  # glue, or a region's inside
+            elif isinstance(node, (Glue, OperatorCall, Call, MapRegion, Branch, Kernel, Function, With, Loop, Try)):  # glue, or a region's inside
                 result = frozenset().union(*(self._refs(o) for o in operands(node)))
             else:
                 result = frozenset()
@@ -298,7 +303,7 @@ class Emitter:
         if isinstance(node, Function):  # a lambda: its body's glue, inline
             with self.scope(None):
                 return f"lambda {', '.join(node.params)}: {self.expr(node.result)}", 0
-        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel, With, Loop)) or (node.hoisted and not self.guarding):
+        if node is None or isinstance(node, (Input, OperatorCall, Call, MapRegion, Branch, Kernel, With, Loop, Try)) or (node.hoisted and not self.guarding):
             return operand.name, ATOM  # a map element, an input, a step, a region's result, hoisted glue
         return self.glue_text(node)
 
@@ -424,7 +429,7 @@ class Emitter:
                 lines += self.line(indent, lambda: f"{node.name} = {self.call(node)}")
             elif isinstance(node, Glue) and node.hoisted:
                 lines += self.line(indent, lambda: f"{node.name} = {self.glue_text(node)[0]}")
-            elif isinstance(node, (MapRegion, Branch, With)) and is_step(node):
+            elif isinstance(node, (MapRegion, Branch, With, Try)) and is_step(node):
                 lines += self.region(node, indent, assign=node.name)
             elif isinstance(node, Loop):
                 lines += self.loop(node, indent, f"{node.name} =")
@@ -441,6 +446,8 @@ class Emitter:
                 lines += self.statements(node.body, inner)
                 lines += self.line(inner, lambda: f"{target} {self.tuple(node.outs)}")
             return lines
+        if isinstance(node, Try):
+            return self.try_statement(node, indent, target)
         if isinstance(node, MapRegion) and node.batch is None and not any(is_step(n) for n in node.body):
             return self.line(indent, lambda: f"{target} {self.comprehension(node, False)}")  # hoisted: a list now
         if isinstance(node, MapRegion):
@@ -468,6 +475,40 @@ class Emitter:
             lines += self.block(node, node.else_body, side)
             lines += self.line(side, lambda: f"{target} {self.tuple(node.else_out)}")
         return lines
+
+    def try_statement(self, node: Try, indent: str, target: str) -> list[str]:
+        """The user's ``try`` statement around the body's steps: each path assigns the region's value
+        (its outputs) to the region's name; ``finally`` adds its own after."""
+        inner = indent + "    "
+
+        def block(head: str, body: tuple, tail: Callable[[], str] | None) -> list[str]:
+            lines = [f"{indent}{head}"]
+            with self.scope(self.inner()):
+                lines += self.statements(body, inner)
+                if tail is not None:
+                    lines += self.line(inner, tail)
+            return lines if len(lines) > 1 else lines + [f"{inner}pass"]
+
+        outs = lambda: f"{node.name} = {self.tuple(node.outs)}"  # noqa: E731 - names only: glue is hoisted
+        lines = block("try:", node.body, None if node.else_body else outs)
+        for h in node.handlers:
+            head = "except" + (f" {self.expr(h.types, ATOM)}" if h.types is not None else "") + (f" as {h.bound}" if h.bound else "") + ":"
+            lines += block(head, h.body, lambda h=h: self.handler_end(node, h))
+        if node.else_body:
+            lines += block("else:", node.else_body, outs)
+        if node.final_body or not node.handlers:
+            lines += block("finally:", node.final_body, None)
+        value = f"{node.name} + {self.tuple(node.final_outs)}" if node.final_outs else node.name
+        return lines if target == f"{value} =" else lines + [f"{indent}{target} {value}"]
+
+    def handler_end(self, node: Try, h) -> str:
+        """How a handler ends: raising (again) or assigning the region's value."""
+        if h.reraise:
+            return "raise"
+        if h.raises is not None:
+            cause = f" from {self.expr(h.cause)}" if h.cause is not None else ""
+            return f"raise {self.expr(h.raises)}{cause}"
+        return f"{node.name} = {self.tuple(h.outs)}"
 
     def kept(self, node: MapRegion) -> tuple[str, str]:
         """A map region's per-element value and, for a filter, its condition ("" when it keeps every

@@ -14,6 +14,7 @@ A ``Graph`` is a tuple of nodes in definition order. Node kinds form a closed se
 - ``With``: a body of nodes run inside a ``with`` statement on a context manager;
 - ``Loop``: a ``while`` or ``for`` loop on runtime data: a body run iteration by iteration, with
   carried variables, ``break``/``continue``/``return`` and ``else``;
+- ``Try``: a body of nodes run inside ``try``, with its ``except`` handlers, ``else`` and ``finally``;
 - ``Kernel``: a numeric segment, steps fused into one function of arrays and scalars
   (``compiler.numeric``).
 
@@ -298,8 +299,59 @@ class Loop:
     after: tuple[str, ...] = ()
 
 
-Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch, Kernel, Function, With, Loop]
-REGIONS = (MapRegion, Branch, Function, With, Loop)
+@dataclass(frozen=True)
+class Handler:
+    """One ``except`` clause of a ``Try``: it runs when the body raises an instance of ``types`` (an
+    exception class or a tuple of them, read when the body raised; None: a bare ``except:``), the
+    exception named ``bound`` in its body (unbound after it, as Python does; "" without ``as``). Its value
+    is its ``outs``, unless it ends by raising: ``raises`` (an exception, ``cause`` its ``from``), or the
+    exception it handles again when ``reraise``."""
+
+    types: Operand | None
+    bound: str
+    body: tuple = ()
+    outs: tuple = ()
+    raises: Operand | None = None
+    cause: Operand | None = None
+    reraise: bool = False
+    loc: Loc = Loc()
+
+    @property
+    def ends(self) -> tuple[Operand, ...]:
+        """What it reads after its body: its outputs, or the exception it raises."""
+        return tuple(o for o in (self.raises, self.cause) if o is not None) if self.raising else self.outs
+
+    @property
+    def raising(self) -> bool:
+        return self.reraise or self.raises is not None
+
+
+@dataclass(frozen=True)
+class Try:
+    """``try: body`` with its ``handlers`` (tried in order, each on an exception the body raises),
+    ``else_body`` (when the body raised nothing; its exceptions are not handled) and ``final_body``
+    (always, last). Its value is the outputs of the path taken (``outs`` after the body and else, or
+    the handler's) followed by ``final_outs`` (the variables ``finally`` assigns). An exception no
+    handler matches, or one a handler raises (chained to the body's), propagates after ``finally``."""
+
+    name: str
+    body: tuple = ()
+    handlers: tuple[Handler, ...] = ()
+    else_body: tuple = ()
+    outs: tuple = ()
+    final_body: tuple = ()
+    final_outs: tuple = ()
+    loc: Loc = Loc()
+    after: tuple[str, ...] = ()
+
+    @property
+    def bodies(self) -> tuple[tuple, ...]:
+        """Every body, in source order: try, each handler, else, finally."""
+        return (self.body, *(h.body for h in self.handlers), self.else_body, self.final_body)
+
+
+Node = Union[Input, OperatorCall, Call, Glue, Guard, Output, MapRegion, Branch, Kernel, Function, With, Loop, Try]
+REGIONS = (MapRegion, Branch, Function, With, Loop, Try)
 
 
 @dataclass(frozen=True)
@@ -343,6 +395,9 @@ def walk(nodes: tuple) -> Iterator[Node]:
         elif isinstance(node, Loop):
             yield from walk(node.body)
             yield from walk(node.else_body)
+        elif isinstance(node, Try):
+            for body in node.bodies:
+                yield from walk(body)
 
 
 def rebuild(nodes: tuple, change: Any) -> tuple:
@@ -355,6 +410,12 @@ def rebuild(nodes: tuple, change: Any) -> tuple:
             node = replace(node, then_body=rebuild(node.then_body, change), else_body=rebuild(node.else_body, change))
         elif isinstance(node, Loop):
             node = replace(node, body=rebuild(node.body, change), else_body=rebuild(node.else_body, change))
+        elif isinstance(node, Try):
+            node = replace(
+                node, body=rebuild(node.body, change), else_body=rebuild(node.else_body, change),
+                final_body=rebuild(node.final_body, change),
+                handlers=tuple(replace(h, body=rebuild(h.body, change)) for h in node.handlers),
+            )
         node = change(node)
         if node is not None:
             out.append(node)
@@ -387,12 +448,28 @@ def operands(node: Node) -> tuple[Operand, ...]:
     if isinstance(node, Loop):
         return (*loop_heads(node), *_free(node.body, (node.result,), {node.item, *node.params}),
                 *_free(node.else_body, (node.else_result,) if node.else_result is not None else (), set(node.params)), *after)
+    if isinstance(node, Try):
+        return (*try_operands(node), *after)
     return ()
 
 
 def loop_heads(node: Loop) -> tuple[Operand, ...]:
     """What a loop reads before its first iteration: its sequence and the carried variables' values."""
     return ((node.over,) if node.over is not None else ()) + node.init
+
+
+def try_operands(node: Try) -> tuple[Operand, ...]:
+    """What a ``Try`` reads from outside it: its bodies' free operands and its handlers' types."""
+    found: list[Operand] = []
+    parts = [_free(node.body, (), set())]
+    for h in node.handlers:
+        parts.append((h.types,) if h.types is not None else ())
+        parts.append(_free(h.body, h.ends, {h.bound} if h.bound else set()))
+    parts.append(_free(node.body + node.else_body, node.outs, set()))
+    parts.append(_free(node.final_body, node.final_outs, set()))
+    for part in parts:
+        found += [o for o in part if o not in found]
+    return tuple(found)
 
 
 def _region_outs(node: MapRegion) -> tuple[Operand, ...]:
@@ -454,6 +531,20 @@ def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
         if isinstance(node, With):
             _lint_body(node.body, seen | {node.entered}) if node.entered not in seen else _dup(node.entered)
             _lint_outs(node.name, node.outs, seen | {node.entered} | _names(node.body))
+        if isinstance(node, Try):
+            _lint_body(node.body, set(seen))
+            _lint_body(node.else_body, seen | _names(node.body))
+            _lint_outs(node.name, node.outs, seen | _names(node.body) | _names(node.else_body))
+            for h in node.handlers:
+                inner = seen | ({h.bound} if h.bound else set())
+                if h.bound in seen:
+                    _dup(h.bound)
+                _lint_body(h.body, set(inner))
+                _lint_outs(node.name, h.ends, inner | _names(h.body))
+                if not h.raising and len(h.outs) != len(node.outs):
+                    raise LintError(f"{node.name}: a handler's outputs differ from the body's")
+            _lint_body(node.final_body, set(seen))
+            _lint_outs(node.name, node.final_outs, seen | _names(node.final_body))
         if isinstance(node, Branch):
             _lint_body(node.then_body, set(seen))
             _lint_body(node.else_body, set(seen))
@@ -463,7 +554,10 @@ def _lint_body(nodes: tuple, seen: set[str], top: bool = False) -> None:
             _lint_loop(node, seen)
         if isinstance(node, Glue) and node.op not in GLUE_OPS:
             raise LintError(f"{node.name}: unknown glue op {node.op!r}")
-        for operand in (operands(node) if not isinstance(node, REGIONS) else () if isinstance(node, Function) else (node.manager,) if isinstance(node, With) else loop_heads(node) if isinstance(node, Loop) else (node.over if isinstance(node, MapRegion) else node.cond,)):
+        for operand in (operands(node) if not isinstance(node, REGIONS) else () if isinstance(node, Function) else (node.manager,) if isinstance(node, With)
+                        else loop_heads(node) if isinstance(node, Loop)
+                        else tuple(h.types for h in node.handlers if h.types is not None) if isinstance(node, Try)
+                        else (node.over if isinstance(node, MapRegion) else node.cond,)):
             if isinstance(operand, Ref) and operand.name not in seen:
                 raise LintError(f"{node.name} uses {operand.name!r} before it is defined")
         seen.add(node.name)

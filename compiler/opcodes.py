@@ -84,7 +84,7 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     Op("CALL_INTRINSIC_2", V12, "modelled", why="becomes the instruction its intrinsic is (the INTRINSIC_ rows)"),
     _m("CALL_KW", V13, "KW_NAMES", "CALL"),
     _b("CHECK_EG_MATCH", ALL, "except*"),
-    _b("CHECK_EXC_MATCH", ALL, "try/except/finally"),
+    _p("CHECK_EXC_MATCH", ALL, "try/except/finally", "the static capture"),  # the static capture reads a handler's types (``compiler.tries``)
     _b("CLEANUP_THROW", V12, "await/yield from"),
     _m("COMPARE_OP", ALL),
     _m("CONTAINS_OP", ALL),
@@ -197,7 +197,7 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _m("MATCH_SEQUENCE", ALL),  # a match statement: glue over xcs.runtime.patterns (compiler/matching.py)
     _d("NOP", ALL),
     _a("POP_BLOCK", V12, PSEUDO),
-    _b("POP_EXCEPT", ALL, "try/except/finally"),
+    _p("POP_EXCEPT", ALL, "try/except/finally", "the static capture"),  # the end of a handler the static capture runs
     _m("POP_JUMP_BACKWARD_IF_FALSE", V11, "JUMP_IF"),
     _m("POP_JUMP_BACKWARD_IF_NONE", V11, "JUMP_IF"),
     _m("POP_JUMP_BACKWARD_IF_NOT_NONE", V11, "JUMP_IF"),
@@ -214,10 +214,11 @@ TABLE: dict[str, Op] = {op.name: op for op in (
     _d("PRECALL", V11),
     _b("PREP_RERAISE_STAR", V11, "except*"),
     _b("PRINT_EXPR", V11, "an interactive expression statement"),
-    _b("PUSH_EXC_INFO", ALL, "try/except/finally", "TRY"),  # a handler's entry: TRY at the ``try`` line
+    # a handler's entry; ``TRY_BEGIN`` marks where the body of its ``try`` starts (the static capture only)
+    Op("PUSH_EXC_INFO", ALL, "modelled", ("TRY_BEGIN", "PUSH_EXC_INFO"), UNSUPPORTED, "try/except/finally"),
     _m("PUSH_NULL", ALL),
     _m("RAISE_VARARGS", ALL),
-    _b("RERAISE", ALL, "try/except/finally"),
+    _p("RERAISE", ALL, "try/except/finally", "the static capture"),  # re-raising, in a handler's code: the try region runs it
     _a("RESERVED", V12, INTERNAL),
     _d("RESUME", ALL),
     _m("RETURN_CONST", V12, "LOAD_CONST", "RETURN_VALUE"),
@@ -258,12 +259,13 @@ DROPPED = frozenset(name for name, op in TABLE.items() if op.kind == "dropped")
 BREAKS = {name: op for op in TABLE.values() if op.kind == "break" for name in (op.name, *op.becomes)} | {
     op.name: op for op in TABLE.values() if op.kind == "modelled" and op.why and op.name not in op.becomes
 }  # and an opcode modelled only once normalisation folded it into another (``DELETE_SUBSCR`` of ``**rest``)
+PARTLY = {name: op for op in TABLE.values() if op.kind == "modelled" and op.why for name in op.becomes}
 
 
 def breaking(op: str) -> tuple[str, str]:
     """(graph-break code, what the user wrote) for a normalised instruction the interpreter has no
     handler for: the table's break, or for anything else (an opcode of a later Python) its name."""
-    entry = BREAKS.get(op) or TABLE.get(op)
+    entry = BREAKS.get(op) or TABLE.get(op) or PARTLY.get(op)
     if entry is not None and entry.why:
         return entry.code or UNSUPPORTED, entry.why
     return UNSUPPORTED, f"the {op} instruction"

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
     LOOP_END, LOOP_NEXT, Branch, Call, Const, Function, Glue, Global, Graph, Guard, Input, Kernel, LintError, Loop,
-    MapRegion, Operand, OperatorCall, Output, Ref, Static, With, resolve_static,
+    MapRegion, Operand, OperatorCall, Output, Ref, Static, Try, With, resolve_static,
 )
 from xcs.runtime.batching import map_batch
 from xcs.runtime.kernels import numpy_function
@@ -86,6 +86,8 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
                     env[node.name] = tuple(value(o) for o in node.outs)
             elif isinstance(node, Loop):
                 env[node.name] = _interpret_loop(node, run, value, env)
+            elif isinstance(node, Try):
+                env[node.name] = _interpret_try(node, run, value, env)
             elif isinstance(node, Branch):
                 taken = bool(value(node.cond))
                 run(node.then_body if taken else node.else_body)
@@ -98,6 +100,40 @@ def interpret(graph: Graph, root: Any, inputs: Mapping[str, Any]) -> Any:
     if not isinstance(graph.nodes[-1], Output):
         raise LintError("graph has no Output")
     return result
+
+
+def _interpret_try(node: Try, run: Any, value: Any, env: dict) -> tuple:
+    """A ``Try`` as Python runs it: the handler is the first whose types match, its name bound only
+    inside it; an exception a handler raises chains to the one it handles."""
+    try:
+        try:
+            run(node.body)
+        except BaseException as exc:
+            for h in node.handlers:
+                if h.types is None or isinstance(exc, value(h.types)):
+                    if h.bound:
+                        env[h.bound] = exc
+                    try:
+                        run(h.body)
+                        if h.reraise:
+                            raise
+                        if h.raises is not None:
+                            raised = value(h.raises)
+                            if h.cause is not None:
+                                raise raised from value(h.cause)
+                            raise raised
+                        outs = tuple(value(o) for o in h.outs)
+                    finally:
+                        env.pop(h.bound, None)
+                    break
+            else:
+                raise
+        else:
+            run(node.else_body)
+            outs = tuple(value(o) for o in node.outs)
+    finally:
+        run(node.final_body)
+    return outs + tuple(value(o) for o in node.final_outs)
 
 
 def _function(node: Function, run: Any, value: Any, env: dict) -> Any:

@@ -23,7 +23,7 @@ from xcs.compiler.effects import is_iterator
 from xcs.compiler.extensions import run_custom_passes
 from xcs.compiler.glue import RULES
 from xcs.compiler.ir import (
-    Branch, Call, Const, Function, Glue, Graph, Guard, Loop, MapRegion, With, OperatorCall, Output, Ref, Static, is_literal, loop_heads, operands,
+    Branch, Call, Const, Function, Glue, Graph, Guard, Handler, Loop, MapRegion, Try, With, OperatorCall, Output, Ref, Static, is_literal, loop_heads, operands,
     rebuild, resolve_static, walk,
 )
 from xcs.compiler.verbatim import verbatim_glue
@@ -71,7 +71,7 @@ def substitute(nodes: tuple, mapping: dict[str, Any]) -> tuple:
         if isinstance(value, tuple):
             items = tuple(sub(v) for v in value)
             return value if all(a is b for a, b in zip(items, value)) else items
-        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Function, With, Loop, Guard, Output)):
+        if isinstance(value, (OperatorCall, Call, Glue, MapRegion, Branch, Function, With, Loop, Try, Handler, Guard, Output)):
             return _sub_node(value)
         return value
 
@@ -206,14 +206,18 @@ def _reads(node) -> tuple:
         return (node.manager, *node.outs, *after)
     if isinstance(node, Loop):
         return (*loop_heads(node), node.result, *((node.else_result,) if node.else_result is not None else ()), *after)
+    if isinstance(node, Try):
+        return (*(h.types for h in node.handlers if h.types is not None), *(o for h in node.handlers for o in h.ends),
+                *node.outs, *node.final_outs, *after)
     return operands(node)
 
 
 def eliminate_dead_glue(graph: Graph) -> tuple[Graph, str]:
     live: set[str] = set()
     nodes = list(walk(graph.nodes))
-    for node in reversed(nodes):  # roots: everything that is not glue
-        if not isinstance(node, Glue):
+    statements = {n.name for t in nodes if isinstance(t, Try) for n in walk(sum(t.bodies, ())) if getattr(n, "hoisted", False)}
+    for node in reversed(nodes):  # roots: everything that is not glue, and a try's glue statements (what
+        if not isinstance(node, Glue) or node.name in statements:  # they raise is handled)
             live.add(node.name)
     changed = True
     while changed:

@@ -62,8 +62,13 @@ class Scope:
 class LoopCarried:
     """The value of a variable assigned inside a region, seen after it: using it is a break."""
 
+    code = "runtime-loop"
+
     def __init__(self, name: str):
         self.name = name
+
+    def reason(self) -> str:
+        return f"{self.name!r} is assigned in a loop over runtime data and used after it"
 
 
 def unguarded(body: tuple, loc: Any) -> tuple:

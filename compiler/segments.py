@@ -111,6 +111,16 @@ class _Names(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+def block(nodes: list[ast.stmt], index: int = 0) -> Statement:
+    """A run of statements (a ``try`` body) as one ``Statement``: its lines and names (file lines when
+    ``nodes`` were parsed from the whole file)."""
+    names = _Names()
+    for node in nodes:
+        names.visit(node)
+    last = nodes[-1].end_lineno or nodes[-1].lineno
+    return Statement(index, nodes[0].lineno, last, tuple(names.reads), tuple(names.writes), names.returns, names.ok)
+
+
 @lru_cache(maxsize=1024)
 def statements(code: types.CodeType) -> Statements | None:
     """``code``'s (a ``forward``'s) top-level statements, or None when its source is not available."""

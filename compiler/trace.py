@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from xcs.compiler import constructs, effects, loops, regions, segments
+from xcs.compiler import constructs, effects, loops, regions, segments, tries
 from xcs.compiler.opcodes import breaking
 from xcs.compiler.sharing import Holdings
 from xcs.compiler.breaks import Break, GraphBreak
@@ -51,6 +51,7 @@ from xcs.runtime.errors import OperatorInputError, StepError
 from xcs.runtime.segments import segment as define_segment
 
 MAX_DEPTH = 16
+IN_ORDER = frozenset({"side", "with", "loop", *tries.KINDS})  # scopes whose body runs in program order
 
 
 class Opaque(Exception):
@@ -605,9 +606,7 @@ class Tracer:
                 return Const(tuple(i.value for i in items))
             return self.node(Glue(self.builder.fresh(op), op, items, loc=self.loc))
         if isinstance(val.expr, regions.LoopCarried):
-            raise GraphBreak(
-                "runtime-loop", f"{val.expr.name!r} is assigned in a loop over runtime data and used after it", self.loc
-            )
+            raise GraphBreak(val.expr.code, val.expr.reason(), self.loc)
         if val.expr is not None:
             return val.expr
         if val.kind == STATE:
@@ -898,7 +897,7 @@ class Tracer:
     def effect(self, fn: Val, args: list[Val], kwargs: dict[str, Val]) -> Val:
         """A call the capture cannot prove pure: one ``Call`` step, after the previous effect."""
         name = _call_name(fn)
-        if any(scope.kind not in ("side", "with", "loop") for scope in self.scopes):  # a map's elements overlap
+        if any(scope.kind not in IN_ORDER for scope in self.scopes):  # a map's elements overlap
             self.breaks("effect-in-region", f"a call of {name} inside a loop over runtime data")
             return self.call(fn, args, kwargs)
         try:
@@ -965,7 +964,21 @@ class Tracer:
         except GraphBreak:
             return None
         call = lambda f: self.call_function(f, [Val(fn.value, fn.expr)], {"inputs": self.call_inputs(kwargs)})  # noqa: E731
-        return loops.inline(self, fn, forward, call) if self.abstract else call(forward)
+        mark = (len(self.builder.nodes), len(self.effects), len(self.required), self.stepped, len(self.scopes),
+                self.loc, self.frame, self.depth)
+        try:
+            return loops.inline(self, fn, forward, call) if self.abstract else call(forward)
+        except (GraphBreak, NeedsValue) as exc:  # a try its region cannot express: the call stays one step
+            if not self.dry or exc.brk.code != tries.CODE:
+                raise
+            removed = self.builder.nodes[mark[0]:]
+            del self.builder.nodes[mark[0]:], self.effects[mark[1]:], self.required[mark[2]:], self.scopes[mark[4]:]
+            for name in {n.name for n in walk(tuple(removed))}:
+                self.readers.discard(name)
+                self.origins.pop(name, None)
+                self.variables.pop(name, None)
+            self.stepped, self.loc, self.frame, self.depth = mark[3], mark[5], mark[6], mark[7]
+            return None
 
     def call_inputs(self, kwargs: dict[str, Val]) -> Val:
         """The inputs mapping an operator call passes: ``op(inputs=x)`` is ``x``, ``op(a=1)`` ``{"a": 1}``."""
@@ -1990,6 +2003,7 @@ def _load_assertion_error(t: Tracer, f: Frame, arg: Any) -> None:
 
 @handles("RAISE_VARARGS")
 def _raise_varargs(t: Tracer, f: Frame, n: int) -> None:
+    tries.raise_in_handler(t, f, n)  # ends an except clause the static capture interprets
     t.breaks("raise", "forward raised on the captured path")
     if n == 0:
         raise RuntimeError("No active exception to reraise")
@@ -2092,9 +2106,26 @@ def _unpack_runtime(t: Tracer, f: Frame, before: int, after: int) -> None:
     f.stack.extend(reversed([t.glue("getitem", [parts, Val(i, Const(i))]) for i in range(before + 1 + after)]))
 
 
+@handles("TRY_BEGIN")
+def _try_begin(t: Tracer, f: Frame, start: Any) -> Val | None:
+    return tries.enter(t, f, start)  # the whole try statement (static capture only: ``STATIC_ONLY``)
+
+
+@handles("POP_EXCEPT")
+def _pop_except(t: Tracer, f: Frame, arg: Any) -> None:
+    tries.pop_except(t, f)
+
+
+@handles("PUSH_EXC_INFO", "CHECK_EXC_MATCH", "RERAISE")
+def _exception_flow(t: Tracer, f: Frame, arg: Any) -> None:
+    """A handler's own code, reached other than through the try region that interprets it."""
+    raise GraphBreak("unsupported-try", "try/except/finally reached other than at its start", t.loc)
+
+
 HANDLERS["UNREACHABLE"] = lambda t, f, arg: None
 HANDLED = frozenset(HANDLERS)
-STATIC_ONLY = frozenset({"BEFORE_WITH"})  # modelled only by the static capture (a trace leaves it to Python)
+# modelled only by the static capture (a trace leaves them to Python)
+STATIC_ONLY = frozenset({"BEFORE_WITH", "TRY_BEGIN", "PUSH_EXC_INFO", "CHECK_EXC_MATCH", "POP_EXCEPT", "RERAISE"})
 
 
 @lru_cache(maxsize=4096)

@@ -91,7 +91,7 @@ def test_normalised_code_holds_only_handled_or_breaking_instructions():
 
 def test_breaks_name_the_construct():
     assert opcodes.breaking("BEFORE_WITH") == ("unsupported-bytecode", "a with statement")
-    assert opcodes.breaking("TRY") == ("unsupported-bytecode", "try/except/finally")
+    assert opcodes.breaking("TRY_BEGIN") == ("unsupported-bytecode", "try/except/finally")
     assert opcodes.breaking("SOME_FUTURE_OPCODE") == ("unsupported-bytecode", "the SOME_FUTURE_OPCODE instruction")
 
 

@@ -35,7 +35,7 @@ MODES = ("auto", "trace", "structural", "enhanced")
 SCHEDULERS = ("sequential", "topological", "wave", "parallel", "async", "auto")
 MODULES = (
     "dspy_style", "langchain_style", "ember_style", "agents", "rag", "voting", "budget", "flags_config",
-    "parsing", "eval_harness", "composites", "iterators", "idioms", "shared_state", "regions_style", "match_style", "loop_style",
+    "parsing", "eval_harness", "composites", "iterators", "idioms", "shared_state", "regions_style", "match_style", "loop_style", "try_style",
 )
 
 
