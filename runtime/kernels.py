@@ -23,6 +23,8 @@ import os
 import warnings
 from typing import Any, Callable
 
+from xcs.runtime.numpy_loops import call_loop, loop_of
+
 # False while a plan of ``jit(numba=False)`` is imported: its kernels stay Python
 NUMBA: contextvars.ContextVar[bool] = contextvars.ContextVar("xcs_numba", default=True)
 
@@ -78,6 +80,8 @@ def _numpy_function(name: str, numba: Any) -> Callable[[Any], Any]:
 
     call.__name__ = call.__qualname__ = f"numpy_{name}"
     if numba is not None:
+        for dtype in ("float32", "float64"):  # named to LLVM before numba loads a kernel that calls them
+            loop_of(name, dtype)
         from numba.core import types
         from numba.extending import overload
 
@@ -88,6 +92,9 @@ def _numpy_function(name: str, numba: Any) -> Callable[[Any], Any]:
             if not isinstance(x, types.Array) or not isinstance(x.dtype, types.Float):
                 return lambda x: function(x)
             if reduction is None:  # a ufunc: numpy's loop
+                symbol = loop_of(name, str(x.dtype))
+                if symbol is not None and (x.ndim == 1 or x.layout in "CF"):
+                    return _run_loop(numba, call_loop(symbol), x)
 
                 def on_array(x):  # noqa: ANN001
                     out = numpy.empty_like(x)
@@ -103,6 +110,36 @@ def _numpy_function(name: str, numba: Any) -> Callable[[Any], Any]:
             return lambda x: function(x)
 
     return call
+
+
+def _run_loop(numba: Any, loop: Any, x: Any) -> Callable[[Any], Any]:
+    """``numpy.<ufunc>(x)`` through numpy's loop, for a 1-D array or a C- or F-contiguous one (one run
+    over its elements in memory order, as numpy coalesces it)."""
+    import numpy
+
+    if x.ndim == 1:
+
+        def on_vector(x):  # noqa: ANN001
+            out = numpy.empty_like(x)
+            loop(x, out)
+            return out
+
+        return on_vector
+    if x.layout == "C":
+
+        def on_c(x):  # noqa: ANN001
+            out = numpy.empty_like(x)
+            loop(x.ravel(), out.ravel())
+            return out
+
+        return on_c
+
+    def on_f(x):  # noqa: ANN001
+        out = numpy.empty_like(x.T)
+        loop(x.T.ravel(), out.ravel())
+        return out.T
+
+    return on_f
 
 
 @functools.cache
