@@ -13,6 +13,7 @@ it depends only on the forwards' source, the attribute values and the segment.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,66 @@ class _Inline(cst.CSTTransformer):
         return cst.FlattenSentinel(lines)
 
 
+class _ShareMean(cst.CSTTransformer):
+    """``v = (x - numpy_mean(x)) / numpy_std(x)`` -> ``x_mean = numpy_mean(x)`` and
+    ``v = (x - x_mean) / numpy_std_about(x, x_mean)``: numpy's ``std`` computes the mean as ``mean``
+    does (the same bits), so a statement that needs both passes over ``x`` once less. Only where the
+    mean is the statement's first call and nothing in it is conditional (``a if c else b``, ``and``,
+    chained comparisons), so the calls run in the order they did: as Python, ``numpy_std_about(x, m)``
+    is ``numpy.std(x)``."""
+
+    def __init__(self, builder: KernelBuilder):
+        self.builder = builder
+        self.mean, self.std = builder.functions.get("mean"), builder.functions.get("std")
+
+    def leave_SimpleStatementLine(self, original: Any, updated: cst.SimpleStatementLine) -> Any:
+        assign = updated.body[0] if len(updated.body) == 1 else None
+        if not isinstance(assign, cst.Assign) or self.mean is None or self.std is None:
+            return updated
+        calls: list[cst.Call] = []
+        conditional: list[cst.CSTNode] = []
+
+        class Calls(cst.CSTVisitor):
+            def leave_Call(self, node: cst.Call) -> None:  # the order in which they run
+                calls.append(node)
+
+            def visit_IfExp(self, node: cst.IfExp) -> None:
+                conditional.append(node)
+
+            def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
+                conditional.append(node)
+
+            def visit_Comparison(self, node: cst.Comparison) -> None:
+                if len(node.comparisons) > 1:
+                    conditional.append(node)
+
+        assign.value.visit(Calls())
+        first = calls[0] if calls and not conditional else None
+        array = self.argument(first, self.mean)
+        stds = [c for c in calls if self.argument(c, self.std) == array] if array else []
+        if not stds:
+            return updated
+        mean = self.builder.fresh(f"{array}_mean")
+        about = self.builder.functions["std_about"]
+        swap = {id(first): cst.Name(mean)}
+        swap.update((id(c), cst.parse_expression(f"{about}({array}, {mean})")) for c in stds)
+
+        class Swap(cst.CSTTransformer):
+            def leave_Call(self, original: cst.Call, new: cst.Call) -> cst.BaseExpression:
+                return swap.get(id(original), new)
+
+        hoisted = cst.parse_statement(f"{mean} = {self.mean}({array})").with_changes(leading_lines=updated.leading_lines)
+        return cst.FlattenSentinel([hoisted, updated.with_changes(body=[assign.visit(Swap())], leading_lines=[])])
+
+    @staticmethod
+    def argument(call: Any, function: str) -> str | None:
+        """``x`` when ``call`` is ``function(x)`` of a plain name."""
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value == function:
+            if len(call.args) == 1 and isinstance(call.args[0].value, cst.Name) and not call.args[0].keyword:
+                return call.args[0].value.value
+        return None
+
+
 class _NumpyFunctions(dict):
     """numpy function name -> the plan global that calls it (``numpy_tanh``), named on first use."""
 
@@ -286,4 +347,6 @@ class KernelBuilder:
         head = f"def {self.function}({', '.join(params)}):"
         signature = "(" + ", ".join(numba_type(self.leaves[k]) for k in self.params) + ("," if len(params) == 1 else "") + ")"
         text = "\n".join([head, *("    " + line if line else "" for line in body)])
-        return Built(text, signature, tuple(sorted(modules)), tuple(sorted(self.functions.used.items())))
+        text = cst.parse_module(text).visit(_ShareMean(self)).code
+        used = {glob: name for glob, name in self.functions.used.items() if re.search(rf"\b{re.escape(glob)}\(", text)}
+        return Built(text, signature, tuple(sorted(modules)), tuple(sorted(used.items())))

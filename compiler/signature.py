@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Any, Hashable, Mapping
+from typing import Any, Hashable
 
 from xcs.compiler.ir import canonical_repr
 

@@ -50,9 +50,9 @@ def njit(signature: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         if numba is None:
             return fn
         try:
-            kernel = numba.njit(signature, cache=os.path.isfile(fn.__code__.co_filename))(fn)
+            kernel = numba.njit(signature, cache=os.path.isfile(fn.__code__.co_filename), boundscheck=True)(fn)
             _first_call_ready(numba)
-            return kernel
+            return _or_python(kernel, fn)
         except Exception as exc:  # numba's typing or lowering error: this kernel runs as Python
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             reason = "; ".join(line for line in lines[1:4] if not line.startswith("During:")) or repr(exc)
@@ -65,7 +65,30 @@ def njit(signature: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return compile_kernel
 
 
-def numpy_function(name: str) -> Callable[[Any], Any]:
+def _or_python(kernel: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``kernel``, run again as Python when it raises: numba raises where numpy does not (a scalar
+    division by zero, which a numpy scalar turns into ``inf`` and a warning) and with messages of its
+    own (``division by zero``, ``index is out of bounds``); Python gives eager's value or eager's
+    exception (not chained to numba's). A kernel changes nothing before it returns (no writes into
+    arrays: ``compiler.forwards``), so running it again is running it once."""
+
+    def run(*args: Any) -> Any:
+        try:
+            return kernel(*args)
+        except Exception:  # noqa: S110 - the Python run gives eager's outcome
+            pass
+        return fn(*args)
+
+    run.__name__ = run.__qualname__ = fn.__name__
+    run.compiled = kernel  # the numba dispatcher (its signatures, cache statistics)
+    return run
+
+
+def numpy_function(name: str) -> Callable[..., Any]:
+    """``numpy.<name>`` as a kernel calls it; ``"std_about"`` is ``numpy.std(x)`` given ``x``'s mean
+    (``compiler.kernels`` shares the mean a statement computes anyway)."""
+    if name == "std_about":
+        return _std_about(_numba())
     return _numpy_function(name, _numba())
 
 
@@ -103,13 +126,45 @@ def _numpy_function(name: str, numba: Any) -> Callable[[Any], Any]:
                     return out
 
                 return on_array
-            if x.dtype == types.float64 and (x.ndim == 1 or x.layout in "CF"):
-                flat = (lambda x: x) if x.ndim == 1 else (lambda x: x.ravel()) if x.layout == "C" else (lambda x: x.T.ravel())
-                flat = numba.njit(flat)
+            flat = _flat(numba, x)
+            if flat is not None:
                 return lambda x: reduction(flat(x))
             return lambda x: function(x)
 
     return call
+
+
+@functools.cache
+def _std_about(numba: Any) -> Callable[[Any, Any], Any]:
+    import numpy
+
+    def call(x: Any, mean: Any) -> Any:  # noqa: ARG001 - numpy computes the same mean itself
+        return numpy.std(x)
+
+    call.__name__ = call.__qualname__ = "numpy_std_about"
+    if numba is not None:
+        from numba.extending import overload
+
+        std = _reductions(numba)["std_about"]
+
+        @overload(call)
+        def typed(x, mean):  # noqa: ANN001
+            flat = _flat(numba, x)
+            if flat is not None:
+                return lambda x, mean: std(flat(x), mean)
+            return lambda x, mean: numpy.std(x)
+
+    return call
+
+
+def _flat(numba: Any, x: Any) -> Any:
+    """An njit function giving the elements of a float64 array of numba type ``x`` as one 1-D array in
+    memory order, for the pairwise sums; None for other arrays (numba's own reductions)."""
+    from numba.core import types
+
+    if not isinstance(x, types.Array) or x.dtype != types.float64 or not (x.ndim == 1 or x.layout in "CF"):
+        return None
+    return numba.njit((lambda x: x) if x.ndim == 1 else (lambda x: x.ravel()) if x.layout == "C" else (lambda x: x.T.ravel()))
 
 
 def _run_loop(numba: Any, loop: Any, x: Any) -> Callable[[Any], Any]:
@@ -205,10 +260,14 @@ def _reductions(numba: Any) -> dict[str, Any]:
         return pairwise(a, 0.0, False) / a.shape[0] if a.shape[0] else numpy.nan  # numpy: nan, and a warning
 
     @numba.njit(cache=True)
-    def array_std(a: Any) -> float:
-        return numpy.sqrt(pairwise(a, array_mean(a), True) / a.shape[0]) if a.shape[0] else numpy.nan
+    def array_std_about(a: Any, mean: float) -> float:
+        return numpy.sqrt(pairwise(a, mean, True) / a.shape[0]) if a.shape[0] else numpy.nan
 
-    return {"sum": array_sum, "mean": array_mean, "std": array_std}
+    @numba.njit(cache=True)
+    def array_std(a: Any) -> float:
+        return array_std_about(a, array_mean(a))
+
+    return {"sum": array_sum, "mean": array_mean, "std": array_std, "std_about": array_std_about}
 
 
 @functools.cache
