@@ -270,16 +270,17 @@ class KernelBuilder:
         return name
 
     # ------------------------------------------------------------------ values between steps
-    def sources(self, operand: Any, counts: dict) -> None:
-        """Count the uses of step outputs in a value."""
+    def sources(self, operand: Any, counts: dict, readers: dict, reader: str) -> None:
+        """Count the uses of step outputs in a value that ``reader`` reads."""
         node = self.nodes.get(operand.name) if isinstance(operand, Ref) else None
         if isinstance(node, Glue):
             if node.op == "getitem" and node.operands[0] != Ref("inputs"):
                 pair = (node.operands[0].name, node.operands[1].value)
                 counts[pair] = counts.get(pair, 0) + 1
+                readers[pair] = reader
             else:
                 for inner in node.operands:
-                    self.sources(inner, counts)
+                    self.sources(inner, counts, readers, reader)
 
     def text(self, operand: Any, outs: dict) -> str:
         if isinstance(operand, InputKey):
@@ -302,13 +303,14 @@ class KernelBuilder:
     # ------------------------------------------------------------------ the text
     def finish(self, exported: list[tuple[str, str]]) -> Built:
         counts: dict[tuple[str, str], int] = {pair: 1 for pair in exported}
+        readers: dict[tuple[str, str], str] = {}  # a step output -> the (last) step that reads it
         for m in self.members:
             for key in m.forward.reads:
-                self.sources(m.reads[key], counts)
+                self.sources(m.reads[key], counts, readers, m.name)
         outs: dict[tuple[str, str], str] = {}
         body: list[str] = []
         modules: set[str] = set()
-        for m in self.members:
+        for i, m in enumerate(self.members):
             f = m.forward
             modules.update(f.modules.values())
             body.append(f"# {m.name}: {f.label}   called at {m.where}")
@@ -326,12 +328,16 @@ class KernelBuilder:
             for key in f.outputs:
                 targets[key] = self.fresh(f"{m.name}_out_{key}")
             inline = _Inline(rename, f.modules, inputs, m.op, targets, self.functions)
-            if f.simple:
-                ret = f.body.body.body[0].body[0]
-                for element in ret.value.elements:
+            statements, after = f.body.body.body, self.members[i + 1].name if i + 1 < len(self.members) else None
+            tail = statements[-1]
+            if isinstance(tail, cst.SimpleStatementLine) and len(tail.body) == 1 and isinstance(tail.body[0], cst.Return):
+                if len(statements) > 1:
+                    body += cst.Module(body=[s.visit(inline) for s in statements[:-1]]).code.rstrip("\n").splitlines()
+                for element in tail.body[0].value.elements:
                     key = ast.literal_eval(element.key.value)
                     text = cst.Module([]).code_for_node(element.value.visit(inline))
-                    if counts.get((m.name, key), 0) == 1 and (m.name, key) not in exported:
+                    single = counts.get((m.name, key), 0) == 1 and (m.name, key) not in exported
+                    if single and (f.simple or readers.get((m.name, key)) == after):
                         outs[(m.name, key)] = text
                         self.taken.discard(targets[key])
                     elif counts.get((m.name, key), 0):
