@@ -67,6 +67,9 @@ TRANSCENDENTAL = frozenset({
     "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt",
 })
 REDUCTIONS = frozenset({"sum", "mean", "std"})
+# arithmetic on an array makes a new array, nothing else holds: ``numpy.tanh`` of it may be computed over
+# it (``numpy_tanh_in_place``; as Python, and for anything but a float array, ``numpy.tanh``)
+FRESH = (cst.BinaryOperation, cst.UnaryOperation)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class _Inline(cst.CSTTransformer):
             return updated
         name = func.attr.value
         if isinstance(func.value, cst.Name) and func.value.value == "numpy":  # numpy.tanh(x), numpy.mean(x)
+            if name in TRANSCENDENTAL and len(args) == 1 and isinstance(args[0].value, FRESH):
+                return updated.with_changes(func=cst.Name(self.functions[name + "_in_place"]))
             if name in TRANSCENDENTAL | REDUCTIONS and len(args) == 1:
                 return updated.with_changes(func=cst.Name(self.functions[name]))
         elif name in REDUCTIONS and not args:  # x.mean()

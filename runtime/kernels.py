@@ -23,7 +23,9 @@ import os
 import warnings
 from typing import Any, Callable
 
-from xcs.runtime.numpy_loops import call_loop, loop_of
+from xcs.runtime.numpy_loops import call_loop, in_place_same, loop_of
+
+IN_PLACE = "_in_place"  # numpy_function("tanh_in_place"): numpy.tanh of a temporary, written over it
 
 # False while a plan of ``jit(numba=False)`` is imported: its kernels stay Python
 NUMBA: contextvars.ContextVar[bool] = contextvars.ContextVar("xcs_numba", default=True)
@@ -92,8 +94,15 @@ def numpy_function(name: str) -> Callable[..., Any]:
     return _numpy_function(name, _numba())
 
 
-@functools.cache
 def _numpy_function(name: str, numba: Any) -> Callable[[Any], Any]:
+    """``numpy.<name>``; ``<ufunc>_in_place`` is ``numpy.<ufunc>`` of a temporary array, which a
+    kernel may overwrite with the result (one array fewer to allocate and fault in)."""
+    ufunc, in_place = (name[: -len(IN_PLACE)], True) if name.endswith(IN_PLACE) else (name, False)
+    return _numpy_call(ufunc, in_place, numba)
+
+
+@functools.cache
+def _numpy_call(name: str, in_place: bool, numba: Any) -> Callable[[Any], Any]:
     import numpy
 
     function = getattr(numpy, name)
@@ -101,7 +110,7 @@ def _numpy_function(name: str, numba: Any) -> Callable[[Any], Any]:
     def call(x: Any) -> Any:
         return function(x)
 
-    call.__name__ = call.__qualname__ = f"numpy_{name}"
+    call.__name__ = call.__qualname__ = f"numpy_{name}{IN_PLACE if in_place else ''}"
     if numba is not None:
         for dtype in ("float32", "float64"):  # named to LLVM before numba loads a kernel that calls them
             loop_of(name, dtype)
@@ -117,7 +126,8 @@ def _numpy_function(name: str, numba: Any) -> Callable[[Any], Any]:
             if reduction is None:  # a ufunc: numpy's loop
                 symbol = loop_of(name, str(x.dtype))
                 if symbol is not None and (x.ndim == 1 or x.layout in "CF"):
-                    return _run_loop(numba, call_loop(symbol), x)
+                    over = in_place and x.mutable and in_place_same(name, str(x.dtype))
+                    return _run_loop(numba, call_loop(symbol), x, over)
 
                 def on_array(x):  # noqa: ANN001
                     out = numpy.empty_like(x)
@@ -164,14 +174,28 @@ def _flat(numba: Any, x: Any) -> Any:
 
     if not isinstance(x, types.Array) or x.dtype != types.float64 or not (x.ndim == 1 or x.layout in "CF"):
         return None
+    return _flat_view(numba, x)
+
+
+def _flat_view(numba: Any, x: Any) -> Any:
+    """An njit function: the elements of an array of numba type ``x`` (1-D, or C- or F-contiguous) as
+    one 1-D view in memory order."""
     return numba.njit((lambda x: x) if x.ndim == 1 else (lambda x: x.ravel()) if x.layout == "C" else (lambda x: x.T.ravel()))
 
 
-def _run_loop(numba: Any, loop: Any, x: Any) -> Callable[[Any], Any]:
+def _run_loop(numba: Any, loop: Any, x: Any, over: bool) -> Callable[[Any], Any]:
     """``numpy.<ufunc>(x)`` through numpy's loop, for a 1-D array or a C- or F-contiguous one (one run
-    over its elements in memory order, as numpy coalesces it)."""
+    over its elements in memory order, as numpy coalesces it); written over ``x`` when ``over``."""
     import numpy
 
+    if over:
+        flat = _flat_view(numba, x)
+
+        def on_itself(x):  # noqa: ANN001
+            loop(flat(x), flat(x))
+            return x
+
+        return on_itself
     if x.ndim == 1:
 
         def on_vector(x):  # noqa: ANN001

@@ -56,6 +56,25 @@ def loop_of(name: str, dtype: str) -> str | None:
 
 
 @functools.cache
+def in_place_same(name: str, dtype: str) -> bool:
+    """Whether numpy's loop gives the same bits written over its input as into a new array, on a
+    spread of values (numpy takes one path for both where it can: its overlap test passes an input
+    that is exactly its output); a kernel then computes ``numpy.<name>`` of a temporary in place."""
+    import numpy
+
+    ufunc = getattr(numpy, name)
+    rng = numpy.random.default_rng(0)
+    values = numpy.concatenate([
+        numpy.linspace(-40.0, 40.0, 4099), rng.normal(size=4099) * 10.0 ** rng.uniform(-12, 3, size=4099),
+        [0.0, -0.0, numpy.inf, -numpy.inf, numpy.nan, 1e-310, -1e-310, 1e308, -1e308],
+    ]).astype(dtype)
+    with numpy.errstate(all="ignore"):
+        new = ufunc(values)
+        ufunc(values, out=values)
+    return bool(numpy.array_equal(new, values, equal_nan=True))
+
+
+@functools.cache
 def call_loop(symbol: str) -> Any:
     """A numba intrinsic ``loop(x, out)``: numpy's loop ``symbol`` over the 1-D arrays ``x`` and ``out``."""
     from llvmlite import ir
