@@ -364,7 +364,7 @@ def test_numpy_functions_give_numpys_bits(name, monkeypatch):
     arrays = [rng.normal(size=n) * 10 ** rng.uniform(-3, 2, size=n) + 1.0 for n in (1, 7, 8, 9, 127, 128, 129, 1000, 4099)]
     arrays += [arrays[-1][::3], np.asfortranarray(rng.normal(size=(37, 11))), rng.normal(size=(5, 6))]
     for a in arrays:
-        assert np.array_equal(kernel(a.copy(order="K")), getattr(np, name.removesuffix("_in_place"))(a))
+        assert np.array_equal(kernel(a.copy(order="K") if "_in_place" in name else a), getattr(np, name.removesuffix("_in_place"))(a))
 
 
 class Halve(Operator):
