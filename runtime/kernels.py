@@ -1,18 +1,20 @@
 """``njit``: how a plan compiles its numeric kernels (``compiler.numeric``).
 
-``@njit(signature)`` is ``numba.njit(signature, cache=True)`` when numba is installed and neither
-``XCS_DISABLE_NUMBA=1`` nor ``NUMBA`` (False under ``jit(numba=False)``) says otherwise; else the function
-itself, so the same source runs as Python. Compilation is eager (the signature comes from the plan's
-input signature): a kernel numba cannot compile is reported while the plan is imported, with one
-``KernelWarning`` naming numba's reason, and runs as Python. Machine code is cached beside the plan file
-(numba's ``__pycache__``); a plan held only in memory compiles without that cache.
+``@njit(signature)`` is ``numba.njit(signature, cache=True, boundscheck=True)`` when numba is installed
+and neither ``XCS_DISABLE_NUMBA=1`` nor ``NUMBA`` (False under ``jit(numba=False)``) says otherwise; else
+the function itself, so the same source runs as Python. Compilation is eager (the signature comes from
+the plan's input signature): a kernel numba cannot compile is reported while the plan is imported, with
+one ``KernelWarning`` naming numba's reason, and runs as Python. A compiled kernel that raises runs
+again as Python, which gives eager's value or eager's exception. Machine code is cached beside the plan
+file (numba's ``__pycache__``); a plan held only in memory compiles without that cache.
 
 ``numpy_function(name)`` is how a kernel calls a numpy function whose numba version gives other bits
-or runs slower. A transcendental ufunc (``tanh``, ``exp``...) on a float array runs numpy's own loop (in
-an object-mode block); ``sum``, ``mean`` and ``std`` of a float64 array (1-D, or C- or F-contiguous) sum
-pairwise in numpy's order (its 8-accumulator blocks of 128, halves split at multiples of 8), so both
-give numpy's values bit for bit, at numpy's speed. Any other argument gets numba's own. As Python,
-``numpy_function(name)`` is the numpy function.
+or runs slower. A transcendental ufunc (``tanh``, ``exp``...) on a float array runs numpy's own loop
+(``runtime.numpy_loops``; ``<ufunc>_in_place`` over a temporary it may overwrite); ``sum``, ``mean`` and
+``std`` of a float64 array (1-D, or C- or F-contiguous) sum pairwise in numpy's order (its
+8-accumulator blocks of 128, halves split at multiples of 8; ``std_about`` is ``std`` given the mean),
+so both give numpy's values bit for bit, at numpy's speed. Any other argument gets numba's own. As
+Python, ``numpy_function(name)`` is the numpy function.
 """
 
 from __future__ import annotations
