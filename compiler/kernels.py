@@ -4,10 +4,13 @@
 Inlining (libcst, source to source): ``inputs["x"]`` becomes the kernel parameter or the expression that
 produced the value; ``self.attr`` (a literal number, covered by the structure hash) its value; the
 forward's local names are prefixed with the step's name; ``return {"k": e}`` becomes an assignment, and
-the kernel returns the tuple of the values the rest of the plan reads. An output used once by a forward
-that is a single ``return`` is substituted into its use, so element-wise chains are one array
-expression, which numba compiles to one loop without a temporary per step. The text is deterministic:
-it depends only on the forwards' source, the attribute values and the segment.
+the kernel returns the tuple of the values the rest of the plan reads. An output used once is
+substituted into its use when its forward is a single ``return`` (or ends in a top-level ``return`` and
+the next step reads it), so element-wise chains are one array expression, which numba compiles to one
+loop without a temporary per step. numpy functions are called through ``runtime.kernels.numpy_function``
+(numpy's own bits); a transcendental ufunc of an arithmetic result is computed in place, and a
+statement needing both ``mean`` and ``std`` of a name computes the mean once (``_ShareMean``). The text
+is deterministic: it depends only on the forwards' source, the attribute values and the segment.
 """
 
 from __future__ import annotations
