@@ -36,6 +36,10 @@ REFUSED = {
     cst.Raise: "raise", cst.Assert: "assert",
 }
 
+# the math functions that raise for no float (Python's raise ValueError or OverflowError where numba's
+# return nan or inf: math.sqrt(-1.0), math.exp(1000.0)), and constants
+MATH = frozenset({"pi", "e", "tau", "inf", "nan", "isnan", "isinf", "isfinite", "copysign", "fabs", "tanh", "atan",
+                  "atan2", "erf", "erfc"})
 # what writes into an array or draws from a random state: a kernel's values must be eager's, and a kernel
 # that raises runs again as Python (``runtime.kernels.njit``), so it must not have changed anything
 WRITERS = {
@@ -186,6 +190,12 @@ class _Check(cst.CSTVisitor):
                     name = name.value if isinstance(name, cst.Element) else name
                     if not isinstance(name, cst.Name):
                         return self.refuse(node, f"an assignment to {_code(name)}, not a local name")
+        power = isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power)
+        if (power or isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.PowerAssign)) and not (
+            isinstance(node.right if power else node.value, cst.Integer)
+        ):
+            return self.refuse(node, f"a power whose exponent is not a whole number as written ({_code(node)}): "
+                                     "Python gives a complex number or raises where numba gives nan")
         if isinstance(node, cst.AugAssign) and node.target.value not in self.numbers:
             return self.refuse(node, f"an in-place update of a name not set to a number ({_code(node)}): it may write into an array")
         if isinstance(node, cst.Subscript):
@@ -201,6 +211,9 @@ class _Check(cst.CSTVisitor):
         if isinstance(node, cst.Attribute):
             if node.attr.value in WRITERS:
                 return self.refuse(node, f"{_code(node)}: {WRITERS[node.attr.value]}")
+            module = self.globals.get(node.value.value) if isinstance(node.value, cst.Name) else None
+            if getattr(module, "__name__", None) == "math" and node.attr.value not in MATH:
+                return self.refuse(node, f"{_code(node)}: math raises where numba returns nan or inf (numpy's functions do not raise)")
             node.value.visit(self)  # the attribute's name is not a variable
             return False
         if isinstance(node, cst.Arg) and node.keyword is not None:

@@ -11,6 +11,7 @@ input (summing n numbers in another order moves the result by at most about n ul
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -516,3 +517,37 @@ def test_std_about_a_given_mean_gives_numpys_bits(monkeypatch):
     rng = np.random.default_rng(5)
     for a in [rng.normal(size=n) * 10 ** rng.uniform(-3, 2, size=n) for n in (1, 8, 129, 1000, 4099)]:
         assert kernel(a) == np.std(a) == about(a, None) or kernel(a) == np.std(a)
+
+
+class MathSqrt(Operator):
+    def forward(self, *, inputs):
+        return {"x": inputs["x"] * math.sqrt(inputs["s"])}
+
+
+class Power(Operator):
+    def forward(self, *, inputs):
+        return {"x": inputs["x"] * inputs["s"] ** 0.5, "y": inputs["x"] ** 2}
+
+
+class AfterAffine(Operator):
+    def __init__(self, inner):
+        self.affine, self.inner = Affine(2.0, 0.0), inner
+
+    def forward(self, *, inputs):
+        return self.inner(inputs={"x": self.affine(inputs={"x": inputs["x"]})["x"], "s": inputs["s"]})
+
+
+@pytest.mark.parametrize("make, why", [
+    (MathSqrt, "math.sqrt: math raises where numba returns nan or inf"),
+    (Power, "a power whose exponent is not a whole number as written"),
+])
+def test_scalar_operations_python_gives_other_results_for_stay_python(make, why, fresh_plans):
+    """math.sqrt(-1.0) raises where numba's gives nan; (-4.0) ** 0.5 is complex in Python."""
+    inputs = {"x": np.arange(3.0), "s": -4.0}
+    assert why in str(explain(jit(AfterAffine(make())), inputs))
+    want, got = _outcome(lambda: AfterAffine(make()).forward(inputs=inputs)), _outcome(lambda: jit(AfterAffine(make()))(inputs=inputs))
+    assert got[0][0] == want[0][0]
+    if want[0][0] == "raised":
+        assert got[0][1:3] == want[0][1:3]
+    else:
+        close(got[0][1], want[0][1], exact=True)
