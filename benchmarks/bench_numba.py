@@ -1,7 +1,8 @@
 """Numeric segments compiled by numba (issue "numba-compiled plans"), side by side in one run.
 
 The workload is ``examples/numeric_chain.py``: a 20-step chain cycling scale, shift, tanh and
-normalize, on float64[1000] and float64[1,000,000]. Each size is timed, as medians of batches:
+normalize, on float64[1000] and float64[1,000,000]. Each size is timed, as medians of batches taken in
+turns (a batch of each in a round, so the machine's load falls on all three alike):
 
 - plain Python: the operator's ``forward`` called eagerly (no jit);
 - the Python plan: ``jit(numba=False)``, the same plan text with its kernel run as Python;
@@ -78,29 +79,34 @@ print(first, spent.get("load", 0.0), warm[len(warm) // 2], structure, spent.get(
 """
 
 
-def per_call(fn, batch: int, repeats: int) -> float:
-    fn()
-    times = []
+def per_call(fns, batch: int, repeats: int) -> list[float]:
+    """The median time of one call of each of ``fns``, timed in turns (a batch of each, ``repeats``
+    times), so a change in the machine's load falls on all of them alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn()
     for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        times.append((time.perf_counter() - t) / batch)
-    return statistics.median(times)
+        for fn, spent in zip(fns, times):
+            t = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            spent.append((time.perf_counter() - t) / batch)
+    return [statistics.median(spent) for spent in times]
 
 
 def figures(make, n: int) -> tuple[float, float, float]:
     x = np.linspace(-2.0, 2.0, n)
     inputs = {"x": x}
     plain_op, python_op, numba_op = make(), jit(make(), numba=False), jit(make())
-    batch, repeats = (2, 3) if n > 10_000 else ((50, 3) if SMOKE else (500, 9))
+    batch, repeats = (2, 3) if n > 10_000 else ((50, 3) if SMOKE else (100, 45))
     if n > 10_000 and not SMOKE:
-        batch, repeats = 5, 7
+        batch, repeats = 2, 15
     python_op(inputs=inputs)
     numba_op(inputs=inputs)
-    plain = per_call(lambda: plain_op.forward(inputs=inputs), batch, repeats)
-    python = per_call(lambda: python_op(inputs=inputs), batch, repeats)
-    compiled = per_call(lambda: numba_op(inputs=inputs), batch, repeats)
+    plain, python, compiled = per_call(
+        [lambda: plain_op.forward(inputs=inputs), lambda: python_op(inputs=inputs), lambda: numba_op(inputs=inputs)],
+        batch, repeats,
+    )
     return plain, python, compiled
 
 
