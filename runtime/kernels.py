@@ -26,6 +26,7 @@ import warnings
 from typing import Any, Callable
 
 from xcs.runtime.numpy_loops import call_loop, in_place_same, loop_of
+from xcs.runtime.pairwise import reductions
 
 IN_PLACE = "_in_place"  # numpy_function("tanh_in_place"): numpy.tanh of a temporary, written over it
 
@@ -119,7 +120,7 @@ def _numpy_call(name: str, in_place: bool, numba: Any) -> Callable[[Any], Any]:
         from numba.core import types
         from numba.extending import overload
 
-        reduction = _reductions(numba).get(name)
+        reduction = reductions(numba).get(name)
 
         @overload(call)
         def typed(x):  # noqa: ANN001 - numba compares its parameters with the implementations' (no annotations)
@@ -157,7 +158,7 @@ def _std_about(numba: Any) -> Callable[[Any, Any], Any]:
     if numba is not None:
         from numba.extending import overload
 
-        std = _reductions(numba)["std_about"]
+        std = reductions(numba)["std_about"]
 
         @overload(call)
         def typed(x, mean):  # noqa: ANN001
@@ -221,79 +222,6 @@ def _run_loop(numba: Any, loop: Any, x: Any, over: bool) -> Callable[[Any], Any]
         return out.T
 
     return on_f
-
-
-@functools.cache
-def _reductions(numba: Any) -> dict[str, Any]:
-    """numpy's float64 ``sum``, ``mean`` and ``std`` of a 1-D array, in numpy's order of additions."""
-    import numpy
-
-    @numba.njit(cache=True)
-    def term(v: float, center: float, square: bool) -> float:
-        return (v - center) * (v - center) if square else v
-
-    @numba.njit(cache=True)
-    def block(a: Any, lo: int, n: int, center: float, square: bool) -> float:
-        """numpy's sum of at most 128 terms: 8 accumulators, then the rest in order."""
-        if n < 8:
-            total = 0.0
-            for i in range(lo, lo + n):
-                total += term(a[i], center, square)
-            return total
-        r0, r1 = term(a[lo], center, square), term(a[lo + 1], center, square)
-        r2, r3 = term(a[lo + 2], center, square), term(a[lo + 3], center, square)
-        r4, r5 = term(a[lo + 4], center, square), term(a[lo + 5], center, square)
-        r6, r7 = term(a[lo + 6], center, square), term(a[lo + 7], center, square)
-        i, end = lo + 8, lo + n - n % 8
-        while i < end:
-            r0, r1 = r0 + term(a[i], center, square), r1 + term(a[i + 1], center, square)
-            r2, r3 = r2 + term(a[i + 2], center, square), r3 + term(a[i + 3], center, square)
-            r4, r5 = r4 + term(a[i + 4], center, square), r5 + term(a[i + 5], center, square)
-            r6, r7 = r6 + term(a[i + 6], center, square), r7 + term(a[i + 7], center, square)
-            i += 8
-        total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        for j in range(i, lo + n):
-            total += term(a[j], center, square)
-        return total
-
-    @numba.njit(cache=True)
-    def pairwise(a: Any, center: float, square: bool) -> float:
-        """numpy's pairwise sum: halves split at multiples of 8 down to blocks of 128, left + right;
-        walked with a stack (a task of size -1 adds the two values on top)."""
-        starts, sizes, values = numpy.empty(192, numpy.int64), numpy.empty(192, numpy.int64), numpy.empty(96)
-        starts[0], sizes[0], top, count = 0, a.shape[0], 1, 0
-        while top:
-            top -= 1
-            lo, n = starts[top], sizes[top]
-            if n < 0:
-                values[count - 2] += values[count - 1]
-                count -= 1
-            elif n <= 128:
-                values[count] = block(a, lo, n, center, square)
-                count += 1
-            else:
-                half = n // 2 - (n // 2) % 8
-                sizes[top], starts[top + 1], sizes[top + 1], starts[top + 2], sizes[top + 2] = -1, lo + half, n - half, lo, half
-                top += 3
-        return 0.0 + values[0]
-
-    @numba.njit(cache=True)
-    def array_sum(a: Any) -> float:
-        return pairwise(a, 0.0, False)
-
-    @numba.njit(cache=True)
-    def array_mean(a: Any) -> float:
-        return pairwise(a, 0.0, False) / a.shape[0] if a.shape[0] else numpy.nan  # numpy: nan, and a warning
-
-    @numba.njit(cache=True)
-    def array_std_about(a: Any, mean: float) -> float:
-        return numpy.sqrt(pairwise(a, mean, True) / a.shape[0]) if a.shape[0] else numpy.nan
-
-    @numba.njit(cache=True)
-    def array_std(a: Any) -> float:
-        return array_std_about(a, array_mean(a))
-
-    return {"sum": array_sum, "mean": array_mean, "std": array_std, "std_about": array_std_about}
 
 
 @functools.cache
