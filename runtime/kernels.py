@@ -11,8 +11,8 @@ file (numba's ``__pycache__``); a plan held only in memory compiles without that
 ``numpy_function(name)`` is how a kernel calls a numpy function whose numba version gives other bits
 or runs slower. A transcendental ufunc (``tanh``, ``exp``...) on a float array runs numpy's own loop
 (``runtime.numpy_loops``; ``<ufunc>_in_place`` over a temporary it may overwrite); ``sum``, ``mean`` and
-``std`` of a float64 array (1-D, or C- or F-contiguous) sum pairwise in numpy's order (its
-8-accumulator blocks of 128, halves split at multiples of 8; ``std_about`` is ``std`` given the mean),
+``std`` of a float64 array (1-D, or C- or F-contiguous) sum pairwise in numpy's order
+(``runtime.pairwise``; ``std_about`` is ``std`` given the mean),
 so both give numpy's values bit for bit, at numpy's speed. Any other argument gets numba's own. As
 Python, ``numpy_function(name)`` is the numpy function.
 """
