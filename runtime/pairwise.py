@@ -64,7 +64,8 @@ def reductions(numba: Any) -> dict[str, Any]:
     def pairwise(a: Any, center: float, square: bool) -> float:
         """numpy's pairwise sum: halves split at multiples of 8 down to blocks of 128, left + right;
         walked with a stack (a task of size -1 adds the two values on top)."""
-        starts, sizes, values = numpy.empty(192, numpy.int64), numpy.empty(192, numpy.int64), numpy.empty(96)
+        stack = numpy.empty(480, numpy.int64)  # one allocation: starts, sizes, and the values' bits
+        starts, sizes, values = stack[:192], stack[192:384], stack[384:].view(numpy.float64)
         starts[0], sizes[0], top, count = 0, a.shape[0], 1, 0
         while top:
             top -= 1
