@@ -1,7 +1,8 @@
 """Numeric segments compiled by numba (issue "numba-compiled plans"), side by side in one run.
 
 The workload is ``examples/numeric_chain.py``: a 20-step chain cycling scale, shift, tanh and
-normalize, on float64[1000] and float64[1,000,000]. Each size is timed, as medians of batches:
+normalize, on float64[1000] and float64[1,000,000]. Each size is timed, as medians of batches taken in
+turns (a batch of each in a round, so the machine's load falls on all three alike):
 
 - plain Python: the operator's ``forward`` called eagerly (no jit);
 - the Python plan: ``jit(numba=False)``, the same plan text with its kernel run as Python;
@@ -46,15 +47,20 @@ t0 = time.perf_counter()
 import numpy as np
 from examples.numeric_chain import NumericChain
 import xcs.compiler.disk_cache as disk_cache
-spent = []
-original = disk_cache.DiskCache.load
-def timed(*args, **kwargs):
-    t = time.perf_counter()
-    try:
-        return original(*args, **kwargs)
-    finally:
-        spent.append(time.perf_counter() - t)
-disk_cache.DiskCache.load = timed
+import xcs.compiler.driver as driver
+spent = {}
+def timed(owner, name):
+    original = getattr(owner, name)
+    def call(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent.setdefault(name, time.perf_counter() - t)  # the first call's
+    setattr(owner, name, call)
+timed(disk_cache.DiskCache, "load")  # the plan's import
+timed(driver, "from_disk")  # the cache entry of the loaded plan
+timed(driver, "execute")  # the plan's first run
 op = NumericChain(%d, %s)
 x = np.linspace(-2.0, 2.0, %d)
 t = time.perf_counter()
@@ -69,37 +75,42 @@ for _ in range(200):
     op(inputs={"x": x})
     warm.append(time.perf_counter() - t)
 warm.sort()
-print(first, sum(spent), warm[len(warm) // 2], structure)
+print(first, spent.get("load", 0.0), warm[len(warm) // 2], structure, spent.get("from_disk", 0.0), spent.get("execute", 0.0))
 """
 
 
-def per_call(fn, batch: int, repeats: int) -> float:
-    fn()
-    times = []
+def per_call(fns, batch: int, repeats: int) -> list[float]:
+    """The median time of one call of each of ``fns``, timed in turns (a batch of each, ``repeats``
+    times), so a change in the machine's load falls on all of them alike."""
+    times: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
+        fn()
     for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        times.append((time.perf_counter() - t) / batch)
-    return statistics.median(times)
+        for fn, spent in zip(fns, times):
+            t = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            spent.append((time.perf_counter() - t) / batch)
+    return [statistics.median(spent) for spent in times]
 
 
 def figures(make, n: int) -> tuple[float, float, float]:
     x = np.linspace(-2.0, 2.0, n)
     inputs = {"x": x}
     plain_op, python_op, numba_op = make(), jit(make(), numba=False), jit(make())
-    batch, repeats = (2, 3) if n > 10_000 else ((50, 3) if SMOKE else (500, 9))
+    batch, repeats = (2, 3) if n > 10_000 else ((50, 3) if SMOKE else (100, 45))
     if n > 10_000 and not SMOKE:
-        batch, repeats = 5, 7
+        batch, repeats = 2, 15
     python_op(inputs=inputs)
     numba_op(inputs=inputs)
-    plain = per_call(lambda: plain_op.forward(inputs=inputs), batch, repeats)
-    python = per_call(lambda: python_op(inputs=inputs), batch, repeats)
-    compiled = per_call(lambda: numba_op(inputs=inputs), batch, repeats)
+    plain, python, compiled = per_call(
+        [lambda: plain_op.forward(inputs=inputs), lambda: python_op(inputs=inputs), lambda: numba_op(inputs=inputs)],
+        batch, repeats,
+    )
     return plain, python, compiled
 
 
-def cold(n: int, tanh: bool) -> tuple[float, float, float, float]:
+def cold(n: int, tanh: bool) -> tuple[float, ...]:
     env = {**os.environ, "XCS_CACHE_DIR": os.path.join(CACHE, f"cold-{tanh}"), "PYTHONPATH": os.getcwd()}
     env.pop("XCS_DISABLE_NUMBA", None)
     out = ""
@@ -107,8 +118,7 @@ def cold(n: int, tanh: bool) -> tuple[float, float, float, float]:
         out = subprocess.run(
             [sys.executable, "-c", COLD % (STEPS, tanh, n)], env=env, capture_output=True, text=True, check=True
         ).stdout
-    first, imported, warm, structure = map(float, out.split())
-    return first, imported, warm, structure
+    return tuple(map(float, out.split()))
 
 
 def main() -> None:
@@ -130,14 +140,15 @@ def main() -> None:
             f"   numba plan {compiled * 1e6:10.1f} us ({compiled / plain:4.2f}x)"
         )
     colds = {tanh: cold(sizes[0], tanh) for tanh in (True, False)}
-    for tanh, (first, imported, warm, structure) in colds.items():
+    for tanh, (first, imported, warm, structure, entry, run) in colds.items():
         print(
             f"cold process, plan and numba cache on disk, {'with' if tanh else 'without'} tanh, float64[{sizes[0]}]: "
             f"first call {first * 1e3:.1f} ms (of which the plan's import {imported * 1e3:.1f} ms: found on disk, "
-            f"checked, executed, numba imported, machine code loaded), warm call {warm * 1e6:.1f} us; before it, "
-            f"the operator's structure hash {structure * 1e3:.1f} ms"
+            f"checked, executed, numba imported, machine code loaded; the rest {(first - imported) * 1e3:.2f} ms: "
+            f"the cache entry of the loaded plan {entry * 1e3:.2f} ms, the plan's first run {run * 1e3:.2f} ms), "
+            f"warm call {warm * 1e6:.1f} us; before it, the operator's structure hash {structure * 1e3:.1f} ms"
         )
-    first, imported, warm, structure = colds[True]
+    first, imported, warm, *_ = colds[True]
     small, large = rows[0], rows[2]
     print("targets")
     ratio = small[4] / small[2]
@@ -146,7 +157,7 @@ def main() -> None:
     ratio = large[4] / large[2]
     print(f"  2  the same on float64[{large[1]}]: <= 0.5x plain Python   {'met' if ratio <= 0.5 else 'NOT MET'} ({ratio:.2f}x)")
     bound = 1.5 * warm + imported
-    first2, imported2, warm2, _ = colds[False]
+    first2, imported2, warm2, *_ = colds[False]
     print(f"  3  cold process, numba cache warm: first call <= 1.5x a warm call + the plan's import   "
           f"{'met' if first <= bound else 'NOT MET'} ({first * 1e3:.1f} ms vs {bound * 1e3:.1f} ms; "
           f"without tanh {first2 * 1e3:.1f} ms vs {(1.5 * warm2 + imported2) * 1e3:.1f} ms)")

@@ -36,6 +36,19 @@ REFUSED = {
     cst.Raise: "raise", cst.Assert: "assert",
 }
 
+# the math functions that raise for no float (Python's raise ValueError or OverflowError where numba's
+# return nan or inf: math.sqrt(-1.0), math.exp(1000.0)), and constants
+MATH = frozenset({"pi", "e", "tau", "inf", "nan", "isnan", "isinf", "isfinite", "copysign", "fabs", "tanh", "atan",
+                  "atan2", "erf", "erfc"})
+# what writes into an array or draws from a random state: a kernel's values must be eager's, and a kernel
+# that raises runs again as Python (``runtime.kernels.njit``), so it must not have changed anything
+WRITERS = {
+    "random": "numpy.random draws from a random state (numba's own would give other numbers)",
+    **dict.fromkeys(("sort", "fill", "put", "partition", "resize", "itemset", "setflags", "byteswap"),
+                    "a method that may change an array in place"),
+}
+
+
 @dataclass
 class Forward:
     """An operator class's ``forward`` as a kernel sees it; ``reason`` (with ``file:line``) is why it
@@ -98,7 +111,7 @@ def _read(cls: type) -> Forward:
     check = _Check(fn.__globals__, wrapper.resolve(PositionProvider), file, first - 1)
     found = _Locals()
     defn.body.visit(found)
-    check.locals = found.names
+    check.locals, check.numbers = found.names, found.numbers
     for statement in statements:
         statement.visit(check)
     if not check.reason:
@@ -146,6 +159,7 @@ class _Check(cst.CSTVisitor):
         self.outputs: tuple[str, ...] = ()
         self.locals: set[str] = set()
         self.modules: dict[str, str] = {}
+        self.numbers: set[str] = set()  # the local names some assignment sets to a literal number
         self.allowed: set[int] = set()  # ids of nodes checked in their context (keys, dict displays)
         self.loops = 0  # the depth of loops around the node visited
         self.looped: set[str] = set()  # the keys read inside a loop
@@ -176,6 +190,14 @@ class _Check(cst.CSTVisitor):
                     name = name.value if isinstance(name, cst.Element) else name
                     if not isinstance(name, cst.Name):
                         return self.refuse(node, f"an assignment to {_code(name)}, not a local name")
+        power = isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power)
+        if (power or isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.PowerAssign)) and not (
+            isinstance(node.right if power else node.value, cst.Integer)
+        ):
+            return self.refuse(node, f"a power whose exponent is not a whole number as written ({_code(node)}): "
+                                     "Python gives a complex number or raises where numba gives nan")
+        if isinstance(node, cst.AugAssign) and node.target.value not in self.numbers:
+            return self.refuse(node, f"an in-place update of a name not set to a number ({_code(node)}): it may write into an array")
         if isinstance(node, cst.Subscript):
             key = input_key(node)
             if key is not None:
@@ -187,9 +209,16 @@ class _Check(cst.CSTVisitor):
             self.attrs.append(node.attr.value)
             return False
         if isinstance(node, cst.Attribute):
+            if node.attr.value in WRITERS:
+                return self.refuse(node, f"{_code(node)}: {WRITERS[node.attr.value]}")
+            module = self.globals.get(node.value.value) if isinstance(node.value, cst.Name) else None
+            if getattr(module, "__name__", None) == "math" and node.attr.value not in MATH:
+                return self.refuse(node, f"{_code(node)}: math raises where numba returns nan or inf (numpy's functions do not raise)")
             node.value.visit(self)  # the attribute's name is not a variable
             return False
         if isinstance(node, cst.Arg) and node.keyword is not None:
+            if node.keyword.value == "out":
+                return self.refuse(node, f"out= ({_code(node)}): it writes into an array")
             node.value.visit(self)
             return False
         if isinstance(node, cst.Return):
@@ -237,6 +266,12 @@ class _Locals(cst.CSTVisitor):
 
     def __init__(self) -> None:
         self.names: set[str] = set()
+        self.numbers: set[str] = set()  # set to a literal number somewhere: numba types them as scalars
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        value = node.value.expression if isinstance(node.value, cst.UnaryOperation) else node.value
+        if isinstance(value, (cst.Integer, cst.Float)) or (isinstance(value, cst.Name) and value.value in ("True", "False")):
+            self.numbers.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
 
     def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
         self.bind(node.target)

@@ -4,15 +4,19 @@
 Inlining (libcst, source to source): ``inputs["x"]`` becomes the kernel parameter or the expression that
 produced the value; ``self.attr`` (a literal number, covered by the structure hash) its value; the
 forward's local names are prefixed with the step's name; ``return {"k": e}`` becomes an assignment, and
-the kernel returns the tuple of the values the rest of the plan reads. An output used once by a forward
-that is a single ``return`` is substituted into its use, so element-wise chains are one array
-expression, which numba compiles to one loop without a temporary per step. The text is deterministic:
-it depends only on the forwards' source, the attribute values and the segment.
+the kernel returns the tuple of the values the rest of the plan reads. An output used once is
+substituted into its use when its forward is a single ``return`` (or ends in a top-level ``return`` and
+the next step reads it), so element-wise chains are one array expression, which numba compiles to one
+loop without a temporary per step. numpy functions are called through ``runtime.kernels.numpy_function``
+(numpy's own bits); a transcendental ufunc of an arithmetic result is computed in place, and a
+statement needing both ``mean`` and ``std`` of a name computes the mean once (``_ShareMean``). The text
+is deterministic: it depends only on the forwards' source, the attribute values and the segment.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +70,9 @@ TRANSCENDENTAL = frozenset({
     "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "cbrt",
 })
 REDUCTIONS = frozenset({"sum", "mean", "std"})
+# arithmetic on an array makes a new array, nothing else holds: ``numpy.tanh`` of it may be computed over
+# it (``numpy_tanh_in_place``; as Python, and for anything but a float array, ``numpy.tanh``)
+FRESH = (cst.BinaryOperation, cst.UnaryOperation)
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,8 @@ class _Inline(cst.CSTTransformer):
             return updated
         name = func.attr.value
         if isinstance(func.value, cst.Name) and func.value.value == "numpy":  # numpy.tanh(x), numpy.mean(x)
+            if name in TRANSCENDENTAL and len(args) == 1 and isinstance(args[0].value, FRESH):
+                return updated.with_changes(func=cst.Name(self.functions[name + "_in_place"]))
             if name in TRANSCENDENTAL | REDUCTIONS and len(args) == 1:
                 return updated.with_changes(func=cst.Name(self.functions[name]))
         elif name in REDUCTIONS and not args:  # x.mean()
@@ -156,6 +165,66 @@ class _Inline(cst.CSTTransformer):
             target = self.outs[ast.literal_eval(element.key.value)]
             lines.append(cst.parse_statement(f"{target} = {cst.Module([]).code_for_node(element.value)}"))
         return cst.FlattenSentinel(lines)
+
+
+class _ShareMean(cst.CSTTransformer):
+    """``v = (x - numpy_mean(x)) / numpy_std(x)`` -> ``x_mean = numpy_mean(x)`` and
+    ``v = (x - x_mean) / numpy_std_about(x, x_mean)``: numpy's ``std`` computes the mean as ``mean``
+    does (the same bits), so a statement that needs both passes over ``x`` once less. Only where the
+    mean is the statement's first call and nothing in it is conditional (``a if c else b``, ``and``,
+    chained comparisons), so the calls run in the order they did: as Python, ``numpy_std_about(x, m)``
+    is ``numpy.std(x)``."""
+
+    def __init__(self, builder: KernelBuilder):
+        self.builder = builder
+        self.mean, self.std = builder.functions.get("mean"), builder.functions.get("std")
+
+    def leave_SimpleStatementLine(self, original: Any, updated: cst.SimpleStatementLine) -> Any:
+        assign = updated.body[0] if len(updated.body) == 1 else None
+        if not isinstance(assign, cst.Assign) or self.mean is None or self.std is None:
+            return updated
+        calls: list[cst.Call] = []
+        conditional: list[cst.CSTNode] = []
+
+        class Calls(cst.CSTVisitor):
+            def leave_Call(self, node: cst.Call) -> None:  # the order in which they run
+                calls.append(node)
+
+            def visit_IfExp(self, node: cst.IfExp) -> None:
+                conditional.append(node)
+
+            def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
+                conditional.append(node)
+
+            def visit_Comparison(self, node: cst.Comparison) -> None:
+                if len(node.comparisons) > 1:
+                    conditional.append(node)
+
+        assign.value.visit(Calls())
+        first = calls[0] if calls and not conditional else None
+        array = self.argument(first, self.mean)
+        stds = [c for c in calls if self.argument(c, self.std) == array] if array else []
+        if not stds:
+            return updated
+        mean = self.builder.fresh(f"{array}_mean")
+        about = self.builder.functions["std_about"]
+        swap = {id(first): cst.Name(mean)}
+        swap.update((id(c), cst.parse_expression(f"{about}({array}, {mean})")) for c in stds)
+
+        class Swap(cst.CSTTransformer):
+            def leave_Call(self, original: cst.Call, new: cst.Call) -> cst.BaseExpression:
+                return swap.get(id(original), new)
+
+        hoisted = cst.parse_statement(f"{mean} = {self.mean}({array})").with_changes(leading_lines=updated.leading_lines)
+        return cst.FlattenSentinel([hoisted, updated.with_changes(body=[assign.visit(Swap())], leading_lines=[])])
+
+    @staticmethod
+    def argument(call: Any, function: str) -> str | None:
+        """``x`` when ``call`` is ``function(x)`` of a plain name."""
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value == function:
+            if len(call.args) == 1 and isinstance(call.args[0].value, cst.Name) and not call.args[0].keyword:
+                return call.args[0].value.value
+        return None
 
 
 class _NumpyFunctions(dict):
@@ -209,16 +278,17 @@ class KernelBuilder:
         return name
 
     # ------------------------------------------------------------------ values between steps
-    def sources(self, operand: Any, counts: dict) -> None:
-        """Count the uses of step outputs in a value."""
+    def sources(self, operand: Any, counts: dict, readers: dict, reader: str) -> None:
+        """Count the uses of step outputs in a value that ``reader`` reads."""
         node = self.nodes.get(operand.name) if isinstance(operand, Ref) else None
         if isinstance(node, Glue):
             if node.op == "getitem" and node.operands[0] != Ref("inputs"):
                 pair = (node.operands[0].name, node.operands[1].value)
                 counts[pair] = counts.get(pair, 0) + 1
+                readers[pair] = reader
             else:
                 for inner in node.operands:
-                    self.sources(inner, counts)
+                    self.sources(inner, counts, readers, reader)
 
     def text(self, operand: Any, outs: dict) -> str:
         if isinstance(operand, InputKey):
@@ -241,13 +311,14 @@ class KernelBuilder:
     # ------------------------------------------------------------------ the text
     def finish(self, exported: list[tuple[str, str]]) -> Built:
         counts: dict[tuple[str, str], int] = {pair: 1 for pair in exported}
+        readers: dict[tuple[str, str], str] = {}  # a step output -> the (last) step that reads it
         for m in self.members:
             for key in m.forward.reads:
-                self.sources(m.reads[key], counts)
+                self.sources(m.reads[key], counts, readers, m.name)
         outs: dict[tuple[str, str], str] = {}
         body: list[str] = []
         modules: set[str] = set()
-        for m in self.members:
+        for i, m in enumerate(self.members):
             f = m.forward
             modules.update(f.modules.values())
             body.append(f"# {m.name}: {f.label}   called at {m.where}")
@@ -265,12 +336,16 @@ class KernelBuilder:
             for key in f.outputs:
                 targets[key] = self.fresh(f"{m.name}_out_{key}")
             inline = _Inline(rename, f.modules, inputs, m.op, targets, self.functions)
-            if f.simple:
-                ret = f.body.body.body[0].body[0]
-                for element in ret.value.elements:
+            statements, after = f.body.body.body, self.members[i + 1].name if i + 1 < len(self.members) else None
+            tail = statements[-1]
+            if isinstance(tail, cst.SimpleStatementLine) and len(tail.body) == 1 and isinstance(tail.body[0], cst.Return):
+                if len(statements) > 1:
+                    body += cst.Module(body=[s.visit(inline) for s in statements[:-1]]).code.rstrip("\n").splitlines()
+                for element in tail.body[0].value.elements:
                     key = ast.literal_eval(element.key.value)
                     text = cst.Module([]).code_for_node(element.value.visit(inline))
-                    if counts.get((m.name, key), 0) == 1 and (m.name, key) not in exported:
+                    single = counts.get((m.name, key), 0) == 1 and (m.name, key) not in exported
+                    if single and (f.simple or readers.get((m.name, key)) == after):
                         outs[(m.name, key)] = text
                         self.taken.discard(targets[key])
                     elif counts.get((m.name, key), 0):
@@ -286,4 +361,6 @@ class KernelBuilder:
         head = f"def {self.function}({', '.join(params)}):"
         signature = "(" + ", ".join(numba_type(self.leaves[k]) for k in self.params) + ("," if len(params) == 1 else "") + ")"
         text = "\n".join([head, *("    " + line if line else "" for line in body)])
-        return Built(text, signature, tuple(sorted(modules)), tuple(sorted(self.functions.used.items())))
+        text = cst.parse_module(text).visit(_ShareMean(self)).code
+        used = {glob: name for glob, name in self.functions.used.items() if re.search(rf"\b{re.escape(glob)}\(", text)}
+        return Built(text, signature, tuple(sorted(modules)), tuple(sorted(used.items())))

@@ -149,7 +149,29 @@ class _Fusion:
         groups: dict[str, list[str]] = {}
         for name in parent:
             groups.setdefault(find(name), []).append(name)
-        return sorted(groups.values(), key=lambda g: list(parent).index(g[0]))
+        kept = []
+        for group in sorted(groups.values(), key=lambda g: list(parent).index(g[0])):
+            if any(self.takes_array(member) for member in group):
+                kept.append(group)
+            else:
+                why = "no numpy array goes in: scalar work stays Python (numba would only add its compile time)"
+                self.left_out += [(m, str(self.nodes[m].loc), why) for m in group]
+        return kept
+
+    def takes_array(self, step: str) -> bool:
+        """Whether a numpy array of the inputs goes into ``step`` (its own reads, not other steps')."""
+
+        def arrays(operand: Any) -> bool:
+            if isinstance(operand, InputKey):
+                return isinstance(self.leaves.get(operand.key), tuple)
+            node = self.nodes.get(operand.name) if isinstance(operand, Ref) else None
+            if not isinstance(node, Glue):
+                return False
+            if node.op == "getitem":
+                return node.operands[0] == Ref("inputs") and isinstance(self.leaves.get(node.operands[1].value), tuple)
+            return any(arrays(inner) for inner in node.operands)
+
+        return any(arrays(self.reads[step][key]) for key in self.forwards[step].reads)
 
     def sources(self, operand: Any) -> list[str]:
         """The numeric steps a kernel value reads."""
@@ -204,13 +226,11 @@ class _Fusion:
         done = []
         for members in groups:
             nodes, name = self.fuse_one(nodes, members, taken)
-            if name:
-                done.append((name, tuple(members)))
+            done.append((name, tuple(members)))
         return Graph(tuple(_live(nodes))), Report(tuple(done), tuple(self.left_out))
 
     def fuse_one(self, nodes: list, members: list[str], taken: set[str]) -> tuple[list, str]:
-        """``nodes`` with ``members`` replaced by one ``Kernel`` step, and that step's name; a group no
-        numpy array goes into stays as it is (name "")."""
+        """``nodes`` with ``members`` replaced by one ``Kernel`` step, and that step's name."""
         name = _fresh(f"segment_{members[0]}", taken)
         picked, whole = self.exports(set(members))
         builder = KernelBuilder(_fresh(f"kernel_{members[0]}", taken), self.leaves, self.nodes)
@@ -220,10 +240,6 @@ class _Fusion:
             builder.add(member, self.forwards[member], self.reads[member], str(node.loc), op)
         exported = [pair for pair in sorted(picked, key=lambda p: (members.index(p[0]), p))]
         kernel = builder.finish(exported)
-        if not any(isinstance(self.leaves.get(key), tuple) for key in builder.params):
-            why = "no numpy array goes in: scalar work stays Python (numba would only add its compile time)"
-            self.left_out += [(m, str(self.nodes[m].loc), why) for m in members]
-            return nodes, ""
         params = []
         for key in builder.params:
             glue = _fresh(f"{name}_{_word(key)}", taken)
