@@ -32,7 +32,6 @@ REJECTED = [p for p in corpus_static.PROGRAMS if p.breaks is not None]
 # Issue 3, item 3: the breaks the static capture must report, each shown by a program here.
 REQUIRED_BREAKS = {
     "while_runtime": "runtime-loop",
-    "try_finally": "unsupported-bytecode",
     "with_block": "unsupported-bytecode",
     "yield_inside": "unsupported-bytecode",
     "global_write": "unsupported-bytecode",
