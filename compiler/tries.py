@@ -275,8 +275,7 @@ def enter(t: Any, frame: Any, table: TryTable) -> Val | None:
             returning and not stmt.finalbody and ins[_follow(ins, exit_pc)].op != "RETURN_VALUE"):
         raise GraphBreak(CODE, "a try body left other than at its end", loc)
     returned = frame.stack.pop() if returning else None
-    if body and all(isinstance(n, Glue) for n in walk(body)) and not returning:  # no step: run as written
-        body = _as_written(t, frame, stmt, locals0, loc)
+    as_written = bool(body) and all(isinstance(n, Glue) for n in walk(body)) and not returning  # no step
     after_body = dict(frame.locals)
     assigned = _changed(locals0, after_body)
 
@@ -355,6 +354,9 @@ def enter(t: Any, frame: Any, table: TryTable) -> Val | None:
         pc = next_pc
 
     frame.stack = list(stack0)
+    if as_written:  # once nothing else can break (names are given the same way on every version)
+        body = _as_written(t, frame, stmt, locals0, loc)
+        after_body = dict(frame.locals)
     frame.locals = dict(after_body)
     if returning:
         return _returns(t, frame, start, stmt, (body, exit_pc, locals0, assigned), handlers, types_nodes, returned, loc)
@@ -444,15 +446,19 @@ def _as_written(t: Any, frame: Any, stmt: ast.Try, locals0: dict, loc: Any) -> t
     it raises is raised at the user's line. The variables it assigns are read from its result."""
     part = segments.block(stmt.body)
     code = frame.code
-    params = tuple(n for n in part.reads if n in locals0)
+    held = {n: c.val for n, c in frame.cells.items() if c.val is not None}  # closure variables (3.11)
+    held.update(locals0)
+    params = tuple(n for n in part.reads if n in held)
     writes = tuple(n for n in part.writes if n in code.co_varnames)
+    if any(n in frame.cells for n in part.writes):
+        raise GraphBreak(CODE, "a try statement assigning a closure variable", loc)
     name = t.builder.fresh("segment")
     text = segments.function_text(code.co_filename, name, params, (part,), writes) if part.ok and not part.returns else None
     if text is None:
         raise GraphBreak(CODE, "a try body the capture cannot run as written", loc)
     nodes = t.builder.nodes
     start = len(nodes)
-    args = tuple(t.operand(locals0[n]) for n in params)
+    args = tuple(t.operand(held[n]) for n in params)
     module = frame.globals.get("__name__", "__main__")
     nodes.append(Call(name, Const(None), args, (), _loc_of(loc, code, part.first), (), Source(module, part.first - 1, text)))
     frame.locals = dict(locals0)

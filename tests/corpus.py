@@ -387,7 +387,7 @@ class BranchOnOutput(Operator):
 
 
 class TryExcept(Operator):
-    """try/except in forward: the try statement runs natively ('unsupported-bytecode')."""
+    """try/except: natively under the trace ('unsupported-bytecode'), a try region when static."""
 
     def __init__(self):
         self.echo = Echo("te")
@@ -413,8 +413,8 @@ class GlobalTry(Operator):
     def forward(self, *, inputs):
         global SEEN
         r = self.echo(inputs=inputs)
-        try:
-            SEEN = SEEN[-3:] + [r["answer"]]  # graph break
+        try:  # graph break
+            SEEN = SEEN[-3:] + [r["answer"]]
         except TypeError:
             SEEN = []
         return {"answer": r["answer"]}

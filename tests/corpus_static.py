@@ -336,13 +336,13 @@ class WhileRuntime(Operator):
 
 
 class TryFinally(Operator):
-    """try/finally: 'unsupported-bytecode'."""
+    """try/finally: a try region (issue 13)."""
 
     def __init__(self):
         self.echo = Echo("tf")
 
     def forward(self, *, inputs):
-        try:  # graph break
+        try:
             r = self.echo(query=inputs["query"])
         finally:
             pass
@@ -608,7 +608,7 @@ PROGRAMS: tuple[Program, ...] = (
     Program("early_return", EarlyReturn, Q),
     Program("branch_in_map", BranchInMap, DOCS),
     Program("while_runtime", WhileRuntime, ({"x": 1}, {"x": 20}, {"x": 5})),
-    Program("try_finally", TryFinally, Q, breaks="unsupported-bytecode"),
+    Program("try_finally", TryFinally, Q),
     Program("with_block", WithBlock, Q),
     Program("yield_inside", YieldInside, Q, breaks="unsupported-bytecode"),
     Program("global_write", GlobalWrite, Q, breaks="unsupported-bytecode"),

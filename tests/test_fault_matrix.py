@@ -128,17 +128,18 @@ class Inner(Operator):
 
 
 class Wrap(Operator):
-    """Its forward holds a construct the capture does not inline (a ``try``), so a call of it is one
-    step, and the jitted operator it calls runs its own plan: a nested plan."""
+    """Its forward holds a construct the capture does not inline (a ``try`` that returns on one path
+    only), so a call of it is one step, and the jitted operator it calls runs its own plan: a nested plan."""
 
     def __init__(self, inner):
         self.inner = inner
 
     def forward(self, *, inputs):
         try:
-            return self.inner(inputs=inputs)
-        finally:
-            pass
+            out = self.inner(inputs=inputs)
+        except KeyError:
+            return {"v": 0}
+        return out
 
 
 @jit

@@ -22,9 +22,7 @@ pytestmark = pytest.mark.usefixtures("fresh_plans")
 SCHEDULERS = ("sequential", "topological", "wave", "parallel")
 # The statements the static capture runs as written (one opaque step each), and the programs it cannot
 # compile at all (auto then traces them).
-STATIC_OPAQUE = {
-    "try_except": "unsupported-bytecode",
-}
+STATIC_OPAQUE: dict[str, str] = {}
 STATIC_BREAKS = {"global_try": "unsupported-bytecode"}
 STATIC = [p for p in corpus.PROGRAMS if p.name not in STATIC_BREAKS]
 

@@ -282,6 +282,6 @@ class ValidateOnce(Operator):
         return {"text": out["text"], "first_try": valid}
 
 
-@program("try_validate_once", "dspy", [{"question": "ramble on"}, {"question": "short"}])
+@program("try_validate_once", "dspy", [{"question": "ramble on"}, {"question": "short"}, {"question": ""}])
 def validate_once():
     return ValidateOnce()
